@@ -1,0 +1,162 @@
+"""``ctune``: run, plan and report Cluster & Tune experiments.
+
+Every error is one line on stderr and a non-zero exit (2 for bad input, 1 for failed steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from controller.backends.local import Event, LocalBackend
+from controller.datasets import prepare_all, resolve_data_dir, stage
+from controller.modelcheck import ModelError, check_model
+from controller.plan import Plan, build_plan
+from controller.report import build_report, write_report
+from controller.spec import ExperimentSpec, SpecError, load_spec, spec_to_dict
+from jobs.data import DataError
+from jobs.step import is_done
+from jobs.storage import Store, StoreError, open_store
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+@dataclass(frozen=True)
+class Session:
+    spec: ExperimentSpec
+    store: Store
+    plan: Plan
+    prepared: dict
+
+
+def store_uri(spec: ExperimentSpec, override: str | None) -> str:
+    return override or spec.store or os.environ.get("CTUNE_STORE") or "store"
+
+
+def open_session(args) -> Session:
+    spec = load_spec(args.spec)
+    prepared = prepare_all(spec, resolve_data_dir(spec, args.data_dir), args.spec)
+    store = open_store(store_uri(spec, args.store))
+    store.check()
+    plan = build_plan(spec, {name: p.prefix for name, p in prepared.items()})
+    return Session(spec, store, plan, prepared)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """One line per finished step, with a running count."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.finished = 0
+        self.t0 = time.time()
+
+    def __call__(self, e: Event) -> None:
+        if e.kind == "start":
+            _say(f"  ... {e.step.kind:<10} {e.step.label}")
+            return
+        self.finished += 1
+        mark = {"done": "ok", "failed": "FAILED", "blocked": "blocked"}[e.kind]
+        elapsed = time.time() - self.t0
+        _say(f"[{self.finished}/{self.total}] {mark:<7} {e.step.kind:<10} {e.step.label} "
+             f"({e.seconds:.0f}s; {elapsed / 60:.1f} min elapsed)")
+        if e.kind == "failed":
+            for line in e.detail.splitlines():
+                _say(f"    | {line}")
+
+
+def cmd_plan(args) -> int:
+    s = open_session(args)
+    done = 0
+    for sid, step in s.plan.steps.items():
+        finished = is_done(s.store, step.prefix)
+        done += finished
+        print(f"{'done' if finished else 'todo':<5} {step.kind:<10} {sid}  {step.label}")
+    print(f"{len(s.plan.steps)} steps: {done} done, {len(s.plan.steps) - done} to run "
+          f"({len(s.plan.cells)} fine-tune cells); store {s.store.root}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    s = open_session(args)
+    check_model(s.spec.model)
+    for p in s.prepared.values():
+        if stage(s.store, p):
+            _say(f"staged {p.name}: {len(p.train)} train / {len(p.test)} test texts -> {p.prefix}")
+    base = f"experiments/{s.spec.name}"
+    s.store.write_bytes(f"{base}/spec.yaml", yaml.safe_dump(spec_to_dict(s.spec), sort_keys=False).encode())
+    s.store.write_bytes(f"{base}/plan.json", s.plan.to_json().encode())
+    todo = [sid for sid, st in s.plan.steps.items() if not is_done(s.store, st.prefix)]
+    if not todo:
+        _say(f"nothing to run: all {len(s.plan.steps)} steps of {s.spec.name} are done")
+        result_ok = True
+    else:
+        _say(f"running {len(todo)} of {len(s.plan.steps)} steps ({len(s.plan.steps) - len(todo)} already done) "
+             f"with {args.jobs} at once; store {s.store.root}")
+        result = LocalBackend(s.store, jobs=args.jobs).run(s.plan, Progress(len(todo)))
+        result_ok = result.ok
+        if not result.ok:
+            _say(f"{len(result.failed)} step(s) failed, {len(result.blocked)} not run because of them")
+    report = build_report(s.store, s.spec, s.plan)
+    prefix = write_report(s.store, s.spec, report)
+    print(report.summary)
+    _say(f"report: {s.store.root}/{prefix}/results.csv, summary.md")
+    return 0 if result_ok else EXIT_FAILED
+
+
+def cmd_report(args) -> int:
+    s = open_session(args)
+    report = build_report(s.store, s.spec, s.plan)
+    prefix = write_report(s.store, s.spec, report)
+    print(report.summary)
+    _say(f"report: {s.store.root}/{prefix}/results.csv, summary.md")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctune", description="Cluster & Tune experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn, text in (
+        ("run", cmd_run, "run every step of the spec that is not done, then report"),
+        ("plan", cmd_plan, "show the steps of the spec and which are done"),
+        ("report", cmd_report, "aggregate the done cells into results.csv and summary.md"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("spec", help="experiment spec (YAML)")
+        p.add_argument("--store", help="store root: a folder or s3://bucket/prefix (default: spec, $CTUNE_STORE, ./store)")
+        p.add_argument("--data-dir", help="folder of datasets (default: spec, $CTUNE_DATA_DIR, ../shared/data)")
+        if name == "run":
+            p.add_argument("--jobs", type=int, default=1, help="steps at once (default 1)")
+            p.add_argument("--backend", choices=["local"], default="local")
+        p.set_defaults(fn=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SpecError as exc:
+        for line in str(exc).splitlines():
+            _say(f"error: {line}")
+        return EXIT_BAD_INPUT
+    except (DataError, StoreError, ModelError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _say("interrupted: finished steps are kept; run again to continue")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

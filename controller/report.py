@@ -1,0 +1,114 @@
+"""Aggregate the done fine-tune cells into ``results.csv`` and ``summary.md``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+
+from controller.plan import Plan
+from controller.spec import ExperimentSpec
+from jobs.step import is_done, step_prefix
+from jobs.storage import Store
+
+COLUMNS = ("dataset", "setting", "budget", "repetition", "accuracy", "macro_f1",
+           "classes_in_sample", "optimizer_steps", "train_s", "eval_s", "step")
+
+
+@dataclass(frozen=True)
+class Report:
+    rows: tuple[dict, ...]
+    missing: int
+    nmi: dict[str, float | None]
+    csv: str
+    summary: str
+
+
+def report_prefix(spec: ExperimentSpec) -> str:
+    return f"experiments/{spec.name}/report"
+
+
+def mean_sem(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def collect(store: Store, plan: Plan) -> tuple[list[dict], int]:
+    rows, missing = [], 0
+    for cell in plan.cells:
+        prefix = step_prefix("finetune", cell.step)
+        if not is_done(store, prefix):
+            missing += 1
+            continue
+        m = json.loads(store.read_bytes(f"{prefix}/metrics.json"))
+        rows.append({"dataset": cell.dataset, "setting": cell.setting, "budget": cell.budget,
+                     "repetition": cell.repetition, "step": cell.step,
+                     **{k: m.get(k) for k in COLUMNS if k in m}})
+    return rows, missing
+
+
+def cluster_nmi(store: Store, plan: Plan) -> dict[str, float | None]:
+    nmi = {}
+    for dataset, sid in plan.clusterings.items():
+        prefix = step_prefix("cluster", sid)
+        if is_done(store, prefix):
+            nmi[dataset] = json.loads(store.read_bytes(f"{prefix}/clusters.json")).get("nmi_with_gold")
+    return nmi
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean, sem = mean_sem([100 * v for v in values])
+    return f"{mean:.1f} ± {sem:.1f} (n={len(values)})" if not math.isnan(sem) else f"{mean:.1f} (n=1)"
+
+
+def summarize(spec: ExperimentSpec, rows: list[dict], missing: int, nmi: dict[str, float | None]) -> str:
+    lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions", ""]
+    lines.append(f"Model `{spec.model}`; fine-tune: {spec.finetune.epochs:g} epochs, batch {spec.finetune.batch_size}, "
+                 f"lr {spec.finetune.lr:g}, max length {spec.finetune.max_length}.")
+    if missing:
+        lines.append(f"**Incomplete:** {missing} of {missing + len(rows)} cells are not done yet.")
+    lines.append("")
+    settings = list(spec.settings)
+    lines.append("| dataset | budget | " + " | ".join(settings) + " |")
+    lines.append("|---|---:|" + "---:|" * len(settings))
+    for d in spec.datasets:
+        for b in spec.budgets:
+            cells = []
+            for s in settings:
+                acc = [r["accuracy"] for r in rows if r["dataset"] == d.name and r["setting"] == s and r["budget"] == b]
+                cells.append(_fmt(acc))
+            lines.append(f"| {d.name} | {b} | " + " | ".join(cells) + " |")
+    if nmi:
+        lines += ["", "NMI of the clusters with the gold labels (train set): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in nmi.items() if v is not None)]
+    return "\n".join(lines) + "\n"
+
+
+def build_report(store: Store, spec: ExperimentSpec, plan: Plan) -> Report:
+    rows, missing = collect(store, plan)
+    nmi = cluster_nmi(store, plan)
+    return Report(tuple(rows), missing, nmi, to_csv(rows), summarize(spec, rows, missing, nmi))
+
+
+def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
+    prefix = report_prefix(spec)
+    store.write_bytes(f"{prefix}/results.csv", report.csv.encode())
+    store.write_bytes(f"{prefix}/summary.md", report.summary.encode())
+    return prefix

@@ -1,0 +1,1 @@
+"""cluster-tune jobs: the steps of Cluster & Tune.  Never imports ``controller``."""

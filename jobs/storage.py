@@ -1,0 +1,226 @@
+"""One storage interface over a root URI: a local folder or ``s3://bucket/prefix``.
+
+Every write is atomic per object (a temporary name renamed into place locally; a
+single PUT on S3), so a reader never sees half a file.  Whole results are committed
+by the step contract (see ``jobs.step``): a ``_SUCCESS`` record written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator, Protocol
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or refused an operation."""
+
+
+class Store(Protocol):
+    root: str
+
+    def read_bytes(self, key: str) -> bytes: ...
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def upload_file(self, local: Path, key: str) -> None: ...
+    def fetch_dir(self, prefix: str) -> Path: ...
+    def check(self) -> None: ...
+
+
+def _clean(key: str) -> str:
+    key = key.strip("/")
+    if not key or any(part in ("", ".", "..") for part in key.split("/")):
+        raise StoreError(f"invalid store key {key!r}")
+    return key
+
+
+def cache_dir() -> Path:
+    """Where remote folders are downloaded; ``CTUNE_CACHE`` overrides."""
+    base = os.environ.get("CTUNE_CACHE") or os.path.join(tempfile.gettempdir(), "ctune-cache")
+    return Path(base)
+
+
+class LocalStore:
+    """A folder on this machine."""
+
+    def __init__(self, root: str | Path):
+        self.path = Path(root).expanduser().resolve()
+        self.root = str(self.path)
+
+    def _p(self, key: str) -> Path:
+        return self.path / _clean(key)
+
+    def check(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store folder {self.root}: {exc.strerror}") from exc
+        if not os.access(self.path, os.W_OK):
+            raise StoreError(f"store folder {self.root} is not writable")
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._p(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"missing in store: {key}") from exc
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        target = self._p(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+
+    def upload_file(self, local: Path, key: str) -> None:
+        target = self._p(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, target)
+
+    def exists(self, key: str) -> bool:
+        return self._p(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._p(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.path))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._p(prefix), ignore_errors=True)
+
+    def fetch_dir(self, prefix: str) -> Path:
+        path = self._p(prefix)
+        if not path.is_dir():
+            raise StoreError(f"missing in store: {prefix}/")
+        return path
+
+
+class S3Store:
+    """``s3://bucket/prefix`` on any S3-compatible server.
+
+    Endpoint, credentials and region come from the standard AWS environment
+    (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_DEFAULT_REGION``), as boto3 reads them.
+    """
+
+    def __init__(self, uri: str):
+        rest = uri[len("s3://"):]
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise StoreError(f"invalid S3 URI {uri!r}: no bucket")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.root = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        import boto3
+        from botocore.config import Config
+
+        self._client = boto3.client(
+            "s3",
+            region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+        )
+
+    def _k(self, key: str) -> str:
+        key = _clean(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                raise StoreError(f"missing in store: {what}") from exc
+            raise StoreError(f"store {self.root} refused {what}: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot reach store {self.root}: {exc}") from exc
+
+    def check(self) -> None:
+        self._call(f"bucket {self.bucket}", self._client.head_bucket, Bucket=self.bucket)
+
+    def read_bytes(self, key: str) -> bytes:
+        obj = self._call(key, self._client.get_object, Bucket=self.bucket, Key=self._k(key))
+        return obj["Body"].read()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self._call(key, self._client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data)
+
+    def upload_file(self, local: Path, key: str) -> None:
+        self._call(key, self._client.upload_file, str(local), self.bucket, self._k(key))
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._k(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StoreError(f"store {self.root} refused {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot reach store {self.root}: {exc}") from exc
+
+    def _iter_keys(self, prefix: str) -> Iterator[str]:
+        full = self._k(prefix) + "/"
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = self._call(prefix, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full)))
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield obj["Key"][strip:]
+
+    def list(self, prefix: str) -> list[str]:
+        return sorted(self._iter_keys(prefix))
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = [self._k(k) for k in self._iter_keys(prefix)]
+        for i in range(0, len(keys), 1000):
+            batch = {"Objects": [{"Key": k} for k in keys[i:i + 1000]]}
+            self._call(prefix, self._client.delete_objects, Bucket=self.bucket, Delete=batch)
+
+    def fetch_dir(self, prefix: str) -> Path:
+        """Download a committed folder once into the local cache and return it."""
+        keys = self.list(prefix)
+        if not keys:
+            raise StoreError(f"missing in store: {prefix}/")
+        digest = hashlib.sha256(f"{self.root}/{prefix}".encode()).hexdigest()[:16]
+        local = cache_dir() / digest
+        done = local / ".complete"
+        if done.exists():
+            return local
+        staging = local.with_name(local.name + f".tmp-{uuid.uuid4().hex[:8]}")
+        base = _clean(prefix) + "/"
+        for key in keys:
+            dest = staging / key[len(base):]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._call(key, self._client.download_file, self.bucket, self._k(key), str(dest))
+        (staging / ".complete").write_text("ok")
+        try:
+            os.replace(staging, local)
+        except OSError:  # another process finished first
+            shutil.rmtree(staging, ignore_errors=True)
+        return local
+
+
+def open_store(uri: str | Path) -> Store:
+    uri = str(uri)
+    if uri.startswith("s3://"):
+        return S3Store(uri)
+    if "://" in uri and not uri.startswith("file://"):
+        raise StoreError(f"unsupported store URI {uri!r}: use a folder or s3://bucket/prefix")
+    return LocalStore(uri.removeprefix("file://"))
