@@ -57,10 +57,10 @@ def run(ctx: StepContext) -> dict:
     args = models.TrainArgs.from_params(dict(params))
     source = starting_model(ctx)
     tokenizer = models.load_tokenizer(source)
-    model = models.load_classifier(source, len(names))
+    seed = int(params.get("seed", 0)) + repetition
+    model = models.load_classifier(source, len(names), seed)
     t0 = time.time()
-    stats = models.train_classifier(model, tokenizer, texts, labels, args,
-                                    seed=int(params.get("seed", 0)) + repetition)
+    stats = models.train_classifier(model, tokenizer, texts, labels, args, seed=seed)
     t1 = time.time()
     logits = models.predict_logits(model, tokenizer, list(test.texts), args.max_length)
     t2 = time.time()

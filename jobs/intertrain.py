@@ -33,7 +33,8 @@ def run(ctx: StepContext) -> dict:
     args = models.TrainArgs.from_params(dict(params), epochs=1, group_by_length=True)
     source = starting_model(ctx)
     tokenizer = models.load_tokenizer(source)
-    model = models.load_classifier(source, n_clusters)
+    seed = int(params.get("seed", 0))
+    model = models.load_classifier(source, n_clusters, seed)
     t0 = time.time()
     last = [0.0]
 
@@ -43,7 +44,7 @@ def run(ctx: StepContext) -> dict:
             log.info("inter-training step %d, loss %.3f", step, loss)
 
     stats = models.train_classifier(model, tokenizer, list(train.texts), assignments, args,
-                                    seed=int(params.get("seed", 0)), progress=progress)
+                                    seed=seed, progress=progress)
     t1 = time.time()
     folder = ctx.scratch / "model"
     models.save_encoder(model, tokenizer, folder)

@@ -88,12 +88,13 @@ def load_tokenizer(name: str):
     return _load(AutoTokenizer.from_pretrained, name)
 
 
-def load_classifier(name: str, num_labels: int):
-    """An encoder with a fresh classification head of ``num_labels`` outputs."""
+def load_classifier(name: str, num_labels: int, seed: int):
+    """An encoder with a fresh classification head of ``num_labels`` outputs, seeded."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected
+    seed_everything(seed)
     return _load(AutoModelForSequenceClassification.from_pretrained, name, num_labels=num_labels)
 
 

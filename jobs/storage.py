@@ -150,7 +150,12 @@ class S3Store:
             raise StoreError(f"cannot reach store {self.root}: {exc}") from exc
 
     def check(self) -> None:
-        self._call(f"bucket {self.bucket}", self._client.head_bucket, Bucket=self.bucket)
+        try:
+            self._call(f"bucket {self.bucket}", self._client.head_bucket, Bucket=self.bucket)
+        except StoreError as exc:
+            if str(exc).startswith("missing"):
+                raise StoreError(f"store {self.root}: bucket {self.bucket} does not exist") from None
+            raise
 
     def read_bytes(self, key: str) -> bytes:
         obj = self._call(key, self._client.get_object, Bucket=self.bucket, Key=self._k(key))

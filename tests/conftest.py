@@ -1,0 +1,111 @@
+"""Shared fixtures: a tiny random BERT, slices of the real data, an S3 server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jobs.data import default_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer random BERT with MiniLM's real tokenizer, saved as a local folder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from jobs.models import resolve_model
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def shared_data() -> Path:
+    found = default_data_dir()
+    if found is None or not (found / "ag_news").is_dir():
+        pytest.fail("the shared datasets (../shared/data) are needed by the tests; set CTUNE_DATA_DIR")
+    return found
+
+
+def write_slice(src: Path, dst: Path, n: int) -> None:
+    lines = src.read_text(encoding="utf-8").splitlines()[:n]
+    dst.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    """A data dir with a small slice of the real ag_news: 240 train, 60 test texts."""
+    root = tmp_path / "data"
+    (root / "ag_news").mkdir(parents=True)
+    src = shared_data() / "ag_news"
+    write_slice(src / "train.jsonl", root / "ag_news" / "train.jsonl", 240)
+    write_slice(src / "test.jsonl", root / "ag_news" / "test.jsonl", 60)
+    return root
+
+
+@pytest.fixture
+def write_spec(tmp_path, data_dir, tiny_model):
+    """Write a tiny spec (tiny model, few clusters, short training) with overrides."""
+
+    def write(**overrides) -> Path:
+        spec = {
+            "name": "tiny",
+            "datasets": ["ag_news"],
+            "model": tiny_model,
+            "settings": ["bert", "clust"],
+            "budgets": [16],
+            "repetitions": 2,
+            "clustering": {"n_clusters": 4, "n_init": 2, "max_iter": 5},
+            "intertrain": {"batch_size": 32, "max_length": 32},
+            "finetune": {"epochs": 2, "batch_size": 8, "max_length": 32},
+            "data_dir": str(data_dir),
+            "store": str(tmp_path / "store"),
+        }
+        spec.update(overrides)
+        path = tmp_path / "spec.yaml"
+        path.write_text(json.dumps(spec))  # JSON is YAML
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on a free loopback port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """AWS environment pointing at the moto server, with a fresh bucket; yields its name."""
+    import uuid
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"b-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("CTUNE_CACHE", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"ctune-cache-{bucket}"))
+    yield bucket
+    shutil.rmtree(os.environ["CTUNE_CACHE"], ignore_errors=True)

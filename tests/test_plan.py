@@ -1,0 +1,77 @@
+"""Planning: one clustering per dataset, one inter-training per (dataset, setting),
+fine-tunes per cell, ids that change exactly when an input changes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from controller.plan import build_plan
+from controller.spec import parse_spec
+
+PREFIXES = {"ag_news": "datasets/ag_news-aaaa", "dbpedia": "datasets/dbpedia-bbbb"}
+
+
+def spec(**overrides):
+    return parse_spec({"name": "p", "datasets": ["ag_news", "dbpedia"], "budgets": [64, 128],
+                       "repetitions": 3, **overrides})
+
+
+def kinds(plan):
+    out = {}
+    for s in plan.steps.values():
+        out[s.kind] = out.get(s.kind, 0) + 1
+    return out
+
+
+def test_matrix_expands_to_shared_steps():
+    plan = build_plan(spec(), PREFIXES)
+    assert kinds(plan) == {"cluster": 2, "intertrain": 2, "finetune": 2 * 2 * 2 * 3}
+    assert len(plan.cells) == 24
+
+
+def test_dependencies_come_first():
+    plan = build_plan(spec(), PREFIXES)
+    seen = set()
+    for sid in plan.steps:
+        assert all(d in seen for d in plan.deps(sid))
+        seen.add(sid)
+
+
+def test_settings_share_the_sample_but_not_the_start():
+    plan = build_plan(spec(), PREFIXES)
+    cells = {(c.dataset, c.setting, c.budget, c.repetition): plan.steps[c.step] for c in plan.cells}
+    bert, clust = cells[("ag_news", "bert", 64, 1)], cells[("ag_news", "clust", 64, 1)]
+    sample_keys = ("budget", "repetition", "sample_seed")
+    assert {k: bert.params[k] for k in sample_keys} == {k: clust.params[k] for k in sample_keys}
+    assert "encoder" not in bert.inputs and clust.inputs["encoder"].startswith("steps/intertrain/")
+
+
+def test_ids_are_stable_and_change_with_inputs():
+    a = build_plan(spec(), PREFIXES)
+    assert list(a.steps) == list(build_plan(spec(), PREFIXES).steps)
+    # new data changes every step of that dataset, none of the other
+    b = build_plan(spec(), {**PREFIXES, "dbpedia": "datasets/dbpedia-cccc"})
+    changed = {s.label.split()[0] for sid, s in a.steps.items() if sid not in b.steps}
+    assert changed == {"dbpedia"}
+    # a fine-tune argument changes the fine-tunes only
+    c = build_plan(spec(finetune={"lr": 5e-5}), PREFIXES)
+    assert {s.kind for sid, s in a.steps.items() if sid not in c.steps} == {"finetune"}
+    # a clustering argument changes clustering, inter-training and the clust fine-tunes
+    d = build_plan(spec(clustering={"n_clusters": 20}), PREFIXES)
+    stale = [s for sid, s in a.steps.items() if sid not in d.steps]
+    assert {s.kind for s in stale} == {"cluster", "intertrain", "finetune"}
+    assert all(" clust " in s.label or s.kind != "finetune" for s in stale)
+
+
+def test_bert_only_plans_no_clustering():
+    plan = build_plan(spec(settings=["bert"]), PREFIXES)
+    assert kinds(plan) == {"finetune": 12}
+
+
+def test_plan_json_lists_steps_and_cells():
+    import json
+
+    plan = build_plan(spec(), PREFIXES)
+    data = json.loads(plan.to_json())
+    assert len(data["steps"]) == len(plan.steps) and len(data["cells"]) == 24
+    assert dataclasses.asdict(plan.cells[0]).keys() == data["cells"][0].keys()
