@@ -1,8 +1,9 @@
 """Expand a spec into a DAG of steps keyed by the hash of their inputs.
 
-One clustering per dataset, one inter-training per (dataset, setting), and one fine-tune
-per (dataset, setting, budget, repetition); fine-tunes of the same (budget, repetition)
-use the same label sample whatever the setting.
+One clustering per dataset, one inter-training per (dataset, inter-training), one
+embedding per (dataset, encoder) that a probe reads, and one cell per (dataset, setting,
+budget, repetition); cells of the same (budget, repetition) use the same label sample
+whatever the setting.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from controller.settings import SETTINGS, Setting
 from controller.spec import ExperimentSpec
 from jobs.step import StepSpec
 
@@ -21,7 +23,8 @@ class Cell:
     budget: int
     repetition: int
     step: str
-    """Id of the fine-tune step that computes this cell."""
+    """Id of the step that computes this cell."""
+    kind: str = "finetune"
 
 
 @dataclass(frozen=True)
@@ -43,14 +46,11 @@ class Plan:
         }, indent=2)
 
 
-def _train_params(t) -> dict:
-    return dataclasses.asdict(t)
-
-
 def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
     steps: dict[str, StepSpec] = {}
     cells: list[Cell] = []
     clusterings: dict[str, str] = {}
+    settings = [SETTINGS[name] for name in spec.settings]
 
     def add(step: StepSpec) -> StepSpec:
         steps.setdefault(step.id, step)
@@ -58,30 +58,44 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
 
     for d in spec.datasets:
         data = dataset_prefixes[d.name]
-        starts: dict[str, dict[str, str]] = {"bert": {}}
-        if "clust" in spec.settings:
+        # where each start's encoder comes from: no input (the base model) or an inter-training
+        encoders: dict[str, dict[str, str]] = {"base": {}}
+        if any(s.start == "clust" for s in settings):
             clust = add(StepSpec("cluster", dataclasses.asdict(spec.clustering), {"dataset": data},
                                  label=f"{d.name}"))
             clusterings[d.name] = clust.id
             inter = add(StepSpec(
                 "intertrain",
-                {"setting": "clust", "model": spec.model, "seed": spec.seed, **_train_params(spec.intertrain)},
+                {"setting": "clust", "model": spec.model, "seed": spec.seed, **dataclasses.asdict(spec.intertrain)},
                 {"dataset": data, "clusters": clust.prefix},
                 label=f"{d.name} clust",
             ))
-            starts["clust"] = {"encoder": inter.prefix}
-        for setting in spec.settings:
+            encoders["clust"] = {"encoder": inter.prefix}
+        embeddings: dict[str, str] = {}
+        for start in sorted({s.start for s in settings if s.method == "probe"}):
+            embed = add(StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},
+                                 {"dataset": data, **encoders[start]}, label=f"{d.name} {start}"))
+            embeddings[start] = embed.prefix
+        for setting in settings:
             for budget in spec.budgets:
                 for rep in range(spec.repetitions):
-                    ft = add(StepSpec(
-                        "finetune",
-                        {"model": spec.model, "budget": budget, "repetition": rep, "sample_seed": spec.seed,
-                         "seed": spec.seed, **_train_params(spec.finetune)},
-                        {"dataset": data, **starts[setting]},
-                        label=f"{d.name} {setting} b{budget} r{rep}",
-                    ))
-                    cells.append(Cell(d.name, setting, budget, rep, ft.id))
+                    step = add(_cell_step(spec, setting, data, encoders, embeddings, budget, rep,
+                                          label=f"{d.name} {setting.name} b{budget} r{rep}"))
+                    cells.append(Cell(d.name, setting.name, budget, rep, step.id, step.kind))
     return Plan(_topological(steps), tuple(cells), clusterings)
+
+
+def _cell_step(spec: ExperimentSpec, setting: Setting, data: str, encoders: dict, embeddings: dict,
+               budget: int, rep: int, label: str) -> StepSpec:
+    sample = {"budget": budget, "repetition": rep, "sample_seed": spec.seed}
+    if setting.method == "finetune":
+        return StepSpec("finetune", {"model": spec.model, **sample, "seed": spec.seed,
+                                     **dataclasses.asdict(spec.finetune)},
+                        {"dataset": data, **encoders[setting.start]}, label=label)
+    inputs = {"dataset": data}
+    if setting.method == "probe":
+        inputs["embeddings"] = embeddings[setting.start]
+    return StepSpec("classic", {"method": setting.method, **sample}, inputs, label=label)
 
 
 def _topological(steps: dict[str, StepSpec]) -> dict[str, StepSpec]:

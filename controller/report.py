@@ -42,7 +42,7 @@ def mean_sem(values: list[float]) -> tuple[float, float]:
 def collect(store: Store, plan: Plan) -> tuple[list[dict], int]:
     rows, missing = [], 0
     for cell in plan.cells:
-        prefix = step_prefix("finetune", cell.step)
+        prefix = step_prefix(cell.kind, cell.step)
         if not is_done(store, prefix):
             missing += 1
             continue

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-SETTINGS = ("bert", "clust")
+from controller.settings import SETTINGS
+
 CLUSTERING_METHODS = ("sib",)
 
 
@@ -77,7 +78,7 @@ class ExperimentSpec:
     datasets: tuple[DatasetSpec, ...]
     model: str = "minilm"
     """``minilm`` (packaged, offline), a local folder, or a Hugging Face id."""
-    settings: tuple[str, ...] = SETTINGS
+    settings: tuple[str, ...] = ("bert", "clust")
     budgets: tuple[int, ...] = (64,)
     repetitions: int = 5
     seed: int = 0

@@ -14,7 +14,8 @@ from jobs.data import DataError
 from jobs.step import JobError, run_step
 from jobs.storage import StoreError
 
-KINDS = {"cluster": "jobs.cluster", "intertrain": "jobs.intertrain", "finetune": "jobs.finetune"}
+KINDS = {"cluster": "jobs.cluster", "intertrain": "jobs.intertrain", "finetune": "jobs.finetune",
+         "embed": "jobs.embed", "classic": "jobs.classic"}
 EXIT_BAD_INPUT = 2
 
 

@@ -152,8 +152,8 @@ def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[in
 
 
 @torch.inference_mode()
-def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
-    """Logits in the input order; texts are batched by length so little is padded."""
+def _by_length(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int, fn) -> np.ndarray:
+    """Apply ``fn(model, enc)`` to texts batched by length (little padding); rows in input order."""
     dev = device()
     model.to(dev).eval()
     lengths = _lengths(tokenizer, texts, max_length)
@@ -164,10 +164,31 @@ def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int, batc
         enc = tokenizer([texts[j] for j in idx], truncation=True, max_length=max_length,
                         padding=True, return_tensors="pt").to(dev)
         with autocast(dev):
-            logits = model(**enc).logits.float().cpu().numpy()
-        for j, row in zip(idx, logits):
+            rows = fn(model, enc).float().cpu().numpy()
+        for j, row in zip(idx, rows):
             out[j] = row
     return np.stack(out) if out else np.zeros((0, 0))
+
+
+def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    return _by_length(model, tokenizer, texts, max_length, batch_size, lambda m, enc: m(**enc).logits)
+
+
+def _mean_pool(model, enc):
+    hidden = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def embed_mean(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    """Mean-pooled last-layer embeddings (the encoder's own, no head)."""
+    return _by_length(model, tokenizer, texts, max_length, batch_size, _mean_pool)
+
+
+def load_encoder(name: str):
+    from transformers import AutoModel
+
+    return _load(AutoModel.from_pretrained, name)
 
 
 def save_encoder(model, tokenizer, folder: Path) -> None:

@@ -73,6 +73,9 @@ class StemmedBagOfWords:
         self.vocabulary_ = self.vectorizer_.get_feature_names_out()
         return counts.astype(np.float64).tocsr()
 
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return self.vectorizer_.transform(stem_texts(texts)).astype(np.float64).tocsr()
+
 
 def top_terms(counts: sp.csr_matrix, labels: np.ndarray, vocabulary: Sequence[str], n: int = 10) -> dict[int, list[str]]:
     """Per cluster, the stems most over-represented relative to the whole corpus."""

@@ -137,3 +137,21 @@ def test_failing_step_is_reported_and_blocks_its_dependents(write_spec, tmp_path
     store = tmp_path / "store"
     assert not list(store.glob("steps/finetune/*/_SUCCESS"))
     assert list(store.glob("steps/cluster/*/_SUCCESS"))  # independent steps still complete
+
+
+def test_baselines_run_on_the_same_samples(write_spec, tmp_path):
+    spec = write_spec(settings=["bert", "probe", "clust+probe", "nb", "svm"], repetitions=1)
+    result = ctune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    store = tmp_path / "store"
+    rows = read_results(store / "experiments/tiny/report/results.csv")
+    assert sorted(r["setting"] for r in rows) == ["bert", "clust+probe", "nb", "probe", "svm"]
+    samples = {json.dumps(json.loads(p.read_text())["indices"])
+               for p in store.glob("steps/*/*/sample.json")}
+    assert len(samples) == 1
+    embeddings = sorted(store.glob("steps/embed/*/train.npy"))
+    assert len(embeddings) == 2
+    import numpy as np
+
+    base, inter = (np.load(p) for p in embeddings)
+    assert base.shape == inter.shape == (240, 32) and not np.allclose(base, inter)

@@ -75,3 +75,22 @@ def test_plan_json_lists_steps_and_cells():
     data = json.loads(plan.to_json())
     assert len(data["steps"]) == len(plan.steps) and len(data["cells"]) == 24
     assert dataclasses.asdict(plan.cells[0]).keys() == data["cells"][0].keys()
+
+
+def test_probes_share_one_embedding_per_encoder_and_bow_needs_none():
+    plan = build_plan(spec(settings=["bert", "probe", "clust+probe", "nb", "svm"]), PREFIXES)
+    assert kinds(plan) == {"cluster": 2, "intertrain": 2, "embed": 4, "finetune": 12, "classic": 48}
+    by_setting = {}
+    for c in plan.cells:
+        by_setting.setdefault(c.setting, set()).add(c.kind)
+    assert by_setting == {"bert": {"finetune"}, "probe": {"classic"}, "clust+probe": {"classic"},
+                          "nb": {"classic"}, "svm": {"classic"}}
+    probe = next(plan.steps[c.step] for c in plan.cells if c.setting == "clust+probe")
+    embed = plan.steps[probe.inputs["embeddings"].rsplit("/", 1)[1]]
+    assert embed.inputs["encoder"].startswith("steps/intertrain/")
+    nb = next(plan.steps[c.step] for c in plan.cells if c.setting == "nb")
+    assert set(nb.inputs) == {"dataset"} and nb.params["method"] == "nb"
+
+
+def test_probe_only_needs_no_clustering():
+    assert kinds(build_plan(spec(settings=["probe"]), PREFIXES)) == {"embed": 2, "classic": 12}

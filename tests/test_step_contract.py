@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from jobs.finetune import evaluate, sample_indices
+from jobs.cells import evaluate, sample_indices
 from jobs.step import MARKER, STEP_FILE, JobError, StepSpec, is_done, run_step, split_step_uri
 from jobs.storage import open_store
 

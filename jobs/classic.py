@@ -1,0 +1,62 @@
+"""The ``classic`` step: cells that train no network.
+
+* ``probe``: logistic regression on frozen embeddings (from an ``embed`` step) of any
+  encoder, base or inter-trained: the strong baseline a fine-tune must beat;
+* ``nb`` and ``svm``: multinomial Naive Bayes and a linear SVM over the stemmed
+  bag-of-words (paper, Appendix B); the vocabulary comes from the unlabeled train texts.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from jobs.cells import load_cell_data, write_cell
+from jobs.embed import from_npy
+from jobs.step import JobError, StepContext
+from jobs.textfeatures import StemmedBagOfWords
+
+METHODS = ("probe", "nb", "svm")
+
+
+def _probe(ctx: StepContext, sample: np.ndarray, y: list[int]):
+    from sklearn.linear_model import LogisticRegression
+
+    prefix = ctx.input("embeddings")
+    train = from_npy(ctx.store.read_bytes(f"{prefix}/train.npy"))
+    test = from_npy(ctx.store.read_bytes(f"{prefix}/test.npy"))
+    clf = LogisticRegression(C=float(ctx.params.get("C", 1.0)), max_iter=2000)
+    clf.fit(train[sample], y)
+    return clf.predict(test)
+
+
+def _bow(ctx: StepContext, data, method: str):
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.svm import LinearSVC
+
+    bow = StemmedBagOfWords(max_features=int(ctx.params.get("max_features", 10000)))
+    train = bow.fit_transform(data.train.texts)
+    test = bow.transform(data.test.texts)
+    clf = MultinomialNB() if method == "nb" else LinearSVC(C=float(ctx.params.get("C", 1.0)))
+    clf.fit(train[data.sample], data.sample_labels)
+    return clf.predict(test)
+
+
+def run(ctx: StepContext) -> dict:
+    method = ctx.params.get("method")
+    if method not in METHODS:
+        raise JobError(f"unknown classic method {method!r} (known: {', '.join(METHODS)})")
+    data = load_cell_data(ctx)
+    t0 = time.time()
+    if len(set(data.sample_labels)) < 2:
+        # one class in the sample: every classifier predicts it
+        pred = np.full(len(data.test), data.sample_labels[0])
+    elif method == "probe":
+        pred = _probe(ctx, data.sample, data.sample_labels)
+    else:
+        pred = _bow(ctx, data, method)
+    timings = {"train_s": round(time.time() - t0, 3), "eval_s": 0.0}
+    ctx.extra["timings"] = timings
+    metrics = write_cell(ctx, data, [int(p) for p in pred], {"method": method, **timings})
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
