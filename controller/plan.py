@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from controller.settings import SETTINGS, Setting
-from controller.spec import ExperimentSpec
+from controller.spec import ExperimentSpec, protocol_args
 from jobs.step import StepSpec
 
 
@@ -25,6 +25,13 @@ class Cell:
     step: str
     """Id of the step that computes this cell."""
     kind: str = "finetune"
+    protocol: str = "paper"
+    """Fine-tuning protocol; ``-`` for cells that fine-tune nothing."""
+
+    @property
+    def column(self) -> str:
+        """How the report names this cell's setting."""
+        return self.setting if self.protocol in ("paper", "-") else f"{self.setting} ({self.protocol})"
 
 
 @dataclass(frozen=True)
@@ -76,21 +83,28 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
             embed = add(StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},
                                  {"dataset": data, **encoders[start]}, label=f"{d.name} {start}"))
             embeddings[start] = embed.prefix
-        for setting in settings:
+        for setting, protocol in _columns(spec, settings):
             for budget in spec.budgets:
                 for rep in range(spec.repetitions):
-                    step = add(_cell_step(spec, setting, data, encoders, embeddings, budget, rep,
-                                          label=f"{d.name} {setting.name} b{budget} r{rep}"))
-                    cells.append(Cell(d.name, setting.name, budget, rep, step.id, step.kind))
+                    suffix = "" if protocol in ("paper", "-") else f" {protocol}"
+                    step = add(_cell_step(spec, setting, protocol, data, encoders, embeddings, budget, rep,
+                                          label=f"{d.name} {setting.name}{suffix} b{budget} r{rep}"))
+                    cells.append(Cell(d.name, setting.name, budget, rep, step.id, step.kind, protocol))
     return Plan(_topological(steps), tuple(cells), clusterings)
 
 
-def _cell_step(spec: ExperimentSpec, setting: Setting, data: str, encoders: dict, embeddings: dict,
-               budget: int, rep: int, label: str) -> StepSpec:
+def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Setting, str]]:
+    """(setting, protocol) pairs: fine-tunes once per protocol, the rest once."""
+    fine = [(s, p) for p in spec.protocols for s in settings if s.method == "finetune"]
+    return fine + [(s, "-") for s in settings if s.method != "finetune"]
+
+
+def _cell_step(spec: ExperimentSpec, setting: Setting, protocol: str, data: str, encoders: dict,
+               embeddings: dict, budget: int, rep: int, label: str) -> StepSpec:
     sample = {"budget": budget, "repetition": rep, "sample_seed": spec.seed}
     if setting.method == "finetune":
         return StepSpec("finetune", {"model": spec.model, **sample, "seed": spec.seed,
-                                     **dataclasses.asdict(spec.finetune)},
+                                     **dataclasses.asdict(protocol_args(spec, protocol))},
                         {"dataset": data, **encoders[setting.start]}, label=label)
     inputs = {"dataset": data}
     if setting.method == "probe":

@@ -13,7 +13,7 @@ from controller.spec import ExperimentSpec
 from jobs.step import is_done, step_prefix
 from jobs.storage import Store
 
-COLUMNS = ("dataset", "setting", "budget", "repetition", "accuracy", "macro_f1",
+COLUMNS = ("dataset", "setting", "protocol", "budget", "repetition", "accuracy", "macro_f1",
            "classes_in_sample", "optimizer_steps", "train_s", "eval_s", "step")
 
 
@@ -47,9 +47,10 @@ def collect(store: Store, plan: Plan) -> tuple[list[dict], int]:
             missing += 1
             continue
         m = json.loads(store.read_bytes(f"{prefix}/metrics.json"))
-        rows.append({"dataset": cell.dataset, "setting": cell.setting, "budget": cell.budget,
-                     "repetition": cell.repetition, "step": cell.step,
-                     **{k: m.get(k) for k in COLUMNS if k in m}})
+        rows.append({**{k: m.get(k) for k in COLUMNS if k in m},
+                     "dataset": cell.dataset, "setting": cell.setting, "protocol": cell.protocol,
+                     "budget": cell.budget, "repetition": cell.repetition, "step": cell.step,
+                     "column": cell.column})
     return rows, missing
 
 
@@ -78,21 +79,24 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.1f} ± {sem:.1f} (n={len(values)})" if not math.isnan(sem) else f"{mean:.1f} (n=1)"
 
 
-def summarize(spec: ExperimentSpec, rows: list[dict], missing: int, nmi: dict[str, float | None]) -> str:
+def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
+              nmi: dict[str, float | None]) -> str:
     lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions", ""]
-    lines.append(f"Model `{spec.model}`; fine-tune: {spec.finetune.epochs:g} epochs, batch {spec.finetune.batch_size}, "
-                 f"lr {spec.finetune.lr:g}, max length {spec.finetune.max_length}.")
+    protocols = {"paper": spec.finetune, "strong": spec.strong}
+    lines.append(f"Model `{spec.model}`; fine-tuning " + "; ".join(
+        f"{p}: {protocols[p].epochs:g} epochs, batch {protocols[p].batch_size}, lr {protocols[p].lr:g}, "
+        f"max length {protocols[p].max_length}" for p in spec.protocols) + ".")
     if missing:
         lines.append(f"**Incomplete:** {missing} of {missing + len(rows)} cells are not done yet.")
     lines.append("")
-    settings = list(spec.settings)
-    lines.append("| dataset | budget | " + " | ".join(settings) + " |")
-    lines.append("|---|---:|" + "---:|" * len(settings))
+    columns = list(dict.fromkeys(c.column for c in plan.cells))
+    lines.append("| dataset | budget | " + " | ".join(columns) + " |")
+    lines.append("|---|---:|" + "---:|" * len(columns))
     for d in spec.datasets:
         for b in spec.budgets:
             cells = []
-            for s in settings:
-                acc = [r["accuracy"] for r in rows if r["dataset"] == d.name and r["setting"] == s and r["budget"] == b]
+            for col in columns:
+                acc = [r["accuracy"] for r in rows if r["dataset"] == d.name and r["column"] == col and r["budget"] == b]
                 cells.append(_fmt(acc))
             lines.append(f"| {d.name} | {b} | " + " | ".join(cells) + " |")
     if nmi:
@@ -104,7 +108,7 @@ def summarize(spec: ExperimentSpec, rows: list[dict], missing: int, nmi: dict[st
 def build_report(store: Store, spec: ExperimentSpec, plan: Plan) -> Report:
     rows, missing = collect(store, plan)
     nmi = cluster_nmi(store, plan)
-    return Report(tuple(rows), missing, nmi, to_csv(rows), summarize(spec, rows, missing, nmi))
+    return Report(tuple(rows), missing, nmi, to_csv(rows), summarize(spec, plan, rows, missing, nmi))
 
 
 def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:

@@ -94,3 +94,15 @@ def test_probes_share_one_embedding_per_encoder_and_bow_needs_none():
 
 def test_probe_only_needs_no_clustering():
     assert kinds(build_plan(spec(settings=["probe"]), PREFIXES)) == {"embed": 2, "classic": 12}
+
+
+def test_strong_protocol_adds_fine_tunes_only():
+    plan = build_plan(spec(settings=["bert", "clust", "probe"], protocols=["paper", "strong"]), PREFIXES)
+    assert kinds(plan) == {"cluster": 2, "intertrain": 2, "embed": 2, "finetune": 48, "classic": 12}
+    columns = list(dict.fromkeys(c.column for c in plan.cells))
+    assert columns == ["bert", "clust", "bert (strong)", "clust (strong)", "probe"]
+    strong = next(plan.steps[c.step] for c in plan.cells if c.protocol == "strong")
+    assert (strong.params["batch_size"], strong.params["lr"], strong.params["epochs"]) == (16, 5e-5, 10)
+    # the paper's cells keep their ids when the strong protocol is added
+    paper_only = build_plan(spec(settings=["bert", "clust", "probe"]), PREFIXES)
+    assert set(paper_only.steps) <= set(plan.steps)

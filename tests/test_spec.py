@@ -47,6 +47,8 @@ def test_partial_sections_keep_their_own_defaults():
     ({**BASE, "budgets": [0]}, "budgets: 0 is not a positive number of labels"),
     ({**BASE, "finetune": {"max_length": 4}}, "finetune.max_length: must be between 8 and 4096"),
     ([1, 2], "expected a mapping at the top level"),
+    ({**BASE, "protocols": ["paper", "fast"]}, "protocols: unknown protocol 'fast' (known: paper, strong)"),
+    ({**BASE, "strong": {"batch_size": 0}}, "strong.batch_size: must be at least 1"),
 ])
 def test_each_problem_is_named(raw, expected):
     found = problems(raw)
