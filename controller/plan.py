@@ -67,17 +67,26 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
         data = dataset_prefixes[d.name]
         # where each start's encoder comes from: no input (the base model) or an inter-training
         encoders: dict[str, dict[str, str]] = {"base": {}}
-        if any(s.start == "clust" for s in settings):
+        starts = {s.start for s in settings}
+        if starts & {"mlm", "mlm+clust"}:
+            mlm = add(StepSpec("intertrain", {"setting": "mlm", "model": spec.model, "seed": spec.seed,
+                                              **dataclasses.asdict(spec.mlm)},
+                               {"dataset": data}, label=f"{d.name} mlm"))
+            encoders["mlm"] = {"encoder": mlm.prefix}
+        if starts & {"clust", "mlm+clust"}:
             clust = add(StepSpec("cluster", dataclasses.asdict(spec.clustering), {"dataset": data},
                                  label=f"{d.name}"))
             clusterings[d.name] = clust.id
-            inter = add(StepSpec(
-                "intertrain",
-                {"setting": "clust", "model": spec.model, "seed": spec.seed, **dataclasses.asdict(spec.intertrain)},
-                {"dataset": data, "clusters": clust.prefix},
-                label=f"{d.name} clust",
-            ))
-            encoders["clust"] = {"encoder": inter.prefix}
+            for start, upstream in (("clust", "base"), ("mlm+clust", "mlm")):
+                if start in starts:
+                    inter = add(StepSpec(
+                        "intertrain",
+                        {"setting": "clust", "model": spec.model, "seed": spec.seed,
+                         **dataclasses.asdict(spec.intertrain)},
+                        {"dataset": data, "clusters": clust.prefix, **encoders[upstream]},
+                        label=f"{d.name} {start}",
+                    ))
+                    encoders[start] = {"encoder": inter.prefix}
         embeddings: dict[str, str] = {}
         for start in sorted({s.start for s in settings if s.method == "probe"}):
             embed = add(StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},

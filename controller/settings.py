@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class Setting:
     name: str
     start: str | None
-    """``base`` (the pretrained encoder), ``clust`` (cluster inter-trained), or None (no encoder)."""
+    """``base`` (the pretrained encoder), an inter-training (``clust``, ``mlm``, ``mlm+clust``),
+    or None (no encoder)."""
     method: str
     """``finetune`` the whole encoder, ``probe`` (logistic regression on frozen embeddings),
     or ``nb`` / ``svm`` over the stemmed bag-of-words."""
@@ -24,6 +25,8 @@ class Setting:
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("bert", "base", "finetune", "fine-tune the pretrained encoder (no inter-training)"),
     Setting("clust", "clust", "finetune", "inter-train on cluster ids, then fine-tune"),
+    Setting("mlm", "mlm", "finetune", "masked-LM inter-training on the unlabeled texts, then fine-tune"),
+    Setting("mlm+clust", "mlm+clust", "finetune", "masked-LM, then cluster inter-training, then fine-tune"),
     Setting("probe", "base", "probe", "logistic regression on the pretrained encoder's frozen embeddings"),
     Setting("clust+probe", "clust", "probe", "logistic regression on the inter-trained encoder's embeddings"),
     Setting("nb", None, "nb", "multinomial Naive Bayes over the stemmed bag-of-words"),

@@ -74,6 +74,15 @@ class IntertrainSpec(TrainSpec):
 
 
 @dataclass(frozen=True)
+class MlmSpec(TrainSpec):
+    """Masked-LM inter-training: the paper's 30 epochs, each text masked 5 different ways."""
+
+    epochs: float = 30
+    replication: int = 5
+    mask_prob: float = 0.15
+
+
+@dataclass(frozen=True)
 class StrongSpec(TrainSpec):
     """The ``strong`` fine-tuning preset: enough optimizer steps at small budgets.
 
@@ -97,6 +106,7 @@ class ExperimentSpec:
     """Seeds the label samples and the fine-tuning runs."""
     clustering: ClusteringSpec = field(default_factory=ClusteringSpec)
     intertrain: IntertrainSpec = field(default_factory=IntertrainSpec)
+    mlm: MlmSpec = field(default_factory=MlmSpec)
     finetune: TrainSpec = field(default_factory=TrainSpec)
     """The ``paper`` protocol."""
     strong: StrongSpec = field(default_factory=StrongSpec)
@@ -215,7 +225,11 @@ def _check(spec: ExperimentSpec, problems: list[str]) -> None:
             problems.append(f"protocols: unknown protocol {p!r} (known: {', '.join(PROTOCOLS)})")
     if not spec.protocols or len(set(spec.protocols)) != len(spec.protocols):
         problems.append("protocols: list each protocol once, at least one")
-    for part in ("intertrain", "finetune", "strong"):
+    if spec.mlm.replication < 1:
+        problems.append(f"mlm.replication: must be at least 1, got {spec.mlm.replication}")
+    if not 0 < spec.mlm.mask_prob < 1:
+        problems.append(f"mlm.mask_prob: must be in (0, 1), got {spec.mlm.mask_prob}")
+    for part in ("intertrain", "mlm", "finetune", "strong"):
         t: TrainSpec = getattr(spec, part)
         if t.epochs <= 0:
             problems.append(f"{part}.epochs: must be positive, got {t.epochs}")

@@ -74,7 +74,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load(loader, name: str, **kwargs):
+def load_pretrained(loader, name: str, **kwargs):
     try:
         return loader(resolve_model(name), **kwargs)
     except (OSError, ValueError) as exc:
@@ -85,7 +85,7 @@ def _load(loader, name: str, **kwargs):
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    return _load(AutoTokenizer.from_pretrained, name)
+    return load_pretrained(AutoTokenizer.from_pretrained, name)
 
 
 def load_classifier(name: str, num_labels: int, seed: int):
@@ -95,7 +95,7 @@ def load_classifier(name: str, num_labels: int, seed: int):
 
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected
     seed_everything(seed)
-    return _load(AutoModelForSequenceClassification.from_pretrained, name, num_labels=num_labels)
+    return load_pretrained(AutoModelForSequenceClassification.from_pretrained, name, num_labels=num_labels)
 
 
 def _lengths(tokenizer, texts: Sequence[str], max_length: int) -> np.ndarray:
@@ -103,7 +103,7 @@ def _lengths(tokenizer, texts: Sequence[str], max_length: int) -> np.ndarray:
     return np.array([len(ids) for ids in enc["input_ids"]])
 
 
-def _batches(n: int, args: TrainArgs, rng: np.random.Generator, lengths: np.ndarray | None) -> Iterator[np.ndarray]:
+def batch_indices(n: int, args: TrainArgs, rng: np.random.Generator, lengths: np.ndarray | None) -> Iterator[np.ndarray]:
     order = rng.permutation(n)
     if lengths is None:
         yield from (order[i:i + args.batch_size] for i in range(0, n, args.batch_size))
@@ -132,7 +132,7 @@ def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[in
     full_epochs, frac = int(args.epochs), args.epochs - int(args.epochs)
     steps, losses = 0, []
     for epoch in range(full_epochs + (1 if frac > 0 else 0)):
-        batches = list(_batches(n, args, rng, lengths))
+        batches = list(batch_indices(n, args, rng, lengths))
         if epoch == full_epochs:  # a fractional last epoch
             batches = batches[: max(1, int(round(len(batches) * frac)))]
         for idx in batches:
@@ -188,7 +188,7 @@ def embed_mean(model, tokenizer, texts: Sequence[str], max_length: int, batch_si
 def load_encoder(name: str):
     from transformers import AutoModel
 
-    return _load(AutoModel.from_pretrained, name)
+    return load_pretrained(AutoModel.from_pretrained, name)
 
 
 def save_encoder(model, tokenizer, folder: Path) -> None:

@@ -155,3 +155,15 @@ def test_baselines_run_on_the_same_samples(write_spec, tmp_path):
 
     base, inter = (np.load(p) for p in embeddings)
     assert base.shape == inter.shape == (240, 32) and not np.allclose(base, inter)
+
+
+def test_mlm_settings_run(write_spec, tmp_path):
+    spec = write_spec(settings=["mlm", "mlm+clust"], repetitions=1,
+                      mlm={"epochs": 2, "replication": 2, "batch_size": 32, "max_length": 32})
+    result = ctune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    rows = read_results(tmp_path / "store/experiments/tiny/report/results.csv")
+    assert sorted(r["setting"] for r in rows) == ["mlm", "mlm+clust"]
+    trained = [json.loads(p.read_text()) for p in (tmp_path / "store").glob("steps/intertrain/*/train.json")]
+    assert sorted(t["setting"] for t in trained) == ["clust", "mlm"]
+    assert next(t for t in trained if t["setting"] == "mlm")["optimizer_steps"] == 2 * 8  # 240 texts / 32

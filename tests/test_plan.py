@@ -106,3 +106,13 @@ def test_strong_protocol_adds_fine_tunes_only():
     # the paper's cells keep their ids when the strong protocol is added
     paper_only = build_plan(spec(settings=["bert", "clust", "probe"]), PREFIXES)
     assert set(paper_only.steps) <= set(plan.steps)
+
+
+def test_mlm_then_clust_chains_inter_trainings():
+    plan = build_plan(spec(settings=["bert", "mlm", "clust", "mlm+clust"]), PREFIXES)
+    assert kinds(plan) == {"cluster": 2, "intertrain": 6, "finetune": 48}
+    inter = {s.label: s for s in plan.steps.values() if s.kind == "intertrain"}
+    mlm, clust, both = inter["ag_news mlm"], inter["ag_news clust"], inter["ag_news mlm+clust"]
+    assert mlm.params["setting"] == "mlm" and mlm.params["epochs"] == 30 and mlm.params["replication"] == 5
+    assert "encoder" not in clust.inputs and both.inputs["encoder"] == mlm.prefix
+    assert both.inputs["clusters"] == clust.inputs["clusters"]  # one clustering per dataset

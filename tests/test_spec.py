@@ -40,7 +40,7 @@ def test_partial_sections_keep_their_own_defaults():
     ({**BASE, "repetitions": "five"}, "repetitions: expected integer, got str 'five'"),
     ({**BASE, "budgets": [64, "x"]}, "budgets[1]: expected integer, got str 'x'"),
     ({**BASE, "clustering": {"n_clusters": 2.5}}, "clustering.n_clusters: expected integer, got float 2.5"),
-    ({**BASE, "settings": ["bert", "magic"]}, "settings: unknown setting 'magic' (known: bert, clust, probe"),
+    ({**BASE, "settings": ["bert", "magic"]}, "settings: unknown setting 'magic' (known: bert, clust, mlm, mlm+clust, probe"),
     ({**BASE, "clustering": {"method": "dbscan"}}, "clustering.method: unknown method 'dbscan'"),
     ({"datasets": ["a"]}, "name: required key is missing"),
     ({**BASE, "name": "Bad Name"}, "name: 'Bad Name' must be lower case"),
