@@ -19,7 +19,7 @@ from controller.datasets import prepare_all, resolve_data_dir, stage
 from controller.modelcheck import ModelError, check_model
 from controller.plan import Plan, build_plan
 from controller.report import build_report, write_report
-from controller.spec import ExperimentSpec, SpecError, load_spec, spec_to_dict
+from controller.spec import ClusteringSpec, ExperimentSpec, SpecError, load_spec, spec_to_dict
 from jobs.data import DataError
 from jobs.step import is_done
 from jobs.storage import Store, StoreError, open_store
@@ -123,6 +123,41 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from controller.practitioner import TrainRequest, run_training
+
+    check_model(args.model)
+    store = open_store(args.store or os.environ.get("CTUNE_STORE") or "store")
+    store.check()
+    req = TrainRequest(labeled=Path(args.labeled), out=Path(args.out),
+                       corpus=Path(args.corpus) if args.corpus else None, model=args.model,
+                       setting=args.setting, protocol=args.protocol,
+                       text_field=args.text_field, label_field=args.label_field,
+                       clustering=ClusteringSpec(n_clusters=args.clusters))
+    ok, info = run_training(store, req, Progress(3))
+    if not ok:
+        _say("training failed")
+        return EXIT_FAILED
+    nmi = info["labeled_nmi"]
+    _say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
+         f"{len(info['labels'])} labels, setting {info['setting']} ({info['protocol']} protocol)")
+    if nmi is not None:
+        _say(f"clusters vs your labels, NMI on the labeled texts: {nmi:.3f}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from controller.practitioner import predict, read_texts, write_predictions
+
+    rows = predict(Path(args.model), read_texts(Path(args.texts), args.text_field))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            write_predictions(rows, args.format, out)
+    else:
+        write_predictions(rows, args.format, sys.stdout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctune", description="Cluster & Tune experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--jobs", type=int, default=1, help="steps at once (default 1)")
             p.add_argument("--backend", choices=["local"], default="local")
         p.set_defaults(fn=fn)
+    t = sub.add_parser("train", help="train a classifier: cluster inter-training, then fine-tune on all labels",
+                       description="Corpus + labeled file -> a model folder that plain transformers loads.")
+    t.add_argument("labeled", help="labeled examples (.jsonl or .csv with text and label fields)")
+    t.add_argument("--corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
+    t.add_argument("--out", required=True, help="model folder to create")
+    t.add_argument("--model", default="minilm")
+    t.add_argument("--setting", choices=["clust", "bert"], default="clust")
+    t.add_argument("--protocol", choices=["strong", "paper"], default="strong")
+    t.add_argument("--clusters", type=int, default=50, help="number of clusters (default 50)")
+    t.add_argument("--text-field", default="text")
+    t.add_argument("--label-field", default="label")
+    t.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
+    t.set_defaults(fn=cmd_train)
+    pr = sub.add_parser("predict", help="label texts with a trained model folder")
+    pr.add_argument("model", help="model folder written by ctune train")
+    pr.add_argument("texts", help="texts: .jsonl/.csv with a text field, or .txt with one text per line")
+    pr.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    pr.add_argument("--output", help="file to write (default: standard output)")
+    pr.add_argument("--text-field", default="text")
+    pr.set_defaults(fn=cmd_predict)
     return parser
 
 

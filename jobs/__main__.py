@@ -15,7 +15,7 @@ from jobs.step import JobError, run_step
 from jobs.storage import StoreError
 
 KINDS = {"cluster": "jobs.cluster", "intertrain": "jobs.intertrain", "finetune": "jobs.finetune",
-         "embed": "jobs.embed", "classic": "jobs.classic"}
+         "embed": "jobs.embed", "classic": "jobs.classic", "fit": "jobs.fit"}
 EXIT_BAD_INPUT = 2
 
 

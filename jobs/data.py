@@ -143,7 +143,11 @@ def dump_jsonl(examples: Examples) -> bytes:
 
 
 def load_jsonl_bytes(data: bytes, source: str) -> Examples:
-    return parse_jsonl(data.decode("utf-8"), source, "text", "label")
+    """Read staged JSONL (written by :func:`dump_jsonl`); a null label means unlabeled."""
+    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    if not rows:
+        raise DataError(f"{source}: file is empty")
+    return Examples(tuple(r["text"] for r in rows), tuple(_label(r.get("label")) for r in rows))
 
 
 def label_names(labels: Sequence[str | None]) -> list[str]:

@@ -1,0 +1,164 @@
+"""The practitioner's path: ``ctune train`` (corpus + labels -> model folder) and ``ctune predict``.
+
+``train`` runs the same steps as the grid (cluster -> inter-train -> fit), cached in the
+store like any other step, so training again on the same inputs redoes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.backends.local import LocalBackend
+from controller.plan import Plan
+from controller.spec import ClusteringSpec, IntertrainSpec, StrongSpec, TrainSpec
+from jobs.data import DataError, Examples, dump_jsonl, label_names, read_examples
+from jobs.step import MARKER, StepSpec, is_done
+from jobs.storage import Store
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    labeled: Path
+    out: Path
+    corpus: Path | None = None
+    """Unlabeled texts; the labeled texts are always part of the corpus too."""
+    model: str = "minilm"
+    setting: str = "clust"
+    """``clust`` (cluster inter-training, then fine-tune) or ``bert`` (fine-tune only)."""
+    protocol: str = "strong"
+    text_field: str = "text"
+    label_field: str = "label"
+    clustering: ClusteringSpec = ClusteringSpec()
+    intertrain: IntertrainSpec = IntertrainSpec()
+    seed: int = 0
+
+
+def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples, Examples]:
+    labeled = read_examples(req.labeled, req.text_field, req.label_field)
+    corpus_texts = list(labeled.texts)
+    if req.corpus is not None:
+        corpus_texts = list(read_examples(req.corpus, req.text_field, None).texts) + corpus_texts
+    names = label_names(labeled.labels)
+    if len(names) < 2:
+        raise DataError(f"{req.labeled}: at least two different labels are needed, found {len(names)}")
+    corpus = Examples(tuple(corpus_texts), (None,) * len(corpus_texts))
+    files = {"train.jsonl": dump_jsonl(corpus), "labeled.jsonl": dump_jsonl(labeled),
+             "labels.json": (json.dumps({"labels": names}) + "\n").encode()}
+    digest = hashlib.sha256(b"".join(files[k] for k in sorted(files))).hexdigest()[:16]
+    prefix = f"datasets/train-{digest}"
+    if not is_done(store, prefix):
+        for name, data in files.items():
+            store.write_bytes(f"{prefix}/{name}", data)
+        store.write_bytes(f"{prefix}/{MARKER}", json.dumps({"corpus": len(corpus), "labeled": len(labeled)}).encode())
+    return prefix, corpus, labeled
+
+
+def training_plan(req: TrainRequest, prefix: str, n_corpus: int) -> Plan:
+    if req.setting == "clust" and n_corpus < req.clustering.n_clusters:
+        raise DataError(f"the corpus has {n_corpus} texts, fewer than n_clusters={req.clustering.n_clusters}")
+    protocol: TrainSpec = StrongSpec() if req.protocol == "strong" else TrainSpec()
+    steps: dict[str, StepSpec] = {}
+    clusterings = {}
+    encoder: dict[str, str] = {}
+    if req.setting == "clust":
+        clust = StepSpec("cluster", dataclasses.asdict(req.clustering), {"dataset": prefix}, label="corpus")
+        inter = StepSpec("intertrain", {"setting": "clust", "model": req.model, "seed": req.seed,
+                                        **dataclasses.asdict(req.intertrain)},
+                         {"dataset": prefix, "clusters": clust.prefix}, label="corpus clust")
+        steps.update({clust.id: clust, inter.id: inter})
+        clusterings["corpus"] = clust.id
+        encoder = {"encoder": inter.prefix}
+    fit = StepSpec("fit", {"model": req.model, "seed": req.seed, **dataclasses.asdict(protocol)},
+                   {"dataset": prefix, **encoder}, label=f"fit {req.setting} ({req.protocol})")
+    steps[fit.id] = fit
+    return Plan(steps, (), clusterings)
+
+
+def labeled_nmi(store: Store, plan: Plan, corpus: Examples, labeled: Examples) -> float | None:
+    """NMI between the clusters and the labels, estimated on the labeled texts alone."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    if "corpus" not in plan.clusterings:
+        return None
+    ids = json.loads(store.read_bytes(f"steps/cluster/{plan.clusterings['corpus']}/assignments.json"))["labels"]
+    offset = len(corpus) - len(labeled)  # the labeled texts close the corpus
+    return float(normalized_mutual_info_score(list(labeled.labels), ids[offset:]))
+
+
+def check_output(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"output folder {out} exists and is not empty")
+
+
+def export_model(store: Store, fit_prefix: str, out: Path) -> None:
+    """Copy the trained model folder to ``out`` (written beside it, then renamed into place)."""
+    source = store.fetch_dir(f"{fit_prefix}/model")
+    out = out.expanduser().resolve()
+    check_output(out)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".complete"))
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+
+
+def run_training(store: Store, req: TrainRequest, on_event) -> tuple[bool, dict]:
+    check_output(req.out)
+    prefix, corpus, labeled = stage_training_data(store, req)
+    plan = training_plan(req, prefix, len(corpus))
+    result = LocalBackend(store).run(plan, on_event)
+    if not result.ok:
+        return False, {"failed": result.failed}
+    fit = next(s for s in plan.steps.values() if s.kind == "fit")
+    export_model(store, fit.prefix, req.out)
+    info = {"corpus": len(corpus), "labeled": len(labeled), "labels": label_names(labeled.labels),
+            "setting": req.setting, "protocol": req.protocol,
+            "labeled_nmi": labeled_nmi(store, plan, corpus, labeled)}
+    (req.out / "ctune.json").write_text(json.dumps(info, indent=2) + "\n")
+    return True, info
+
+
+def read_texts(path: Path, text_field: str) -> list[str]:
+    if path.suffix == ".txt":
+        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise DataError(f"{path}: file is empty")
+        return texts
+    return list(read_examples(path, text_field, None).texts)
+
+
+def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[dict]:
+    import numpy as np
+    from transformers import AutoModelForSequenceClassification
+
+    from jobs import models
+
+    if not (model_dir / "config.json").is_file():
+        raise DataError(f"{model_dir} is not a model folder (no config.json)")
+    tokenizer = models.load_tokenizer(str(model_dir))
+    model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
+    logits = models.predict_logits(model, tokenizer, texts, max_length)
+    z = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    names = [model.config.id2label[i] for i in range(probs.shape[1])]
+    return [{"text": t, "label": names[int(p.argmax())], "score": float(p.max()),
+             "scores": {n: float(v) for n, v in zip(names, p)}} for t, p in zip(texts, probs)]
+
+
+def write_predictions(rows: list[dict], fmt: str, out) -> None:
+    if fmt == "jsonl":
+        for r in rows:
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return
+    names = list(rows[0]["scores"]) if rows else []
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["text", "label", "score", *[f"score_{n}" for n in names]])
+    for r in rows:
+        writer.writerow([r["text"], r["label"], f"{r['score']:.6f}", *[f"{r['scores'][n]:.6f}" for n in names]])

@@ -1,0 +1,64 @@
+"""ctune train -> a model folder plain transformers loads; ctune predict labels new texts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ctune(*argv):
+    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], cwd=REPO, capture_output=True,
+                          text=True, env=dict(os.environ), timeout=900)
+
+
+def test_train_then_predict(tmp_path, data_dir, tiny_model):
+    src = data_dir / "ag_news"
+    lines = (src / "train.jsonl").read_text().splitlines()
+    (tmp_path / "labeled.jsonl").write_text("\n".join(lines[:40]) + "\n")
+    (tmp_path / "corpus.jsonl").write_text("\n".join(lines[40:]) + "\n")
+    out = tmp_path / "model"
+    store = tmp_path / "store"
+    # WHEN a model is trained with cluster inter-training
+    result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+                   "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
+    assert result.returncode == 0, result.stderr
+    assert "clusters vs your labels, NMI on the labeled texts" in result.stderr
+    info = json.loads((out / "ctune.json").read_text())
+    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == "clust"
+    # THEN plain transformers loads it with the label names
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert set(model.config.id2label.values()) == {"Business", "Sci/Tech", "Sports", "World"}
+    # AND predict writes one row per text with a label and scores
+    pred = ctune("predict", str(out), str(src / "test.jsonl"), "--format", "csv")
+    assert pred.returncode == 0, pred.stderr
+    rows = list(csv.DictReader(io.StringIO(pred.stdout)))
+    assert len(rows) == 60
+    assert {r["label"] for r in rows} <= set(model.config.id2label.values())
+    assert all(abs(sum(float(r[f"score_{n}"]) for n in model.config.id2label.values()) - 1) < 1e-4 for r in rows)
+    txt = tmp_path / "texts.txt"
+    txt.write_text("stocks fell sharply\nthe striker scored twice\n")
+    as_jsonl = ctune("predict", str(out), str(txt))
+    assert [json.loads(line)["text"] for line in as_jsonl.stdout.splitlines()] == \
+        ["stocks fell sharply", "the striker scored twice"]
+    # AND training again reuses every step and refuses to overwrite the folder
+    again = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+                  "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
+    assert again.returncode == 2 and again.stderr.strip().endswith("exists and is not empty")
+    assert "  ... " not in again.stderr  # no step was started
+
+
+def test_train_needs_two_labels(tmp_path, tiny_model):
+    (tmp_path / "l.jsonl").write_text('{"text": "a b", "label": "x"}\n{"text": "c d", "label": "x"}\n')
+    result = ctune("train", str(tmp_path / "l.jsonl"), "--out", str(tmp_path / "m"), "--model", tiny_model,
+                   "--store", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'l.jsonl'}: at least two different labels are needed, found 1"
