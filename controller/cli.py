@@ -158,6 +158,26 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_suggest(args) -> int:
+    import json
+
+    from controller.practitioner import suggest
+
+    store = open_store(args.store or os.environ.get("CTUNE_STORE") or "store")
+    store.check()
+    rows = suggest(store, Path(args.corpus), args.budget, ClusteringSpec(n_clusters=args.clusters),
+                   args.text_field, Progress(1))
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    finally:
+        if args.output:
+            out.close()
+    _say(f"{len(rows)} texts to label, from {len({r['cluster'] for r in rows})} clusters")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctune", description="Cluster & Tune experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--label-field", default="label")
     t.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
     t.set_defaults(fn=cmd_train)
+    sg = sub.add_parser("suggest", help="propose which texts to label first (spread over clusters by size)")
+    sg.add_argument("corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
+    sg.add_argument("--budget", type=int, required=True, help="how many texts to propose")
+    sg.add_argument("--clusters", type=int, default=50, help="number of clusters (default 50)")
+    sg.add_argument("--output", help="JSONL file to write (default: standard output)")
+    sg.add_argument("--text-field", default="text")
+    sg.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
+    sg.set_defaults(fn=cmd_suggest)
     pr = sub.add_parser("predict", help="label texts with a trained model folder")
     pr.add_argument("model", help="model folder written by ctune train")
     pr.add_argument("texts", help="texts: .jsonl/.csv with a text field, or .txt with one text per line")

@@ -27,11 +27,13 @@ class Cell:
     kind: str = "finetune"
     protocol: str = "paper"
     """Fine-tuning protocol; ``-`` for cells that fine-tune nothing."""
+    sampling: str = "random"
 
     @property
     def column(self) -> str:
         """How the report names this cell's setting."""
-        return self.setting if self.protocol in ("paper", "-") else f"{self.setting} ({self.protocol})"
+        name = self.setting if self.protocol in ("paper", "-") else f"{self.setting} ({self.protocol})"
+        return name if self.sampling == "random" or self.setting == "clusters" else f"{name} [cluster sample]"
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,13 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
                                               **dataclasses.asdict(spec.mlm)},
                                {"dataset": data}, label=f"{d.name} mlm"))
             encoders["mlm"] = {"encoder": mlm.prefix}
-        if starts & {"clust", "mlm+clust"}:
+        clusters: dict[str, str] = {}
+        if starts & {"clust", "mlm+clust"} or "cluster" in spec.sampling or \
+                any(s.method == "clusters" for s in settings):
             clust = add(StepSpec("cluster", dataclasses.asdict(spec.clustering), {"dataset": data},
                                  label=f"{d.name}"))
             clusterings[d.name] = clust.id
+            clusters = {"clusters": clust.prefix}
             for start, upstream in (("clust", "base"), ("mlm+clust", "mlm")):
                 if start in starts:
                     inter = add(StepSpec(
@@ -92,13 +97,19 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
             embed = add(StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},
                                  {"dataset": data, **encoders[start]}, label=f"{d.name} {start}"))
             embeddings[start] = embed.prefix
-        for setting, protocol in _columns(spec, settings):
-            for budget in spec.budgets:
-                for rep in range(spec.repetitions):
-                    suffix = "" if protocol in ("paper", "-") else f" {protocol}"
-                    step = add(_cell_step(spec, setting, protocol, data, encoders, embeddings, budget, rep,
-                                          label=f"{d.name} {setting.name}{suffix} b{budget} r{rep}"))
-                    cells.append(Cell(d.name, setting.name, budget, rep, step.id, step.kind, protocol))
+        for sampling in spec.sampling:
+            for setting, protocol in _columns(spec, settings):
+                if setting.method == "clusters" and sampling != spec.sampling[0]:
+                    continue  # the cluster-only classifier always samples by cluster: once is enough
+                for budget in spec.budgets:
+                    for rep in range(spec.repetitions):
+                        suffix = ("" if protocol in ("paper", "-") else f" {protocol}") + \
+                            ("" if sampling == "random" else " cluster-sampled")
+                        step = add(_cell_step(spec, setting, protocol, sampling, data, clusters, encoders,
+                                              embeddings, budget, rep,
+                                              label=f"{d.name} {setting.name}{suffix} b{budget} r{rep}"))
+                        cells.append(Cell(d.name, setting.name, budget, rep, step.id, step.kind, protocol,
+                                          "cluster" if setting.method == "clusters" else sampling))
     return Plan(_topological(steps), tuple(cells), clusterings)
 
 
@@ -108,14 +119,18 @@ def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Settin
     return fine + [(s, "-") for s in settings if s.method != "finetune"]
 
 
-def _cell_step(spec: ExperimentSpec, setting: Setting, protocol: str, data: str, encoders: dict,
-               embeddings: dict, budget: int, rep: int, label: str) -> StepSpec:
+def _cell_step(spec: ExperimentSpec, setting: Setting, protocol: str, sampling: str, data: str, clusters: dict,
+               encoders: dict, embeddings: dict, budget: int, rep: int, label: str) -> StepSpec:
     sample = {"budget": budget, "repetition": rep, "sample_seed": spec.seed}
+    inputs = {"dataset": data}
+    # random samples keep the parameters (and so the ids) they had before sampling existed
+    if sampling == "cluster" or setting.method == "clusters":
+        sample["sampling"] = "cluster"
+        inputs.update(clusters)
     if setting.method == "finetune":
         return StepSpec("finetune", {"model": spec.model, **sample, "seed": spec.seed,
                                      **dataclasses.asdict(protocol_args(spec, protocol))},
-                        {"dataset": data, **encoders[setting.start]}, label=label)
-    inputs = {"dataset": data}
+                        {**inputs, **encoders[setting.start]}, label=label)
     if setting.method == "probe":
         inputs["embeddings"] = embeddings[setting.start]
     return StepSpec("classic", {"method": setting.method, **sample}, inputs, label=label)

@@ -125,6 +125,30 @@ def run_training(store: Store, req: TrainRequest, on_event) -> tuple[bool, dict]
     return True, info
 
 
+def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusteringSpec, text_field: str,
+            on_event, seed: int = 0) -> list[dict]:
+    """The ``budget`` texts to label first: spread over the clusters by size."""
+    from jobs.cells import cluster_sample_indices
+
+    corpus = read_examples(corpus_path, text_field, None)
+    if budget > len(corpus):
+        raise DataError(f"--budget {budget} is larger than the corpus ({len(corpus)} texts)")
+    if len(corpus) < clustering.n_clusters:
+        raise DataError(f"the corpus has {len(corpus)} texts, fewer than n_clusters={clustering.n_clusters}")
+    data = dump_jsonl(corpus)
+    prefix = f"datasets/corpus-{hashlib.sha256(data).hexdigest()[:16]}"
+    if not is_done(store, prefix):
+        store.write_bytes(f"{prefix}/train.jsonl", data)
+        store.write_bytes(f"{prefix}/{MARKER}", json.dumps({"corpus": len(corpus)}).encode())
+    clust = StepSpec("cluster", dataclasses.asdict(clustering), {"dataset": prefix}, label="corpus")
+    result = LocalBackend(store).run(Plan({clust.id: clust}, (), {}), on_event)
+    if not result.ok:
+        raise DataError(f"clustering the corpus failed: {next(iter(result.failed.values())).splitlines()[-1]}")
+    ids = json.loads(store.read_bytes(f"{clust.prefix}/assignments.json"))["labels"]
+    picked = cluster_sample_indices(ids, budget, 0, seed)
+    return [{"index": int(i), "cluster": int(ids[i]), "text": corpus.texts[i]} for i in picked]
+
+
 def read_texts(path: Path, text_field: str) -> list[str]:
     if path.suffix == ".txt":
         texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -13,7 +13,7 @@ from controller.spec import ExperimentSpec
 from jobs.step import is_done, step_prefix
 from jobs.storage import Store
 
-COLUMNS = ("dataset", "setting", "protocol", "budget", "repetition", "accuracy", "macro_f1",
+COLUMNS = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "accuracy", "macro_f1",
            "classes_in_sample", "optimizer_steps", "train_s", "eval_s", "step")
 
 
@@ -48,7 +48,7 @@ def collect(store: Store, plan: Plan) -> tuple[list[dict], int]:
             continue
         m = json.loads(store.read_bytes(f"{prefix}/metrics.json"))
         rows.append({**{k: m.get(k) for k in COLUMNS if k in m},
-                     "dataset": cell.dataset, "setting": cell.setting, "protocol": cell.protocol,
+                     "dataset": cell.dataset, "setting": cell.setting, "protocol": cell.protocol, "sampling": cell.sampling,
                      "budget": cell.budget, "repetition": cell.repetition, "step": cell.step,
                      "column": cell.column})
     return rows, missing

@@ -31,4 +31,5 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("clust+probe", "clust", "probe", "logistic regression on the inter-trained encoder's embeddings"),
     Setting("nb", None, "nb", "multinomial Naive Bayes over the stemmed bag-of-words"),
     Setting("svm", None, "svm", "linear SVM over the stemmed bag-of-words"),
+    Setting("clusters", None, "clusters", "cluster-only: each cluster labeled by the majority of its sample"),
 )}

@@ -19,6 +19,7 @@ from controller.settings import SETTINGS
 
 CLUSTERING_METHODS = ("sib",)
 PROTOCOLS = ("paper", "strong")
+SAMPLINGS = ("random", "cluster")
 
 
 class SpecError(ValueError):
@@ -111,6 +112,9 @@ class ExperimentSpec:
     """The ``paper`` protocol."""
     strong: StrongSpec = field(default_factory=StrongSpec)
     """The ``strong`` protocol."""
+    sampling: tuple[str, ...] = ("random",)
+    """How labeled samples are drawn: ``random`` (the paper's), ``cluster`` (spread over the
+    clusters by size, as ``ctune suggest`` proposes), or both to compare them."""
     protocols: tuple[str, ...] = ("paper",)
     """Fine-tuning protocols to run: ``paper`` (the ``finetune`` section), ``strong``."""
     data_dir: str | None = None
@@ -225,6 +229,11 @@ def _check(spec: ExperimentSpec, problems: list[str]) -> None:
             problems.append(f"protocols: unknown protocol {p!r} (known: {', '.join(PROTOCOLS)})")
     if not spec.protocols or len(set(spec.protocols)) != len(spec.protocols):
         problems.append("protocols: list each protocol once, at least one")
+    for sampling in spec.sampling:
+        if sampling not in SAMPLINGS:
+            problems.append(f"sampling: unknown sampling {sampling!r} (known: {', '.join(SAMPLINGS)})")
+    if not spec.sampling or len(set(spec.sampling)) != len(spec.sampling):
+        problems.append("sampling: list each sampling once, at least one")
     if spec.mlm.replication < 1:
         problems.append(f"mlm.replication: must be at least 1, got {spec.mlm.replication}")
     if not 0 < spec.mlm.mask_prob < 1:

@@ -21,6 +21,32 @@ def sample_indices(n_train: int, budget: int, repetition: int, sample_seed: int)
     return np.sort(rng.choice(n_train, size=budget, replace=False))
 
 
+def allocate_by_size(budget: int, sizes: list[int]) -> list[int]:
+    """Labels per cluster, proportional to size with at least one each (the largest clusters
+    first when the budget is smaller than the number of clusters)."""
+    sizes = np.asarray(sizes, dtype=int)
+    if budget > sizes.sum():
+        raise JobError(f"budget {budget} is larger than the corpus ({int(sizes.sum())} texts)")
+    counts = np.zeros(len(sizes), dtype=int)
+    nonempty = np.flatnonzero(sizes > 0)
+    counts[nonempty[np.argsort(-sizes[nonempty], kind="stable")][:budget]] = 1
+    ideal = budget * sizes / max(int(sizes.sum()), 1)
+    for _ in range(budget - int(counts.sum())):  # each next label to the cluster furthest below its share
+        deficit = np.where(counts < sizes, ideal - counts, -np.inf)
+        counts[int(np.argmax(deficit))] += 1
+    return counts.tolist()
+
+
+def cluster_sample_indices(assignments: list[int], budget: int, repetition: int, sample_seed: int) -> np.ndarray:
+    """A sample spread over the clusters by size; random within each cluster."""
+    labels = np.asarray(assignments)
+    k = int(labels.max()) + 1
+    counts = allocate_by_size(budget, np.bincount(labels, minlength=k).tolist())
+    rng = np.random.default_rng([sample_seed, budget, repetition, 1])
+    picked = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in enumerate(counts) if n]
+    return np.sort(np.concatenate(picked))
+
+
 def evaluate(gold: list[int], pred: list[int], names: list[str]) -> dict:
     ids = list(range(len(names)))
     p, r, f, s = precision_recall_fscore_support(gold, pred, labels=ids, zero_division=0)
@@ -33,6 +59,10 @@ def evaluate(gold: list[int], pred: list[int], names: list[str]) -> dict:
                                  "support": int(s[i])} for i in ids},
         "n_test": len(gold),
     }
+
+
+def read_assignments(ctx: StepContext) -> list[int]:
+    return json.loads(ctx.store.read_bytes(f"{ctx.input('clusters')}/assignments.json"))["labels"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +91,11 @@ def load_cell_data(ctx: StepContext) -> CellData:
     if unknown:
         raise JobError(f"test labels not in the train set: {', '.join(unknown[:5])}")
     p = ctx.params
-    sample = sample_indices(len(train), int(p["budget"]), int(p["repetition"]), int(p.get("sample_seed", 0)))
+    args = (int(p["budget"]), int(p["repetition"]), int(p.get("sample_seed", 0)))
+    if p.get("sampling", "random") == "cluster":
+        sample = cluster_sample_indices(read_assignments(ctx), *args)
+    else:
+        sample = sample_indices(len(train), *args)
     return CellData(train, test, names, sample, [index[train.labels[i]] for i in sample],
                     [index[y] for y in test.labels])
 

@@ -167,3 +167,21 @@ def test_mlm_settings_run(write_spec, tmp_path):
     trained = [json.loads(p.read_text()) for p in (tmp_path / "store").glob("steps/intertrain/*/train.json")]
     assert sorted(t["setting"] for t in trained) == ["clust", "mlm"]
     assert next(t for t in trained if t["setting"] == "mlm")["optimizer_steps"] == 2 * 8  # 240 texts / 32
+
+
+def test_cluster_sampling_and_cluster_only_classifier(write_spec, tmp_path):
+    spec = write_spec(settings=["nb", "clusters"], sampling=["random", "cluster"], repetitions=2,
+                      clustering={"n_clusters": 8, "n_init": 2, "max_iter": 5})
+    result = ctune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    rows = read_results(tmp_path / "store/experiments/tiny/report/results.csv")
+    assert sorted({(r["setting"], r["sampling"]) for r in rows}) == [
+        ("clusters", "cluster"), ("nb", "cluster"), ("nb", "random")]
+    assert "| ag_news | 16 |" in result.stdout and "nb [cluster sample]" in result.stdout
+    store = tmp_path / "store"
+    assignments = json.loads(next(store.glob("steps/cluster/*/assignments.json")).read_text())["labels"]
+    for r in rows:
+        sample = json.loads((store / "steps/classic" / r["step"] / "sample.json").read_text())["indices"]
+        spread = len({assignments[i] for i in sample})
+        if r["sampling"] == "cluster":
+            assert spread == 8  # every cluster is represented

@@ -116,3 +116,16 @@ def test_mlm_then_clust_chains_inter_trainings():
     assert mlm.params["setting"] == "mlm" and mlm.params["epochs"] == 30 and mlm.params["replication"] == 5
     assert "encoder" not in clust.inputs and both.inputs["encoder"] == mlm.prefix
     assert both.inputs["clusters"] == clust.inputs["clusters"]  # one clustering per dataset
+
+
+def test_cluster_sampling_beside_random_and_the_cluster_only_classifier():
+    plan = build_plan(spec(settings=["bert", "clusters"], sampling=["random", "cluster"]), PREFIXES)
+    columns = list(dict.fromkeys(c.column for c in plan.cells))
+    assert columns == ["bert", "clusters", "bert [cluster sample]"]
+    random_bert = next(plan.steps[c.step] for c in plan.cells if c.column == "bert")
+    cluster_bert = next(plan.steps[c.step] for c in plan.cells if c.column == "bert [cluster sample]")
+    assert "sampling" not in random_bert.params and "clusters" not in random_bert.inputs
+    assert cluster_bert.params["sampling"] == "cluster" and cluster_bert.inputs["clusters"].startswith("steps/cluster/")
+    # random-sample ids do not change when cluster sampling is added
+    assert set(build_plan(spec(settings=["bert"]), PREFIXES).steps) <= set(plan.steps)
+    assert kinds(plan) == {"cluster": 2, "finetune": 24, "classic": 12}

@@ -62,3 +62,16 @@ def test_train_needs_two_labels(tmp_path, tiny_model):
                    "--store", str(tmp_path / "s"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'l.jsonl'}: at least two different labels are needed, found 1"
+
+
+def test_suggest_spreads_the_budget_over_clusters(tmp_path, data_dir):
+    corpus = data_dir / "ag_news" / "train.jsonl"
+    result = ctune("suggest", str(corpus), "--budget", "12", "--clusters", "8", "--store", str(tmp_path / "s"))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 12 and len({r["index"] for r in rows}) == 12
+    assert len({r["cluster"] for r in rows}) == 8  # every cluster gets at least one
+    texts = corpus.read_text().splitlines()
+    assert all(json.loads(texts[r["index"]])["text"] == r["text"] for r in rows)
+    too_many = ctune("suggest", str(corpus), "--budget", "999", "--store", str(tmp_path / "s"))
+    assert too_many.returncode == 2 and "larger than the corpus (240 texts)" in too_many.stderr
