@@ -6,6 +6,7 @@ Every error is one line on stderr and a non-zero exit (2 for bad input, 1 for fa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -83,7 +84,7 @@ def cmd_plan(args) -> int:
         done += finished
         print(f"{'done' if finished else 'todo':<5} {step.kind:<10} {sid}  {step.label}")
     print(f"{len(s.plan.steps)} steps: {done} done, {len(s.plan.steps) - done} to run "
-          f"({len(s.plan.cells)} fine-tune cells); store {s.store.root}")
+          f"({len(s.plan.cells)} result cells); store {s.store.root}")
     return 0
 
 
@@ -150,11 +151,8 @@ def cmd_predict(args) -> int:
     from controller.practitioner import predict, read_texts, write_predictions
 
     rows = predict(Path(args.model), read_texts(Path(args.texts), args.text_field))
-    if args.output:
-        with open(args.output, "w", encoding="utf-8", newline="") as out:
-            write_predictions(rows, args.format, out)
-    else:
-        write_predictions(rows, args.format, sys.stdout)
+    with _output(args.output) as out:
+        write_predictions(rows, args.format, out)
     return 0
 
 
@@ -167,15 +165,26 @@ def cmd_suggest(args) -> int:
     store.check()
     rows = suggest(store, Path(args.corpus), args.budget, ClusteringSpec(n_clusters=args.clusters),
                    args.text_field, Progress(1))
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
+    with _output(args.output) as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    finally:
-        if args.output:
-            out.close()
     _say(f"{len(rows)} texts to label, from {len({r['cluster'] for r in rows})} clusters")
     return 0
+
+
+def _corpus_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clusters", type=int, default=50, help="number of clusters (default 50)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
+
+
+@contextlib.contextmanager
+def _output(path: str | None):
+    if not path:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        yield out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,18 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="minilm")
     t.add_argument("--setting", choices=["clust", "bert"], default="clust")
     t.add_argument("--protocol", choices=["strong", "paper"], default="strong")
-    t.add_argument("--clusters", type=int, default=50, help="number of clusters (default 50)")
-    t.add_argument("--text-field", default="text")
     t.add_argument("--label-field", default="label")
-    t.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
+    _corpus_options(t)
     t.set_defaults(fn=cmd_train)
     sg = sub.add_parser("suggest", help="propose which texts to label first (spread over clusters by size)")
     sg.add_argument("corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
     sg.add_argument("--budget", type=int, required=True, help="how many texts to propose")
-    sg.add_argument("--clusters", type=int, default=50, help="number of clusters (default 50)")
     sg.add_argument("--output", help="JSONL file to write (default: standard output)")
-    sg.add_argument("--text-field", default="text")
-    sg.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
+    _corpus_options(sg)
     sg.set_defaults(fn=cmd_suggest)
     pr = sub.add_parser("predict", help="label texts with a trained model folder")
     pr.add_argument("model", help="model folder written by ctune train")

@@ -8,6 +8,7 @@ replication 5.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Sequence
@@ -49,44 +50,29 @@ def load_mlm(name: str, seed: int):
 
 def train_mlm(model, tokenizer, texts: Sequence[str], epochs: float, replication: int, mask_prob: float,
               args: models.TrainArgs, seed: int, progress=None) -> dict:
-    dev = models.device()
-    models.seed_everything(seed)
-    model.to(dev).train()
     enc = tokenizer(list(texts), truncation=True, max_length=args.max_length, return_special_tokens_mask=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 1])
     masks = [[mask_tokens(ids, sp, rng, tokenizer.mask_token_id, len(tokenizer), mask_prob)
               for ids, sp in zip(enc["input_ids"], enc["special_tokens_mask"])] for _ in range(replication)]
     lengths = np.array([len(ids) for ids in enc["input_ids"]])
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-6)
     pad = tokenizer.pad_token_id
-    steps, losses = 0, []
-    full, frac = int(epochs), epochs - int(epochs)
-    for epoch in range(full + (1 if frac > 0 else 0)):
+
+    def batch(idx, epoch):
         version = masks[epoch % replication]
-        batches = list(models.batch_indices(len(texts), args, rng, lengths if args.group_by_length else None))
-        if epoch == full:
-            batches = batches[: max(1, int(round(len(batches) * frac)))]
-        for idx in batches:
-            width = int(lengths[idx].max())
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            labels = torch.full((len(idx), width), -100, dtype=torch.long)
-            attention = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                inp, lab = version[i]
-                ids[row, :len(inp)] = torch.tensor(inp)
-                labels[row, :len(lab)] = torch.tensor(lab)
-                attention[row, :len(inp)] = 1
-            with models.autocast(dev):
-                out = model(input_ids=ids.to(dev), attention_mask=attention.to(dev), labels=labels.to(dev))
-            out.loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            steps += 1
-            losses.append(float(out.loss.detach()))
-            if progress:
-                progress(steps, losses[-1])
-    model.eval()
-    return {"optimizer_steps": steps, "final_loss": float(np.mean(losses[-10:])) if losses else None}
+        width = int(lengths[idx].max())
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        labels = torch.full((len(idx), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            inp, lab = version[i]
+            ids[row, :len(inp)] = torch.tensor(inp)
+            labels[row, :len(lab)] = torch.tensor(lab)
+            attention[row, :len(inp)] = 1
+        return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+
+    run_args = dataclasses.replace(args, epochs=epochs)
+    return models.run_epochs(model, len(texts), run_args, seed, lengths if args.group_by_length else None,
+                             batch, progress)
 
 
 def run_mlm(ctx, texts: Sequence[str], source: str, seed: int, progress) -> tuple[object, object, dict]:

@@ -118,17 +118,16 @@ def batch_indices(n: int, args: TrainArgs, rng: np.random.Generator, lengths: np
         yield batches[b]
 
 
-def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[int], args: TrainArgs,
-                     seed: int, progress=None) -> dict:
-    """Plain supervised training, as the reference: Adam, constant lr, the last epoch kept."""
+def run_epochs(model, n: int, args: TrainArgs, seed: int, lengths: np.ndarray | None, batch_inputs,
+               progress=None) -> dict:
+    """The training loop shared by every step: Adam, constant lr, ``args.epochs`` passes over
+    ``n`` examples (a fractional last pass allowed); ``batch_inputs(indices, epoch)`` returns
+    the model's keyword arguments (with ``labels``) for one batch."""
     dev = device()
     seed_everything(seed)
     model.to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-6)
     rng = np.random.default_rng(seed)
-    y = torch.tensor(list(labels), dtype=torch.long)
-    lengths = _lengths(tokenizer, texts, args.max_length) if args.group_by_length else None
-    n = len(texts)
     full_epochs, frac = int(args.epochs), args.epochs - int(args.epochs)
     steps, losses = 0, []
     for epoch in range(full_epochs + (1 if frac > 0 else 0)):
@@ -136,10 +135,9 @@ def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[in
         if epoch == full_epochs:  # a fractional last epoch
             batches = batches[: max(1, int(round(len(batches) * frac)))]
         for idx in batches:
-            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=args.max_length,
-                            padding=True, return_tensors="pt").to(dev)
+            inputs = {k: v.to(dev) for k, v in batch_inputs(idx, epoch).items()}
             with autocast(dev):
-                out = model(**enc, labels=y[idx].to(dev))
+                out = model(**inputs)
             out.loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -149,6 +147,20 @@ def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[in
                 progress(steps, losses[-1])
     model.eval()
     return {"optimizer_steps": steps, "final_loss": float(np.mean(losses[-10:])) if losses else None}
+
+
+def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[int], args: TrainArgs,
+                     seed: int, progress=None) -> dict:
+    """Plain supervised training, as the reference: Adam, constant lr, the last epoch kept."""
+    y = torch.tensor(list(labels), dtype=torch.long)
+    lengths = _lengths(tokenizer, texts, args.max_length) if args.group_by_length else None
+
+    def batch(idx, epoch):
+        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=args.max_length,
+                        padding=True, return_tensors="pt")
+        return {**enc, "labels": y[idx]}
+
+    return run_epochs(model, len(texts), args, seed, lengths, batch, progress)
 
 
 @torch.inference_mode()
