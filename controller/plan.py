@@ -9,10 +9,12 @@ whatever the setting.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from controller.settings import SETTINGS, Setting
-from controller.spec import ExperimentSpec, protocol_args
+from controller.spec import ClusteringSpec, ExperimentSpec, protocol_args
 from jobs.step import StepSpec
 
 
@@ -69,6 +71,7 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
         data = dataset_prefixes[d.name]
         # where each start's encoder comes from: no input (the base model) or an inter-training
         encoders: dict[str, dict[str, str]] = {"base": {}}
+        base_embed = embed_step(spec, data, {}, f"{d.name} base")
         starts = {s.start for s in settings}
         if starts & {"mlm", "mlm+clust"}:
             mlm = add(StepSpec("intertrain", {"setting": "mlm", "model": spec.model, "seed": spec.seed,
@@ -78,8 +81,10 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
         clusters: dict[str, str] = {}
         if starts & {"clust", "mlm+clust"} or "cluster" in spec.sampling or \
                 any(s.method == "clusters" for s in settings):
-            clust = add(StepSpec("cluster", dataclasses.asdict(spec.clustering), {"dataset": data},
-                                 label=f"{d.name}"))
+            cluster_inputs = {"dataset": data}
+            if spec.clustering.method != "sib" and spec.clustering.embedding == "encoder":
+                cluster_inputs["embeddings"] = add(base_embed).prefix
+            clust = add(StepSpec("cluster", clustering_params(spec.clustering), cluster_inputs, label=f"{d.name}"))
             clusterings[d.name] = clust.id
             clusters = {"clusters": clust.prefix}
             for start, upstream in (("clust", "base"), ("mlm+clust", "mlm")):
@@ -94,8 +99,7 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
                     encoders[start] = {"encoder": inter.prefix}
         embeddings: dict[str, str] = {}
         for start in sorted({s.start for s in settings if s.method == "probe"}):
-            embed = add(StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},
-                                 {"dataset": data, **encoders[start]}, label=f"{d.name} {start}"))
+            embed = add(embed_step(spec, data, encoders[start], f"{d.name} {start}"))
             embeddings[start] = embed.prefix
         for sampling in spec.sampling:
             for setting, protocol in _columns(spec, settings):
@@ -113,10 +117,29 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
     return Plan(_topological(steps), tuple(cells), clusterings)
 
 
+def clustering_params(c: ClusteringSpec) -> dict:
+    """The cluster step's parameters; sIB's stay what they were before dense methods existed."""
+    params = dataclasses.asdict(c)
+    del params["embedding"], params["glove"]
+    if c.method == "sib":
+        return params
+    params["embedding"] = c.embedding
+    if c.embedding == "glove":
+        path = Path(c.glove).expanduser().resolve()
+        params["glove"] = str(path)
+        params["glove_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return params
+
+
 def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Setting, str]]:
     """(setting, protocol) pairs: fine-tunes once per protocol, the rest once."""
     fine = [(s, p) for p in spec.protocols for s in settings if s.method == "finetune"]
     return fine + [(s, "-") for s in settings if s.method != "finetune"]
+
+
+def embed_step(spec: ExperimentSpec, data: str, encoder: dict, label: str) -> StepSpec:
+    return StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},
+                    {"dataset": data, **encoder}, label=label)
 
 
 def _cell_step(spec: ExperimentSpec, setting: Setting, protocol: str, sampling: str, data: str, clusters: dict,

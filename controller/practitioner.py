@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.backends.local import LocalBackend
-from controller.plan import Plan
+from controller.plan import Plan, clustering_params
 from controller.spec import ClusteringSpec, IntertrainSpec, StrongSpec, TrainSpec
 from jobs.data import DataError, Examples, dump_jsonl, label_names, read_examples
 from jobs.step import MARKER, StepSpec, is_done
@@ -68,7 +68,7 @@ def training_plan(req: TrainRequest, prefix: str, n_corpus: int) -> Plan:
     clusterings = {}
     encoder: dict[str, str] = {}
     if req.setting == "clust":
-        clust = StepSpec("cluster", dataclasses.asdict(req.clustering), {"dataset": prefix}, label="corpus")
+        clust = StepSpec("cluster", clustering_params(req.clustering), {"dataset": prefix}, label="corpus")
         inter = StepSpec("intertrain", {"setting": "clust", "model": req.model, "seed": req.seed,
                                         **dataclasses.asdict(req.intertrain)},
                          {"dataset": prefix, "clusters": clust.prefix}, label="corpus clust")
@@ -140,7 +140,7 @@ def suggest(store: Store, corpus_path: Path, budget: int, clustering: Clustering
     if not is_done(store, prefix):
         store.write_bytes(f"{prefix}/train.jsonl", data)
         store.write_bytes(f"{prefix}/{MARKER}", json.dumps({"corpus": len(corpus)}).encode())
-    clust = StepSpec("cluster", dataclasses.asdict(clustering), {"dataset": prefix}, label="corpus")
+    clust = StepSpec("cluster", clustering_params(clustering), {"dataset": prefix}, label="corpus")
     result = LocalBackend(store).run(Plan({clust.id: clust}, (), {}), on_event)
     if not result.ok:
         raise DataError(f"clustering the corpus failed: {next(iter(result.failed.values())).splitlines()[-1]}")

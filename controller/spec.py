@@ -17,7 +17,8 @@ import yaml
 
 from controller.settings import SETTINGS
 
-CLUSTERING_METHODS = ("sib",)
+CLUSTERING_METHODS = ("sib", "kmeans", "hartigan")
+EMBEDDINGS = ("encoder", "glove")
 PROTOCOLS = ("paper", "strong")
 SAMPLINGS = ("random", "cluster")
 
@@ -49,12 +50,18 @@ class ClusteringSpec:
     """sIB over stemmed bag-of-words; defaults are the reference code's."""
 
     method: str = "sib"
+    """``sib`` over the bag-of-words, or ``kmeans`` / ``hartigan`` over dense vectors."""
     n_clusters: int = 50
     n_init: int = 10
     max_iter: int = 15
     tol: float = 0.02
     max_features: int = 10000
     seed: int = 1024
+    embedding: str = "encoder"
+    """Dense vectors for kmeans/hartigan: ``encoder`` (mean-pooled embeddings of the base
+    model) or ``glove`` (averaged word vectors from the ``glove`` file)."""
+    glove: str | None = None
+    """A GloVe-format text file (a word, then its numbers, per line)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,13 @@ def _check(spec: ExperimentSpec, problems: list[str]) -> None:
     c = spec.clustering
     if c.method not in CLUSTERING_METHODS:
         problems.append(f"clustering.method: unknown method {c.method!r} (known: {', '.join(CLUSTERING_METHODS)})")
+    if c.embedding not in EMBEDDINGS:
+        problems.append(f"clustering.embedding: unknown embedding {c.embedding!r} (known: {', '.join(EMBEDDINGS)})")
+    if c.method != "sib" and c.embedding == "glove":
+        if not c.glove:
+            problems.append("clustering.glove: a GloVe file is needed for embedding: glove")
+        elif not Path(c.glove).expanduser().is_file():
+            problems.append(f"clustering.glove: no such file {c.glove}")
     for key in ("n_clusters", "n_init", "max_iter", "max_features"):
         if getattr(c, key) < 1:
             problems.append(f"clustering.{key}: must be at least 1, got {getattr(c, key)}")

@@ -1,4 +1,9 @@
-"""The ``cluster`` step: sIB over stemmed bag-of-words of the unlabeled train texts."""
+"""The ``cluster`` step: cluster the unlabeled train texts.
+
+``sib`` (the paper's): sequential Information Bottleneck over the stemmed bag-of-words.
+``kmeans`` / ``hartigan``: k-means or Hartigan's k-means over dense vectors: the encoder's
+mean-pooled embeddings (an ``embeddings`` input) or averaged GloVe vectors (``glove``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from jobs.datasets import read_split
+from jobs.embed import from_npy
+from jobs.vectors import glove_average, hartigan_kmeans, lloyd_kmeans
 from jobs.step import JobError, StepContext
 from jobs.textfeatures import StemmedBagOfWords, top_terms
 
@@ -19,11 +26,11 @@ DEFAULTS = {"method": "sib", "n_clusters": 50, "n_init": 10, "max_iter": 15, "to
             "max_features": 10000, "seed": 1024}
 
 
+METHODS = ("sib", "kmeans", "hartigan")
+
+
 def cluster_counts(counts, params: dict) -> tuple[np.ndarray, float]:
-    """Cluster a term-count matrix; returns labels and the algorithm's score."""
-    method = params["method"]
-    if method != "sib":
-        raise JobError(f"unknown clustering method {method!r} (known: sib)")
+    """sIB over a term-count matrix; returns labels and the algorithm's score."""
     from sib import SIB
 
     threads = int(os.environ.get("CTUNE_THREADS", "0")) or -1
@@ -31,6 +38,15 @@ def cluster_counts(counts, params: dict) -> tuple[np.ndarray, float]:
                 tol=params["tol"], random_state=params["seed"], n_jobs=threads)
     model.fit(counts)
     return np.asarray(model.labels_, dtype=int), float(model.score_)
+
+
+def dense_vectors(ctx: StepContext, texts, params: dict) -> np.ndarray:
+    if params.get("embedding", "encoder") == "glove":
+        return glove_average(texts, params["glove"])
+    vectors = from_npy(ctx.store.read_bytes(f"{ctx.input('embeddings')}/train.npy"))
+    if len(vectors) != len(texts):
+        raise JobError(f"{len(vectors)} embeddings for {len(texts)} train texts")
+    return vectors
 
 
 def run(ctx: StepContext) -> dict:
@@ -47,7 +63,16 @@ def run(ctx: StepContext) -> dict:
         raise JobError(str(exc)) from None
     empty = int((np.asarray(counts.sum(axis=1)).ravel() == 0).sum())
     t1 = time.time()
-    labels, score = cluster_counts(counts, params)
+    method = params["method"]
+    if method == "sib":
+        labels, score = cluster_counts(counts, params)
+    elif method in ("kmeans", "hartigan"):
+        vectors = dense_vectors(ctx, train.texts, params)
+        algorithm = lloyd_kmeans if method == "kmeans" else hartigan_kmeans
+        labels, sse = algorithm(vectors, k, params["n_init"], params["max_iter"], params["seed"])
+        score = -sse
+    else:
+        raise JobError(f"unknown clustering method {method!r} (known: {', '.join(METHODS)})")
     t2 = time.time()
     sizes = np.bincount(labels, minlength=k).tolist()
     nmi = None
@@ -58,6 +83,7 @@ def run(ctx: StepContext) -> dict:
     summary = {
         "n_texts": len(train),
         "n_clusters": k,
+        "method": method,
         "vocabulary_size": len(bow.vocabulary_),
         "texts_without_terms": empty,
         "score": score,

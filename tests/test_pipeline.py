@@ -185,3 +185,13 @@ def test_cluster_sampling_and_cluster_only_classifier(write_spec, tmp_path):
         spread = len({assignments[i] for i in sample})
         if r["sampling"] == "cluster":
             assert spread == 8  # every cluster is represented
+
+
+def test_dense_clustering_of_encoder_embeddings(write_spec, tmp_path):
+    spec = write_spec(settings=["clusters"], repetitions=1,
+                      clustering={"method": "hartigan", "n_clusters": 6, "n_init": 2, "max_iter": 5})
+    result = ctune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    clusters = json.loads(next((tmp_path / "store").glob("steps/cluster/*/clusters.json")).read_text())
+    assert clusters["method"] == "hartigan" and sum(clusters["sizes"]) == 240 and min(clusters["sizes"]) > 0
+    assert clusters["nmi_with_gold"] is not None and clusters["top_terms"]["0"]

@@ -129,3 +129,26 @@ def test_cluster_sampling_beside_random_and_the_cluster_only_classifier():
     # random-sample ids do not change when cluster sampling is added
     assert set(build_plan(spec(settings=["bert"]), PREFIXES).steps) <= set(plan.steps)
     assert kinds(plan) == {"cluster": 2, "finetune": 24, "classic": 12}
+
+
+def test_dense_clustering_reads_the_base_embeddings_and_sib_ids_stay():
+    sib = build_plan(spec(settings=["clust"]), PREFIXES)
+    km = build_plan(spec(settings=["clust", "probe"], clustering={"method": "kmeans"}), PREFIXES)
+    cluster = next(s for s in km.steps.values() if s.kind == "cluster")
+    probe_embed = next(s for s in km.steps.values() if s.kind == "embed" and s.label.endswith("base"))
+    assert cluster.inputs["embeddings"] == probe_embed.prefix  # one embedding serves both
+    assert cluster.params["embedding"] == "encoder"
+    assert "embedding" not in next(s for s in sib.steps.values() if s.kind == "cluster").params
+
+
+def test_glove_clustering_is_keyed_by_the_file_content(tmp_path):
+    glove = tmp_path / "g.txt"
+    glove.write_text("a 1 2\n")
+    first = build_plan(spec(settings=["clust"], clustering={"method": "hartigan", "embedding": "glove",
+                                                            "glove": str(glove)}), PREFIXES)
+    glove.write_text("a 1 3\n")
+    second = build_plan(spec(settings=["clust"], clustering={"method": "hartigan", "embedding": "glove",
+                                                             "glove": str(glove)}), PREFIXES)
+    c1 = next(s for s in first.steps.values() if s.kind == "cluster")
+    c2 = next(s for s in second.steps.values() if s.kind == "cluster")
+    assert c1.id != c2.id and "embeddings" not in c1.inputs
