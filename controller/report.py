@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from controller.plan import Plan
 from controller.spec import ExperimentSpec
+from controller.stats import format_tests, paired_tests
 from jobs.step import is_done, step_prefix
 from jobs.storage import Store
 
@@ -99,6 +100,8 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
                 acc = [r["accuracy"] for r in rows if r["dataset"] == d.name and r["column"] == col and r["budget"] == b]
                 cells.append(_fmt(acc))
             lines.append(f"| {d.name} | {b} | " + " | ".join(cells) + " |")
+    if "bert" in columns:
+        lines += format_tests(paired_tests(rows, columns, "bert"))
     if nmi:
         lines += ["", "NMI of the clusters with the gold labels (train set): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in nmi.items() if v is not None)]

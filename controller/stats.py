@@ -1,0 +1,59 @@
+"""Paired t-tests between settings, as the paper's Table 3.
+
+Cells of two settings that share a (dataset, budget, repetition) were trained on the same
+labeled sample, so they pair.  Per budget, pairs of every dataset are pooled; p-values are
+Bonferroni-corrected over every test in the table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    column: str
+    baseline: str
+    budget: int
+    pairs: int
+    mean_diff: float
+    """Mean accuracy difference (column - baseline), in points."""
+    p: float
+    """Two-sided p-value, Bonferroni-corrected."""
+
+
+def paired_tests(rows: list[dict], columns: list[str], baseline: str) -> list[PairedTest]:
+    from scipy.stats import ttest_rel
+
+    by_key = {(r["column"], r["dataset"], r["budget"], r["repetition"]): r["accuracy"] for r in rows}
+    budgets = sorted({r["budget"] for r in rows})
+    raw = []
+    for column in columns:
+        if column == baseline:
+            continue
+        for b in budgets:
+            keys = [k[1:] for k in by_key if k[0] == column and k[2] == b and (baseline, *k[1:]) in by_key]
+            if len(keys) < 2:
+                continue
+            x = [100 * by_key[(column, *k)] for k in keys]
+            y = [100 * by_key[(baseline, *k)] for k in keys]
+            diffs = [a - c for a, c in zip(x, y)]
+            mean = sum(diffs) / len(diffs)
+            p = 1.0 if all(d == diffs[0] for d in diffs) and mean == 0 else float(ttest_rel(x, y).pvalue)
+            raw.append((column, b, len(keys), mean, p))
+    n_tests = max(len(raw), 1)
+    return [PairedTest(c, baseline, b, n, mean, min(1.0, p * n_tests) if not math.isnan(p) else 1.0)
+            for c, b, n, mean, p in raw]
+
+
+def format_tests(tests: list[PairedTest]) -> list[str]:
+    if not tests:
+        return []
+    lines = ["", f"Paired t-tests against `{tests[0].baseline}` on the same samples (datasets pooled per budget; "
+             f"Bonferroni over {len(tests)} tests):", "",
+             "| setting | budget | pairs | mean difference (points) | p |", "|---|---:|---:|---:|---:|"]
+    for t in tests:
+        mark = " *" if t.p < 0.05 else ""
+        lines.append(f"| {t.column} | {t.budget} | {t.pairs} | {t.mean_diff:+.1f} | {t.p:.2g}{mark} |")
+    return lines
