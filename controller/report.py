@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from controller.plan import Plan
 from controller.spec import ExperimentSpec
-from controller.stats import format_tests, paired_tests
+from controller.plots import accuracy_plot
+from controller.stats import format_tests, mean_sem, paired_tests
 from jobs.step import is_done, step_prefix
 from jobs.storage import Store
 
@@ -25,19 +26,12 @@ class Report:
     nmi: dict[str, float | None]
     csv: str
     summary: str
+    plot: bytes | None
+    """accuracy.png, when there is more than one budget to draw."""
 
 
 def report_prefix(spec: ExperimentSpec) -> str:
     return f"experiments/{spec.name}/report"
-
-
-def mean_sem(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
 
 
 def collect(store: Store, plan: Plan) -> tuple[list[dict], int]:
@@ -111,11 +105,16 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
 def build_report(store: Store, spec: ExperimentSpec, plan: Plan) -> Report:
     rows, missing = collect(store, plan)
     nmi = cluster_nmi(store, plan)
-    return Report(tuple(rows), missing, nmi, to_csv(rows), summarize(spec, plan, rows, missing, nmi))
+    plot = None
+    if len({r["budget"] for r in rows}) > 1:
+        plot = accuracy_plot(rows, [d.name for d in spec.datasets], list(dict.fromkeys(c.column for c in plan.cells)))
+    return Report(tuple(rows), missing, nmi, to_csv(rows), summarize(spec, plan, rows, missing, nmi), plot)
 
 
 def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
     prefix = report_prefix(spec)
     store.write_bytes(f"{prefix}/results.csv", report.csv.encode())
     store.write_bytes(f"{prefix}/summary.md", report.summary.encode())
+    if report.plot:
+        store.write_bytes(f"{prefix}/accuracy.png", report.plot)
     return prefix

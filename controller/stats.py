@@ -23,6 +23,16 @@ class PairedTest:
     """Two-sided p-value, Bonferroni-corrected."""
 
 
+def mean_sem(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (NaN for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
 def paired_tests(rows: list[dict], columns: list[str], baseline: str) -> list[PairedTest]:
     from scipy.stats import ttest_rel
 

@@ -38,3 +38,13 @@ def test_bonferroni_multiplies_and_caps():
     assert all(t.p <= 1.0 for t in raw)
     single = paired_tests(rows_for("bert", [0.5, 0.52, 0.49]) + rows_for("x", [0.51, 0.5, 0.52]), ["bert", "x"], "bert")
     assert raw[0].p == pytest.approx(min(1.0, 2 * single[0].p))
+
+
+def test_accuracy_plot_is_a_png():
+    from controller.plots import accuracy_plot
+
+    rows = []
+    for b, base in ((64, 0.4), (128, 0.6), (256, 0.7)):
+        rows += rows_for("bert", [base, base + 0.02], "d", b) + rows_for("clust", [base + 0.2, base + 0.22], "d", b)
+    png = accuracy_plot(rows, ["d", "e"], ["bert", "clust"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
