@@ -29,7 +29,7 @@ def bench_training(texts, labels, n_texts: int) -> None:
     for grouped in (False, True):
         model = models.load_classifier("minilm", 50, seed=0)
         args = models.TrainArgs(epochs=1, batch_size=32, group_by_length=grouped)
-        results[grouped] = timed(lambda: models.train_classifier(model, tok, texts, labels, args, seed=0))
+        results[grouped] = timed(lambda m=model, a=args: models.train_classifier(m, tok, texts, labels, a, seed=0))
     print(f"inter-training, {n_texts} texts: plain {n_texts / results[False]:.1f} texts/s, "
           f"length-grouped {n_texts / results[True]:.1f} texts/s, ratio {results[False] / results[True]:.2f}x")
 
