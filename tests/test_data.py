@@ -24,31 +24,23 @@ def test_field_names_are_configurable(tmp_path):
     assert unlabeled.labels == (None,) and not unlabeled.labeled
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", r"a\.jsonl: file is empty"),
-    ("\n\n", r"a\.jsonl: file is empty"),
-    ('{"text": "ok", "label": "a"}\n{"text": "broken", \n', r"a\.jsonl:2: malformed JSON line"),
-    ('{"text": "ok", "label": "a"}\n{"label": "b"}\n', r"a\.jsonl:2: missing field 'text'"),
-    ('{"text": "ok"}\n', r"a\.jsonl:1: missing field 'label'"),
-    ('["text", "label"]\n', r"a\.jsonl:1: expected a JSON object"),
-    ('{"text": 5, "label": "a"}\n', r"a\.jsonl:1: field 'text' is not a string"),
-])
-def test_bad_jsonl_names_file_and_line(tmp_path, content, message):
-    (tmp_path / "a.jsonl").write_text(content)
+@pytest.mark.parametrize("name, content, message", [(f"a.{ext}", c, m) for ext, c, m in [
+    ("jsonl", "", r"a\.jsonl: file is empty"),
+    ("jsonl", "\n\n", r"a\.jsonl: file is empty"),
+    ("jsonl", '{"text": "ok", "label": "a"}\n{"text": "broken", \n', r"a\.jsonl:2: malformed JSON line"),
+    ("jsonl", '{"text": "ok", "label": "a"}\n{"label": "b"}\n', r"a\.jsonl:2: missing field 'text'"),
+    ("jsonl", '{"text": "ok"}\n', r"a\.jsonl:1: missing field 'label'"),
+    ("jsonl", '["text", "label"]\n', r"a\.jsonl:1: expected a JSON object"),
+    ("jsonl", '{"text": 5, "label": "a"}\n', r"a\.jsonl:1: field 'text' is not a string"),
+    ("csv", "", r"a\.csv: file is empty"),
+    ("csv", "text,label\n", r"a\.csv: file is empty"),
+    ("csv", "body,label\nx,y\n", r"a\.csv:1: missing field 'text' in the CSV header"),
+    ("csv", "text,label\nx,\n", r"a\.csv:2: missing field 'label'"),
+]])
+def test_bad_data_names_file_and_line(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
     with pytest.raises(DataError, match=message):
-        read_examples(tmp_path / "a.jsonl")
-
-
-@pytest.mark.parametrize("content, message", [
-    ("", r"a\.csv: file is empty"),
-    ("text,label\n", r"a\.csv: file is empty"),
-    ("body,label\nx,y\n", r"a\.csv:1: missing field 'text' in the CSV header"),
-    ("text,label\nx,\n", r"a\.csv:2: missing field 'label'"),
-])
-def test_bad_csv_names_file_and_line(tmp_path, content, message):
-    (tmp_path / "a.csv").write_text(content)
-    with pytest.raises(DataError, match=message):
-        read_examples(tmp_path / "a.csv")
+        read_examples(tmp_path / name)
 
 
 def test_missing_file(tmp_path):
