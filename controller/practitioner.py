@@ -19,7 +19,8 @@ from controller.backends.local import LocalBackend
 from controller.plan import Plan, clustering_params
 from controller.spec import ClusteringSpec, IntertrainSpec, StrongSpec, TrainSpec
 from jobs.data import DataError, Examples, dump_jsonl, label_names, read_examples
-from jobs.step import MARKER, StepSpec, is_done
+from jobs.datasets import read_cluster_ids
+from jobs.step import MARKER, StepSpec, is_done, step_prefix
 from jobs.storage import Store
 
 
@@ -87,7 +88,7 @@ def labeled_nmi(store: Store, plan: Plan, corpus: Examples, labeled: Examples) -
 
     if "corpus" not in plan.clusterings:
         return None
-    ids = json.loads(store.read_bytes(f"steps/cluster/{plan.clusterings['corpus']}/assignments.json"))["labels"]
+    ids = read_cluster_ids(store, step_prefix("cluster", plan.clusterings["corpus"]))
     offset = len(corpus) - len(labeled)  # the labeled texts close the corpus
     return float(normalized_mutual_info_score(list(labeled.labels), ids[offset:]))
 
@@ -144,7 +145,7 @@ def suggest(store: Store, corpus_path: Path, budget: int, clustering: Clustering
     result = LocalBackend(store).run(Plan({clust.id: clust}, (), {}), on_event)
     if not result.ok:
         raise DataError(f"clustering the corpus failed: {next(iter(result.failed.values())).splitlines()[-1]}")
-    ids = json.loads(store.read_bytes(f"{clust.prefix}/assignments.json"))["labels"]
+    ids = read_cluster_ids(store, clust.prefix)
     picked = cluster_sample_indices(ids, budget, 0, seed)
     return [{"index": int(i), "cluster": int(ids[i]), "text": corpus.texts[i]} for i in picked]
 

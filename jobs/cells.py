@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from jobs.data import Examples
-from jobs.datasets import read_label_names, read_split
+from jobs.datasets import read_cluster_ids, read_label_names, read_split
 from jobs.step import JobError, StepContext
 
 
@@ -62,7 +62,7 @@ def evaluate(gold: list[int], pred: list[int], names: list[str]) -> dict:
 
 
 def read_assignments(ctx: StepContext) -> list[int]:
-    return json.loads(ctx.store.read_bytes(f"{ctx.input('clusters')}/assignments.json"))["labels"]
+    return read_cluster_ids(ctx.store, ctx.input("clusters"))
 
 
 @dataclass(frozen=True)

@@ -17,5 +17,10 @@ def read_split(store: Store, dataset_prefix: str, split: str) -> Examples:
     return load_jsonl_bytes(store.read_bytes(key), key)
 
 
+def read_cluster_ids(store: Store, cluster_prefix: str) -> list[int]:
+    """The cluster id of every train text, as a ``cluster`` step wrote them."""
+    return json.loads(store.read_bytes(f"{cluster_prefix}/assignments.json"))["labels"]
+
+
 def read_label_names(store: Store, dataset_prefix: str) -> list[str]:
     return json.loads(store.read_bytes(f"{dataset_prefix}/labels.json"))["labels"]

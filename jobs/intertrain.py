@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from jobs import models
-from jobs.datasets import read_split
+from jobs.datasets import read_cluster_ids, read_split
 from jobs.step import JobError, StepContext
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ def _progress(what: str):
 
 
 def _cluster_training(ctx: StepContext, texts: list[str], source: str, seed: int):
-    assignments = json.loads(ctx.store.read_bytes(f"{ctx.input('clusters')}/assignments.json"))["labels"]
+    assignments = read_cluster_ids(ctx.store, ctx.input("clusters"))
     if len(assignments) != len(texts):
         raise JobError(f"{len(assignments)} cluster ids for {len(texts)} train texts")
     n_clusters = max(assignments) + 1
