@@ -15,12 +15,14 @@ from pathlib import Path
 
 import yaml
 
+from controller.advice import THRESHOLD
 from controller.backends.local import Event, LocalBackend
 from controller.datasets import prepare_all, resolve_data_dir, stage
 from controller.modelcheck import ModelError, check_model
 from controller.plan import Plan, build_plan
 from controller.report import build_report, write_report
 from controller.spec import ClusteringSpec, ExperimentSpec, SpecError, load_spec, spec_to_dict
+from jobs.__main__ import KINDS as JOB_KINDS
 from jobs.data import DataError
 from jobs.step import is_done
 from jobs.storage import Store, StoreError, open_store
@@ -91,20 +93,27 @@ def cmd_plan(args) -> int:
 def cmd_run(args) -> int:
     s = open_session(args)
     check_model(s.spec.model)
+    plan = s.plan
+    if args.only:
+        kinds = {k.strip() for k in args.only.split(",") if k.strip()}
+        unknown = sorted(kinds - set(JOB_KINDS))
+        if unknown:
+            raise SpecError("--only", [f"unknown step kind(s) {', '.join(unknown)} (kinds: {', '.join(sorted(JOB_KINDS))})"])
+        plan = s.plan.only(kinds)
     for p in s.prepared.values():
         if stage(s.store, p):
             _say(f"staged {p.name}: {len(p.train)} train / {len(p.test)} test texts -> {p.prefix}")
     base = f"experiments/{s.spec.name}"
     s.store.write_bytes(f"{base}/spec.yaml", yaml.safe_dump(spec_to_dict(s.spec), sort_keys=False).encode())
     s.store.write_bytes(f"{base}/plan.json", s.plan.to_json().encode())
-    todo = [sid for sid, st in s.plan.steps.items() if not is_done(s.store, st.prefix)]
+    todo = [sid for sid, st in plan.steps.items() if not is_done(s.store, st.prefix)]
     if not todo:
-        _say(f"nothing to run: all {len(s.plan.steps)} steps of {s.spec.name} are done")
+        _say(f"nothing to run: all {len(plan.steps)} steps of {s.spec.name} are done")
         result_ok = True
     else:
-        _say(f"running {len(todo)} of {len(s.plan.steps)} steps ({len(s.plan.steps) - len(todo)} already done) "
+        _say(f"running {len(todo)} of {len(plan.steps)} steps ({len(plan.steps) - len(todo)} already done) "
              f"with {args.jobs} at once; store {s.store.root}")
-        result = LocalBackend(s.store, jobs=args.jobs).run(s.plan, Progress(len(todo)))
+        result = LocalBackend(s.store, jobs=args.jobs).run(plan, Progress(len(todo)))
         result_ok = result.ok
         if not result.ok:
             _say(f"{len(result.failed)} step(s) failed, {len(result.blocked)} not run because of them")
@@ -139,11 +148,12 @@ def cmd_train(args) -> int:
     if not ok:
         _say("training failed")
         return EXIT_FAILED
-    nmi = info["labeled_nmi"]
+    if "labeled_ami" in info:
+        _say(f"clusters vs your labels, on the labeled texts: AMI {info['labeled_ami']:.3f} "
+             f"(NMI {info['labeled_nmi']:.3f}); inter-training is advised from AMI {info['advice_threshold'] or THRESHOLD}")
+    why = " (chosen by the advice)" if info["asked"] == "auto" else ""
     _say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
-         f"{len(info['labels'])} labels, setting {info['setting']} ({info['protocol']} protocol)")
-    if nmi is not None:
-        _say(f"clusters vs your labels, NMI on the labeled texts: {nmi:.3f}")
+         f"{len(info['labels'])} labels, setting {info['setting']}{why} ({info['protocol']} protocol)")
     return 0
 
 
@@ -202,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--jobs", type=int, default=1, help="steps at once (default 1)")
             p.add_argument("--backend", choices=["local"], default="local")
+            p.add_argument("--only", help="run only steps of these kinds (comma-separated, e.g. cluster) "
+                                          "and the steps they read")
         p.set_defaults(fn=fn)
     t = sub.add_parser("train", help="train a classifier: cluster inter-training, then fine-tune on all labels",
                        description="Corpus + labeled file -> a model folder that plain transformers loads.")
@@ -209,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
     t.add_argument("--out", required=True, help="model folder to create")
     t.add_argument("--model", default="minilm")
-    t.add_argument("--setting", choices=["clust", "bert"], default="clust")
+    t.add_argument("--setting", choices=["auto", "clust", "bert"], default="auto",
+                   help="auto (default): clust when the clusters agree with your labels, else bert")
     t.add_argument("--protocol", choices=["strong", "paper"], default="strong")
     t.add_argument("--label-field", default="label")
     _corpus_options(t)

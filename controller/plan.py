@@ -45,10 +45,23 @@ class Plan:
     cells: tuple[Cell, ...]
     clusterings: dict[str, str]
     """Dataset -> id of its clustering step."""
+    analyses: tuple[tuple[str, str, str], ...] = ()
+    """(dataset, inter-training, id of its analyze step)."""
 
     def deps(self, sid: str) -> list[str]:
         """Ids of the steps this step reads (datasets are staged before, not steps)."""
         return [p.rsplit("/", 1)[1] for p in self.steps[sid].inputs.values() if p.startswith("steps/")]
+
+    def only(self, kinds: set[str]) -> "Plan":
+        """The steps of these kinds and every step they read; cells of the kept steps."""
+        keep: set[str] = set()
+        for sid in reversed(list(self.steps)):
+            if self.steps[sid].kind in kinds or sid in keep:
+                keep.add(sid)
+                keep.update(self.deps(sid))
+        return Plan({sid: s for sid, s in self.steps.items() if sid in keep},
+                    tuple(c for c in self.cells if c.step in keep), self.clusterings,
+                    tuple(a for a in self.analyses if a[2] in keep))
 
     def to_json(self) -> str:
         return json.dumps({
@@ -61,6 +74,7 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
     steps: dict[str, StepSpec] = {}
     cells: list[Cell] = []
     clusterings: dict[str, str] = {}
+    analyses: list[tuple[str, str, str]] = []
     settings = [SETTINGS[name] for name in spec.settings]
 
     def add(step: StepSpec) -> StepSpec:
@@ -97,6 +111,10 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
                         label=f"{d.name} {start}",
                     ))
                     encoders[start] = {"encoder": inter.prefix}
+        if spec.analysis.enabled:
+            for start in (s for s in ("mlm", "clust", "mlm+clust") if s in encoders):
+                step = add(analyze_step(spec, data, encoders[start], start, f"{d.name} {start}"))
+                analyses.append((d.name, start, step.id))
         embeddings: dict[str, str] = {}
         for start in sorted({s.start for s in settings if s.method == "probe"}):
             embed = add(embed_step(spec, data, encoders[start], f"{d.name} {start}"))
@@ -114,7 +132,7 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
                                               label=f"{d.name} {setting.name}{suffix} b{budget} r{rep}"))
                         cells.append(Cell(d.name, setting.name, budget, rep, step.id, step.kind, protocol,
                                           "cluster" if setting.method == "clusters" else sampling))
-    return Plan(_topological(steps), tuple(cells), clusterings)
+    return Plan(_topological(steps), tuple(cells), clusterings, tuple(analyses))
 
 
 def clustering_params(c: ClusteringSpec) -> dict:
@@ -139,6 +157,14 @@ def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Settin
 
 def embed_step(spec: ExperimentSpec, data: str, encoder: dict, label: str) -> StepSpec:
     return StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},
+                    {"dataset": data, **encoder}, label=label)
+
+
+def analyze_step(spec: ExperimentSpec, data: str, encoder: dict, start: str, label: str) -> StepSpec:
+    a = spec.analysis
+    return StepSpec("analyze", {"model": spec.model, "inter_training": start, "max_texts": a.max_texts,
+                                "permutations": a.permutations, "pooling": a.pooling, "tsne": a.tsne,
+                                "seed": spec.seed, "max_length": spec.finetune.max_length},
                     {"dataset": data, **encoder}, label=label)
 
 

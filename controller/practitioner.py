@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.advice import THRESHOLD, advise, sample_agreement
 from controller.backends.local import LocalBackend
 from controller.plan import Plan, clustering_params
 from controller.spec import ClusteringSpec, IntertrainSpec, StrongSpec, TrainSpec
@@ -31,8 +32,9 @@ class TrainRequest:
     corpus: Path | None = None
     """Unlabeled texts; the labeled texts are always part of the corpus too."""
     model: str = "minilm"
-    setting: str = "clust"
-    """``clust`` (cluster inter-training, then fine-tune) or ``bert`` (fine-tune only)."""
+    setting: str = "auto"
+    """``clust`` (cluster inter-training, then fine-tune), ``bert`` (fine-tune only), or ``auto``:
+    ``clust`` when the clusters agree with the labeled texts (see controller.advice)."""
     protocol: str = "strong"
     text_field: str = "text"
     label_field: str = "label"
@@ -61,15 +63,17 @@ def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples,
     return prefix, corpus, labeled
 
 
-def training_plan(req: TrainRequest, prefix: str, n_corpus: int) -> Plan:
-    if req.setting == "clust" and n_corpus < req.clustering.n_clusters:
-        raise DataError(f"the corpus has {n_corpus} texts, fewer than n_clusters={req.clustering.n_clusters}")
+def corpus_clustering(req: TrainRequest, prefix: str) -> StepSpec:
+    return StepSpec("cluster", clustering_params(req.clustering), {"dataset": prefix}, label="corpus")
+
+
+def training_plan(req: TrainRequest, setting: str, prefix: str, n_corpus: int) -> Plan:
     protocol: TrainSpec = StrongSpec() if req.protocol == "strong" else TrainSpec()
     steps: dict[str, StepSpec] = {}
     clusterings = {}
     encoder: dict[str, str] = {}
-    if req.setting == "clust":
-        clust = StepSpec("cluster", clustering_params(req.clustering), {"dataset": prefix}, label="corpus")
+    if setting == "clust":
+        clust = corpus_clustering(req, prefix)
         inter = StepSpec("intertrain", {"setting": "clust", "model": req.model, "seed": req.seed,
                                         **dataclasses.asdict(req.intertrain)},
                          {"dataset": prefix, "clusters": clust.prefix}, label="corpus clust")
@@ -77,20 +81,19 @@ def training_plan(req: TrainRequest, prefix: str, n_corpus: int) -> Plan:
         clusterings["corpus"] = clust.id
         encoder = {"encoder": inter.prefix}
     fit = StepSpec("fit", {"model": req.model, "seed": req.seed, **dataclasses.asdict(protocol)},
-                   {"dataset": prefix, **encoder}, label=f"fit {req.setting} ({req.protocol})")
+                   {"dataset": prefix, **encoder}, label=f"fit {setting} ({req.protocol})")
     steps[fit.id] = fit
     return Plan(steps, (), clusterings)
 
 
-def labeled_nmi(store: Store, plan: Plan, corpus: Examples, labeled: Examples) -> float | None:
-    """NMI between the clusters and the labels, estimated on the labeled texts alone."""
+def labeled_agreement(store: Store, clust: StepSpec, corpus: Examples, labeled: Examples) -> dict:
+    """NMI and AMI between the clusters and the labels, on the labeled texts alone."""
     from sklearn.metrics import normalized_mutual_info_score
 
-    if "corpus" not in plan.clusterings:
-        return None
-    ids = read_cluster_ids(store, step_prefix("cluster", plan.clusterings["corpus"]))
-    offset = len(corpus) - len(labeled)  # the labeled texts close the corpus
-    return float(normalized_mutual_info_score(list(labeled.labels), ids[offset:]))
+    ids = read_cluster_ids(store, clust.prefix)
+    mine = ids[len(corpus) - len(labeled):]  # the labeled texts close the corpus
+    return {"labeled_nmi": float(normalized_mutual_info_score(list(labeled.labels), mine)),
+            "labeled_ami": sample_agreement(mine, list(labeled.labels))}
 
 
 def check_output(out: Path) -> None:
@@ -113,15 +116,28 @@ def export_model(store: Store, fit_prefix: str, out: Path) -> None:
 def run_training(store: Store, req: TrainRequest, on_event) -> tuple[bool, dict]:
     check_output(req.out)
     prefix, corpus, labeled = stage_training_data(store, req)
-    plan = training_plan(req, prefix, len(corpus))
-    result = LocalBackend(store).run(plan, on_event)
+    backend = LocalBackend(store)
+    agreement: dict = {}
+    setting = req.setting
+    if setting in ("auto", "clust"):
+        if len(corpus) < req.clustering.n_clusters:
+            raise DataError(f"the corpus has {len(corpus)} texts, fewer than n_clusters={req.clustering.n_clusters}")
+        clust = corpus_clustering(req, prefix)
+        result = backend.run(Plan({clust.id: clust}, (), {}), on_event)
+        if not result.ok:
+            return False, {"failed": result.failed}
+        agreement = labeled_agreement(store, clust, corpus, labeled)
+        if setting == "auto":
+            setting = advise(agreement["labeled_ami"])
+    plan = training_plan(req, setting, prefix, len(corpus))
+    result = backend.run(plan, on_event)
     if not result.ok:
         return False, {"failed": result.failed}
     fit = next(s for s in plan.steps.values() if s.kind == "fit")
     export_model(store, fit.prefix, req.out)
     info = {"corpus": len(corpus), "labeled": len(labeled), "labels": label_names(labeled.labels),
-            "setting": req.setting, "protocol": req.protocol,
-            "labeled_nmi": labeled_nmi(store, plan, corpus, labeled)}
+            "setting": setting, "asked": req.setting, "protocol": req.protocol, **agreement,
+            "advice_threshold": THRESHOLD if req.setting == "auto" else None}
     (req.out / "ctune.json").write_text(json.dumps(info, indent=2) + "\n")
     return True, info
 

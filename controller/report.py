@@ -8,15 +8,17 @@ import json
 import math
 from dataclasses import dataclass
 
+from controller.advice import advise, format_advice, judge, sample_agreement
 from controller.plan import Plan
 from controller.spec import ExperimentSpec
 from controller.plots import accuracy_plot
 from controller.stats import format_tests, mean_sem, paired_tests
+from jobs.datasets import read_cluster_ids, read_split
 from jobs.step import is_done, step_prefix
 from jobs.storage import Store
 
 COLUMNS = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "accuracy", "macro_f1",
-           "classes_in_sample", "optimizer_steps", "train_s", "eval_s", "step")
+           "classes_in_sample", "sample_ami", "advice", "optimizer_steps", "train_s", "eval_s", "step")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Report:
     rows: tuple[dict, ...]
     missing: int
     nmi: dict[str, float | None]
+    analyses: tuple[dict, ...]
     csv: str
     summary: str
     plot: bytes | None
@@ -58,6 +61,50 @@ def cluster_nmi(store: Store, plan: Plan) -> dict[str, float | None]:
     return nmi
 
 
+def attach_advice(store: Store, plan: Plan, rows: list[dict]) -> None:
+    """Add ``sample_ami`` (clusters vs labels on the cell's labeled sample) and ``advice``."""
+    ids: dict[str, list[int]] = {}
+    labels: dict[str, tuple] = {}
+    for row in rows:
+        sid = plan.clusterings.get(row["dataset"])
+        if sid is None or not is_done(store, step_prefix("cluster", sid)):
+            continue
+        if row["dataset"] not in ids:
+            ids[row["dataset"]] = read_cluster_ids(store, step_prefix("cluster", sid))
+            labels[row["dataset"]] = read_split(store, plan.steps[sid].inputs["dataset"], "train").labels
+        step = plan.steps[row["step"]]
+        sample = json.loads(store.read_bytes(f"{step.prefix}/sample.json"))["indices"]
+        row["sample_ami"] = sample_agreement([ids[row["dataset"]][i] for i in sample],
+                                             [labels[row["dataset"]][i] for i in sample])
+        row["advice"] = advise(row["sample_ami"])
+
+
+def collect_analyses(store: Store, plan: Plan) -> list[dict]:
+    out = []
+    for dataset, start, sid in plan.analyses:
+        prefix = step_prefix("analyze", sid)
+        if is_done(store, prefix):
+            ned = json.loads(store.read_bytes(f"{prefix}/ned.json"))
+            out.append({"dataset": dataset, "inter_training": start, "step": sid,
+                        "tsne": store.exists(f"{prefix}/tsne.png"), **ned})
+    return out
+
+
+def format_analyses(analyses: list[dict]) -> list[str]:
+    if not analyses:
+        return []
+    lines = ["", "Embedding analysis (paper section 5.3): NED = mean same-class distance / mean distance "
+             "between test texts' embeddings, before and after inter-training; p: share of label "
+             "permutations whose drop is at least as large.", "",
+             "| dataset | inter-training | texts | NED before | NED after | drop | p | t-SNE |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for a in analyses:
+        picture = f"tsne-{a['dataset']}-{a['inter_training']}.png" if a["tsne"] else "-"
+        lines.append(f"| {a['dataset']} | {a['inter_training']} | {a['n_texts']} | {a['ned_before']:.3f} | "
+                     f"{a['ned_after']:.3f} | {a['drop']:.3f} | {a['p_value']:.3g} | {picture} |")
+    return lines
+
+
 def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -75,7 +122,7 @@ def _fmt(values: list[float]) -> str:
 
 
 def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
-              nmi: dict[str, float | None]) -> str:
+              nmi: dict[str, float | None], analyses: list[dict] = ()) -> str:
     lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions", ""]
     protocols = {"paper": spec.finetune, "strong": spec.strong}
     lines.append(f"Model `{spec.model}`; fine-tuning " + "; ".join(
@@ -99,16 +146,21 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
     if nmi:
         lines += ["", "NMI of the clusters with the gold labels (train set): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in nmi.items() if v is not None)]
+    lines += format_advice(judge(rows))
+    lines += format_analyses(list(analyses))
     return "\n".join(lines) + "\n"
 
 
 def build_report(store: Store, spec: ExperimentSpec, plan: Plan) -> Report:
     rows, missing = collect(store, plan)
+    attach_advice(store, plan, rows)
     nmi = cluster_nmi(store, plan)
+    analyses = collect_analyses(store, plan)
     plot = None
     if len({r["budget"] for r in rows}) > 1:
         plot = accuracy_plot(rows, [d.name for d in spec.datasets], list(dict.fromkeys(c.column for c in plan.cells)))
-    return Report(tuple(rows), missing, nmi, to_csv(rows), summarize(spec, plan, rows, missing, nmi), plot)
+    return Report(tuple(rows), missing, nmi, tuple(analyses), to_csv(rows),
+                  summarize(spec, plan, rows, missing, nmi, analyses), plot)
 
 
 def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
@@ -117,4 +169,8 @@ def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
     store.write_bytes(f"{prefix}/summary.md", report.summary.encode())
     if report.plot:
         store.write_bytes(f"{prefix}/accuracy.png", report.plot)
+    for a in report.analyses:
+        if a["tsne"]:
+            picture = store.read_bytes(f"{step_prefix('analyze', a['step'])}/tsne.png")
+            store.write_bytes(f"{prefix}/tsne-{a['dataset']}-{a['inter_training']}.png", picture)
     return prefix

@@ -21,6 +21,7 @@ CLUSTERING_METHODS = ("sib", "kmeans", "hartigan")
 EMBEDDINGS = ("encoder", "glove")
 PROTOCOLS = ("paper", "strong")
 SAMPLINGS = ("random", "cluster")
+POOLINGS = ("cls", "mean")
 
 
 class SpecError(ValueError):
@@ -102,6 +103,20 @@ class StrongSpec(TrainSpec):
 
 
 @dataclass(frozen=True)
+class AnalysisSpec:
+    """How inter-training moved the embeddings (paper section 5.3), per inter-trained encoder:
+    NED before/after with a permutation test, and a t-SNE picture."""
+
+    enabled: bool = False
+    max_texts: int = 1000
+    """A fixed random subset of the test texts."""
+    permutations: int = 1000
+    pooling: str = "cls"
+    """``cls`` (the paper's [CLS] embeddings) or ``mean``."""
+    tsne: bool = True
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     name: str
     datasets: tuple[DatasetSpec, ...]
@@ -124,6 +139,7 @@ class ExperimentSpec:
     clusters by size, as ``ctune suggest`` proposes), or both to compare them."""
     protocols: tuple[str, ...] = ("paper",)
     """Fine-tuning protocols to run: ``paper`` (the ``finetune`` section), ``strong``."""
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     data_dir: str | None = None
     store: str | None = None
 
@@ -248,6 +264,13 @@ def _check(spec: ExperimentSpec, problems: list[str]) -> None:
             problems.append(f"sampling: unknown sampling {sampling!r} (known: {', '.join(SAMPLINGS)})")
     if not spec.sampling or len(set(spec.sampling)) != len(spec.sampling):
         problems.append("sampling: list each sampling once, at least one")
+    a = spec.analysis
+    if a.pooling not in POOLINGS:
+        problems.append(f"analysis.pooling: unknown pooling {a.pooling!r} (known: {', '.join(POOLINGS)})")
+    if a.max_texts < 10:
+        problems.append(f"analysis.max_texts: must be at least 10, got {a.max_texts}")
+    if a.permutations < 1:
+        problems.append(f"analysis.permutations: must be at least 1, got {a.permutations}")
     if spec.mlm.replication < 1:
         problems.append(f"mlm.replication: must be at least 1, got {spec.mlm.replication}")
     if not 0 < spec.mlm.mask_prob < 1:

@@ -15,7 +15,7 @@ from jobs.step import JobError, run_step
 from jobs.storage import StoreError
 
 KINDS = {"cluster": "jobs.cluster", "intertrain": "jobs.intertrain", "finetune": "jobs.finetune",
-         "embed": "jobs.embed", "classic": "jobs.classic", "fit": "jobs.fit"}
+         "embed": "jobs.embed", "classic": "jobs.classic", "fit": "jobs.fit", "analyze": "jobs.analyze"}
 EXIT_BAD_INPUT = 2
 
 

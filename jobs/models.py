@@ -208,3 +208,12 @@ def save_encoder(model, tokenizer, folder: Path) -> None:
     encoder = model.base_model
     encoder.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+
+
+def _cls(model, enc):
+    return model(**enc).last_hidden_state[:, 0]
+
+
+def embed_cls(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    """Last-layer [CLS] embeddings (what a fine-tuned BERT classifier's head reads)."""
+    return _by_length(model, tokenizer, texts, max_length, batch_size, _cls)

@@ -27,9 +27,10 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model):
     store = tmp_path / "store"
     # WHEN a model is trained with cluster inter-training
     result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
-                   "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
+                   "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store),
+                   "--setting", "clust")
     assert result.returncode == 0, result.stderr
-    assert "clusters vs your labels, NMI on the labeled texts" in result.stderr
+    assert "clusters vs your labels, on the labeled texts: AMI" in result.stderr
     info = json.loads((out / "ctune.json").read_text())
     assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == "clust"
     # THEN plain transformers loads it with the label names
@@ -51,9 +52,29 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model):
         ["stocks fell sharply", "the striker scored twice"]
     # AND training again reuses every step and refuses to overwrite the folder
     again = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
-                  "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
+                  "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store),
+                  "--setting", "clust")
     assert again.returncode == 2 and again.stderr.strip().endswith("exists and is not empty")
     assert "  ... " not in again.stderr  # no step was started
+
+
+def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_path, data_dir, tiny_model):
+    import random
+
+    lines = [json.loads(line) for line in (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()]
+    labels = [r["label"] for r in lines[:60]]
+    random.Random(0).shuffle(labels)  # labels unrelated to the texts, so to their clusters
+    (tmp_path / "labeled.jsonl").write_text("".join(
+        json.dumps({"text": r["text"], "label": y}) + "\n" for r, y in zip(lines[:60], labels)))
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in lines[60:]))
+    out = tmp_path / "model"
+    result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+                   "--out", str(out), "--model", tiny_model, "--clusters", "6", "--store", str(tmp_path / "store"))
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "ctune.json").read_text())
+    assert info["asked"] == "auto" and info["labeled_ami"] < info["advice_threshold"]
+    assert info["setting"] == "bert" and "chosen by the advice" in result.stderr
+    assert not list((tmp_path / "store").glob("steps/intertrain/*"))  # no inter-training was run
 
 
 def test_train_needs_two_labels(tmp_path, tiny_model):

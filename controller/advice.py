@@ -1,0 +1,104 @@
+"""Advice from the labels at hand: will cluster inter-training help on this dataset?
+
+The paper finds that the gain follows the agreement between the clusters and the task's
+labels (Figure 4: low NMI, no gain). A practitioner cannot measure that agreement on the
+corpus, but can on the few texts already labeled. On 64 texts spread over 50 clusters the
+plain NMI is high by chance alone (most clusters hold one labeled text), so the estimate
+used is the adjusted mutual information (AMI), which is 0 in expectation for unrelated
+labelings whatever the sample size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+THRESHOLD = 0.12
+"""Inter-train when the sample AMI is at least this; calibrated on the shared datasets at
+64 labels (see README, "Advice")."""
+
+PAIRS = (("bert", "clust"), ("probe", "clust+probe"))
+"""(without, with) cluster inter-training: the comparisons the advice is judged on."""
+
+
+def sample_agreement(cluster_ids, labels) -> float:
+    """AMI between the cluster ids and the gold labels of the labeled texts."""
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    if len(cluster_ids) != len(labels):
+        raise ValueError("one cluster id per labeled text is needed")
+    if len(set(labels)) < 2:
+        return 0.0
+    return float(adjusted_mutual_info_score(list(labels), list(cluster_ids)))
+
+
+def advise(ami: float, threshold: float = THRESHOLD) -> str:
+    """``clust`` (inter-train on the clusters) or ``bert`` (fine-tune the base encoder)."""
+    return "clust" if ami >= threshold else "bert"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    dataset: str
+    budget: int
+    repetition: int
+    sampling: str
+    protocol: str
+    pair: tuple[str, str]
+    ami: float
+    advice: str
+    without: float
+    with_clust: float
+
+    @property
+    def better(self) -> str:
+        return "clust" if self.with_clust > self.without else "bert"
+
+    @property
+    def match(self) -> bool:
+        return self.advice == self.better
+
+
+def judge(rows: list[dict], threshold: float = THRESHOLD) -> list[Judgement]:
+    """For each sample and (without, with) pair present in ``rows``: the advice against the
+    measured better of the two. Rows need ``sample_ami`` (see report.attach_advice)."""
+    index = {(r["dataset"], r["budget"], r["repetition"], r["sampling"], r["protocol"], r["setting"]): r
+             for r in rows}
+    out = []
+    for r in rows:
+        for without, with_clust in PAIRS:
+            if r["setting"] != without or r.get("sample_ami") is None:
+                continue
+            other = index.get((r["dataset"], r["budget"], r["repetition"], r["sampling"], r["protocol"], with_clust))
+            if other is None:
+                continue
+            out.append(Judgement(r["dataset"], r["budget"], r["repetition"], r["sampling"], r["protocol"],
+                                 (without, with_clust), r["sample_ami"], advise(r["sample_ami"], threshold),
+                                 r["accuracy"], other["accuracy"]))
+    return out
+
+
+def format_advice(judgements: list[Judgement]) -> list[str]:
+    if not judgements:
+        return []
+    lines = ["", f"Advice (inter-train when the clusters' AMI with the labeled sample is at least {THRESHOLD}): "
+             "per dataset, the mean sample AMI, the advice, and how often it names the better of each pair.", "",
+             "| dataset | budget | sample AMI | advice | " + " | ".join(
+                 f"{a} vs {b}" for a, b in PAIRS) + " |", "|---|---:|---:|---|" + "---|" * len(PAIRS)]
+    keys = sorted({(j.dataset, j.budget) for j in judgements}, key=lambda k: (k[1], k[0]))
+    for dataset, budget in keys:
+        js = [j for j in judgements if (j.dataset, j.budget) == (dataset, budget)]
+        amis = {(j.repetition, j.sampling): j.ami for j in js}
+        advice = [advise(a) for a in amis.values()]
+        cells = []
+        for pair in PAIRS:
+            pj = [j for j in js if j.pair == pair]
+            cells.append(f"{sum(j.match for j in pj)}/{len(pj)}" if pj else "-")
+        lines.append(f"| {dataset} | {budget} | {np.mean(list(amis.values())):.3f} | "
+                     f"{'clust' if advice.count('clust') * 2 > len(advice) else 'bert'} "
+                     f"({advice.count('clust')}/{len(advice)} clust) | " + " | ".join(cells) + " |")
+    total = sum(j.match for j in judgements)
+    lines.append(f"\nThe advice names the better of the pair in {total} of {len(judgements)} comparisons "
+                 f"({100 * total / len(judgements):.0f}%).")
+    return lines

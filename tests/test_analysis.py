@@ -1,0 +1,91 @@
+"""NED and its permutation test, the advice rule, and both in a tiny grid's report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from controller.advice import advise, judge, sample_agreement
+from jobs.ned import ned, ned_permutation_test, pairwise_distances
+from tests.test_pipeline import ctune, read_results
+
+
+def test_ned_on_a_hand_computed_example():
+    x = np.array([[0.0], [1.0], [10.0], [11.0]])
+    d = pairwise_distances(x)
+    # same-class pairs (0,1), (2,3): distance 1; all 6 pairs: 1, 10, 11, 9, 10, 1 -> mean 42/6 = 7
+    assert ned(d, ["a", "a", "b", "b"]) == pytest.approx(1 / 7)
+    assert ned(d, ["a", "b", "a", "b"]) == pytest.approx(10 / 7)
+
+
+def _blobs(n: int, spread: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.repeat(np.arange(4), n // 4)
+    centers = rng.normal(size=(4, 16)) * 3
+    return centers[labels] * spread + rng.normal(size=(n, 16)), labels
+
+
+def test_permutation_test_finds_a_real_drop_and_not_a_fake_one():
+    rng = np.random.default_rng(0)
+    mixed, labels = _blobs(120, 0.0, rng)  # classes not separated
+    separated = mixed + np.eye(4, 16)[labels] * 6  # the same texts, classes pulled apart
+    real = ned_permutation_test(mixed, separated, labels, permutations=200, seed=1)
+    assert real.after < real.before and real.p_value < 0.01
+    other = mixed + rng.normal(size=mixed.shape) * 0.1  # a change unrelated to the classes
+    fake = ned_permutation_test(mixed, other, labels, permutations=200, seed=1)
+    assert fake.p_value > 0.05
+    assert real.as_dict()["permutations"] == 200 and real.n_texts == 120
+
+
+def test_permutation_test_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="same texts"):
+        ned_permutation_test(np.zeros((5, 2)), np.zeros((4, 2)), [0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match="two classes"):
+        ned_permutation_test(np.zeros((4, 2)), np.zeros((4, 2)), [0, 0, 0, 0])
+
+
+def test_sample_agreement_is_near_zero_by_chance_and_high_when_clusters_follow_labels():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=64)
+    unrelated = rng.integers(0, 50, size=64)  # 64 texts over 50 clusters: plain NMI is high anyway
+    assert abs(sample_agreement(unrelated, labels)) < 0.05
+    following = labels * 10 + rng.integers(0, 3, size=64)  # each cluster inside one label
+    assert sample_agreement(following, labels) > 0.3
+    assert advise(sample_agreement(following, labels)) == "clust"
+    assert advise(sample_agreement(unrelated, labels), threshold=0.05) == "bert"
+
+
+def test_judge_pairs_cells_of_the_same_sample():
+    rows = [{"dataset": "d", "budget": 64, "repetition": r, "sampling": "random", "protocol": "strong",
+             "setting": s, "accuracy": acc, "sample_ami": ami}
+            for r, ami in ((0, 0.2), (1, 0.0)) for s, acc in (("bert", 0.5), ("clust", 0.6))]
+    js = judge(rows, threshold=0.1)
+    assert [(j.repetition, j.advice, j.better, j.match) for j in js] == [
+        (0, "clust", "clust", True), (1, "bert", "clust", False)]
+
+
+def test_grid_report_has_advice_and_embedding_analysis(write_spec, tmp_path):
+    spec = write_spec(settings=["bert", "clust", "probe", "clust+probe"], repetitions=2,
+                      analysis={"enabled": True, "max_texts": 40, "permutations": 50})
+    result = ctune("run", str(spec), "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    report = tmp_path / "store/experiments/tiny/report"
+    rows = read_results(report / "results.csv")
+    assert all(r["sample_ami"] != "" and r["advice"] in ("bert", "clust") for r in rows)
+    assert len({r["sample_ami"] for r in rows}) == 2  # one sample per repetition, shared by settings
+    assert "Advice (inter-train when" in result.stdout and "bert vs clust" in result.stdout
+    ned_file = json.loads(next((tmp_path / "store").glob("steps/analyze/*/ned.json")).read_text())
+    assert ned_file["n_texts"] == 40 and ned_file["permutations"] == 50 and 0 < ned_file["p_value"] <= 1
+    assert "Embedding analysis" in result.stdout
+    assert (report / "tsne-ag_news-clust.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_only_runs_the_chosen_kinds(write_spec, tmp_path):
+    spec = write_spec(settings=["bert", "clust"], repetitions=1)
+    result = ctune("run", str(spec), "--only", "cluster")
+    assert result.returncode == 0, result.stderr
+    kinds = {p.parent.parent.name for p in (tmp_path / "store").glob("steps/*/*/_SUCCESS")}
+    assert kinds == {"cluster"} and "not done yet" in result.stdout
+    bad = ctune("run", str(spec), "--only", "clustr")
+    assert bad.returncode == 2 and "unknown step kind(s) clustr" in bad.stderr
