@@ -101,4 +101,16 @@ def format_advice(judgements: list[Judgement]) -> list[str]:
     total = sum(j.match for j in judgements)
     lines.append(f"\nThe advice names the better of the pair in {total} of {len(judgements)} comparisons "
                  f"({100 * total / len(judgements):.0f}%).")
+    for pair in PAIRS:
+        pj = [j for j in judgements if j.pair == pair]
+        if pj:
+            lines.append(f"{pair[0]} vs {pair[1]}: points lost against the better of the two, on average: "
+                         f"following the advice {_regret(pj, lambda j: j.advice):.2f}, "
+                         f"always inter-training {_regret(pj, lambda j: 'clust'):.2f}, "
+                         f"never {_regret(pj, lambda j: 'bert'):.2f}.")
     return lines
+
+
+def _regret(judgements: list[Judgement], choose) -> float:
+    lost = [max(j.without, j.with_clust) - (j.with_clust if choose(j) == "clust" else j.without) for j in judgements]
+    return 100 * float(np.mean(lost))

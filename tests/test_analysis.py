@@ -89,3 +89,13 @@ def test_only_runs_the_chosen_kinds(write_spec, tmp_path):
     assert kinds == {"cluster"} and "not done yet" in result.stdout
     bad = ctune("run", str(spec), "--only", "clustr")
     assert bad.returncode == 2 and "unknown step kind(s) clustr" in bad.stderr
+
+
+def test_advice_summary_counts_points_lost():
+    from controller.advice import format_advice
+
+    rows = [{"dataset": "d", "budget": 64, "repetition": 0, "sampling": "random", "protocol": "strong",
+             "setting": s, "accuracy": acc, "sample_ami": 0.0} for s, acc in (("bert", 0.50), ("clust", 0.60))]
+    text = "\n".join(format_advice(judge(rows, threshold=0.1)))
+    assert "in 0 of 1 comparisons" in text
+    assert "following the advice 10.00, always inter-training 0.00, never 10.00" in text
