@@ -117,6 +117,46 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
+class Toleration:
+    key: str
+    operator: str = "Exists"
+    value: str | None = None
+    effect: str | None = None
+
+
+@dataclass(frozen=True)
+class KubernetesSpec:
+    """How steps run as ``batch/v1`` Jobs (``--backend kubernetes``)."""
+
+    namespace: str = "cluster-tune"
+    image: str = "cluster-tune-job:latest"
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str = "cluster-tune-job"
+    gpu_kinds: tuple[str, ...] = ("intertrain", "finetune", "embed", "fit", "analyze")
+    """Step kinds that get ``gpus``; the others (cluster, classic) run on CPU."""
+    gpus: int = 1
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str = "2"
+    memory: str = "16Gi"
+    node_selector: dict[str, str] = field(default_factory=dict)
+    """For GPU steps."""
+    tolerations: tuple[Toleration, ...] = ()
+    """For GPU steps."""
+    priority_class: str | None = None
+    queue: str | None = None
+    """A Kueue LocalQueue: Jobs get its label and are created suspended for Kueue to admit."""
+    s3_secret: str = "cluster-tune-s3"
+    """Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, optionally,
+    AWS_ENDPOINT_URL and AWS_DEFAULT_REGION."""
+    backoff_limit: int = 2
+    active_deadline_s: int = 6 * 3600
+    ttl_after_finished_s: int = 24 * 3600
+    max_in_flight: int = 20
+    pack: int = 1
+    """Fine-tune cells per Job: cells sharing a starting model run in one pod, one after another."""
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     name: str
     datasets: tuple[DatasetSpec, ...]
@@ -140,6 +180,7 @@ class ExperimentSpec:
     protocols: tuple[str, ...] = ("paper",)
     """Fine-tuning protocols to run: ``paper`` (the ``finetune`` section), ``strong``."""
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
     data_dir: str | None = None
     store: str | None = None
 
@@ -167,6 +208,12 @@ def _coerce(value: Any, tp: Any, where: str, problems: list[str]) -> Any:
         if value is None:
             return None
         return _coerce(value, args[0], where, problems)
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a mapping, got {type(value).__name__}")
+            return None
+        inner = typing.get_args(tp)[1]
+        return {str(k): _coerce(v, inner, f"{where}.{k}", problems) for k, v in value.items()}
     if origin is tuple:
         inner = typing.get_args(tp)[0]
         if isinstance(value, (str, dict)) or not isinstance(value, (list, tuple)):
@@ -264,6 +311,7 @@ def _check(spec: ExperimentSpec, problems: list[str]) -> None:
             problems.append(f"sampling: unknown sampling {sampling!r} (known: {', '.join(SAMPLINGS)})")
     if not spec.sampling or len(set(spec.sampling)) != len(spec.sampling):
         problems.append("sampling: list each sampling once, at least one")
+    _check_kubernetes(spec.kubernetes, problems)
     a = spec.analysis
     if a.pooling not in POOLINGS:
         problems.append(f"analysis.pooling: unknown pooling {a.pooling!r} (known: {', '.join(POOLINGS)})")
@@ -285,6 +333,36 @@ def _check(spec: ExperimentSpec, problems: list[str]) -> None:
             problems.append(f"{part}.batch_size: must be at least 1, got {t.batch_size}")
         if not 8 <= t.max_length <= 4096:
             problems.append(f"{part}.max_length: must be between 8 and 4096, got {t.max_length}")
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+STEP_KINDS = ("cluster", "intertrain", "finetune", "embed", "classic", "fit", "analyze")
+
+
+def _check_kubernetes(k: KubernetesSpec, problems: list[str]) -> None:
+    for key in ("namespace", "service_account"):
+        if not _DNS_LABEL.match(getattr(k, key)):
+            problems.append(f"kubernetes.{key}: {getattr(k, key)!r} is not a valid Kubernetes name")
+    if not k.image.strip():
+        problems.append("kubernetes.image: must not be empty")
+    if k.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
+        problems.append(f"kubernetes.image_pull_policy: {k.image_pull_policy!r} (known: Always, IfNotPresent, Never)")
+    for kind in k.gpu_kinds:
+        if kind not in STEP_KINDS:
+            problems.append(f"kubernetes.gpu_kinds: unknown step kind {kind!r} (known: {', '.join(STEP_KINDS)})")
+    for key in ("cpu", "memory"):
+        if not _QUANTITY.match(getattr(k, key)):
+            problems.append(f"kubernetes.{key}: {getattr(k, key)!r} is not a Kubernetes quantity")
+    for key in ("gpus", "backoff_limit"):
+        if getattr(k, key) < 0:
+            problems.append(f"kubernetes.{key}: must not be negative, got {getattr(k, key)}")
+    for key in ("active_deadline_s", "ttl_after_finished_s", "max_in_flight", "pack"):
+        if getattr(k, key) < 1:
+            problems.append(f"kubernetes.{key}: must be at least 1, got {getattr(k, key)}")
+    for i, t in enumerate(k.tolerations):
+        if t.operator not in ("Exists", "Equal"):
+            problems.append(f"kubernetes.tolerations[{i}].operator: {t.operator!r} (known: Exists, Equal)")
 
 
 def parse_spec(raw: Any, source: str = "spec") -> ExperimentSpec:

@@ -65,20 +65,30 @@ def test_judge_pairs_cells_of_the_same_sample():
         (0, "clust", "clust", True), (1, "bert", "clust", False)]
 
 
-def test_grid_report_has_advice_and_embedding_analysis(write_spec, tmp_path):
-    spec = write_spec(settings=["bert", "clust", "probe", "clust+probe"], repetitions=2,
+def test_every_setting_runs_with_advice_and_embedding_analysis(write_spec, tmp_path):
+    from controller.settings import SETTINGS
+
+    spec = write_spec(settings=list(SETTINGS), protocols=["paper", "strong"], repetitions=2,
+                      mlm={"epochs": 1, "replication": 1, "batch_size": 32, "max_length": 32},
+                      strong={"epochs": 2, "batch_size": 8, "max_length": 32},
                       analysis={"enabled": True, "max_texts": 40, "permutations": 50})
     result = ctune("run", str(spec), "--jobs", "2")
     assert result.returncode == 0, result.stderr
     report = tmp_path / "store/experiments/tiny/report"
     rows = read_results(report / "results.csv")
+    fine_tunes = [s for s in SETTINGS.values() if s.method == "finetune"]
+    assert len(rows) == 2 * (2 * len(fine_tunes) + len(SETTINGS) - len(fine_tunes))
+    assert {r["setting"] for r in rows} == set(SETTINGS)
     assert all(r["sample_ami"] != "" and r["advice"] in ("bert", "clust") for r in rows)
-    assert len({r["sample_ami"] for r in rows}) == 2  # one sample per repetition, shared by settings
+    random_rows = [r for r in rows if r["sampling"] == "random"]
+    assert len({r["sample_ami"] for r in random_rows}) == 2  # one sample per repetition, shared by settings
     assert "Advice (inter-train when" in result.stdout and "bert vs clust" in result.stdout
-    ned_file = json.loads(next((tmp_path / "store").glob("steps/analyze/*/ned.json")).read_text())
-    assert ned_file["n_texts"] == 40 and ned_file["permutations"] == 50 and 0 < ned_file["p_value"] <= 1
+    neds = [json.loads(p.read_text()) for p in (tmp_path / "store").glob("steps/analyze/*/ned.json")]
+    assert sorted(n["inter_training"] for n in neds) == ["clust", "mlm", "mlm+clust"]
+    assert all(n["n_texts"] == 40 and n["permutations"] == 50 and 0 < n["p_value"] <= 1 for n in neds)
     assert "Embedding analysis" in result.stdout
-    assert (report / "tsne-ag_news-clust.png").read_bytes()[:4] == b"\x89PNG"
+    for start in ("mlm", "clust", "mlm+clust"):
+        assert (report / f"tsne-ag_news-{start}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_only_runs_the_chosen_kinds(write_spec, tmp_path):

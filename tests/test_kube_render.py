@@ -1,0 +1,119 @@
+"""Rendering Jobs: golden YAML, packing, and schema validation (kubernetes-validate --strict)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.kube.render import JobUnit, pack_units, render_job
+from controller.plan import build_plan
+from controller.spec import KubernetesSpec, Toleration, parse_spec
+
+GOLDEN = Path(__file__).parent / "golden"
+STORE = "s3://ctune-runs/grid"
+
+FULL = KubernetesSpec(
+    namespace="ml-jobs", image="registry.example.com/cluster-tune-job:0.1", gpus=1, cpu="4", memory="24Gi",
+    node_selector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+    tolerations=(Toleration("nvidia.com/gpu", "Exists", None, "NoSchedule"),),
+    priority_class="batch-low", queue="gpu-queue", backoff_limit=3, active_deadline_s=7200,
+    ttl_after_finished_s=3600, pack=4)
+
+
+def tiny_plan(**overrides):
+    raw = {"name": "grid", "datasets": ["ag_news"], "settings": ["bert", "clust", "nb"], "budgets": [64],
+           "repetitions": 3, **overrides}
+    spec = parse_spec(raw)
+    return spec, build_plan(spec, {"ag_news": "datasets/ag_news-0123456789abcdef"})
+
+
+def check_golden(name: str, manifest: dict) -> None:
+    text = yaml.safe_dump(manifest, sort_keys=False)
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs; UPDATE_GOLDEN=1 rewrites it"
+
+
+def test_gpu_step_job_matches_golden():
+    _, plan = tiny_plan()
+    step = next(s for s in plan.steps.values() if s.kind == "intertrain")
+    check_golden("job-intertrain.yaml", render_job(JobUnit((step,)), "grid", STORE, FULL))
+
+
+def test_cpu_step_job_matches_golden_and_has_no_gpu_scheduling():
+    _, plan = tiny_plan()
+    step = next(s for s in plan.steps.values() if s.kind == "cluster")
+    job = render_job(JobUnit((step,)), "grid", STORE, FULL)
+    check_golden("job-cluster.yaml", job)
+    pod = job["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["requests"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+
+
+def test_packed_finetune_cells_share_a_job_per_starting_model():
+    _, plan = tiny_plan(repetitions=5)
+    steps = list(plan.steps.values())
+    units = pack_units(steps, 4)
+    fine = [u for u in units if u.kind == "finetune"]
+    # bert and clust start from different models: 5 cells each -> 4 + 1 per start
+    assert sorted(len(u.steps) for u in fine) == [1, 1, 4, 4]
+    assert all(len({tuple(sorted(s.inputs.items())) for s in u.steps}) == 1 for u in fine)
+    assert sum(len(u.steps) for u in units) == len(steps)
+    job = render_job(fine[0], "grid", STORE, FULL)
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command.count("--step") == len(fine[0].steps)
+    assert job["metadata"]["annotations"]["cluster-tune.io/steps"].count(",") == len(fine[0].steps) - 1
+    assert len({u.name for u in units}) == len(units)  # one name per Job, derived from its steps
+
+
+def test_defaults_render_without_optional_scheduling():
+    _, plan = tiny_plan()
+    step = next(s for s in plan.steps.values() if s.kind == "finetune")
+    job = render_job(JobUnit((step,)), "grid", STORE, KubernetesSpec())
+    assert "suspend" not in job["spec"] and "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
+    assert "priorityClassName" not in job["spec"]["template"]["spec"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_every_rendered_job_passes_strict_schema_validation(tmp_path):
+    _, plan = tiny_plan(settings=["bert", "clust", "mlm", "probe", "nb"], analysis={"enabled": True})
+    units = pack_units(list(plan.steps.values()), 2)
+    files = []
+    for i, unit in enumerate(units):
+        for j, k in enumerate((FULL, KubernetesSpec())):
+            path = tmp_path / f"job-{i}-{j}.yaml"
+            path.write_text(yaml.safe_dump(render_job(unit, "grid", STORE, k)))
+            files.append(str(path))
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    result = subprocess.run([str(validate), "--strict", "--quiet", "-k", "1.33.0", *files],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(files) == 2 * len(units) > 10
+
+
+def test_invalid_kubernetes_settings_are_named():
+    from controller.spec import SpecError
+
+    with pytest.raises(SpecError) as err:
+        parse_spec({"name": "x", "datasets": ["a"], "kubernetes": {
+            "namespace": "Bad_NS", "memory": "lots", "gpu_kinds": ["gpu"], "pack": 0,
+            "tolerations": [{"key": "k", "operator": "Maybe"}], "node_selector": ["a"]}})
+    text = str(err.value)
+    for expected in ("kubernetes.node_selector: expected a mapping", ):
+        assert expected in text
+    with pytest.raises(SpecError) as err:
+        parse_spec({"name": "x", "datasets": ["a"], "kubernetes": {
+            "namespace": "Bad_NS", "memory": "lots", "gpu_kinds": ["gpu"], "pack": 0,
+            "tolerations": [{"key": "k", "operator": "Maybe"}]}})
+    problems = err.value.problems
+    assert any("kubernetes.namespace: 'Bad_NS'" in p for p in problems)
+    assert any("kubernetes.memory: 'lots'" in p for p in problems)
+    assert any("unknown step kind 'gpu'" in p for p in problems)
+    assert any("kubernetes.pack: must be at least 1" in p for p in problems)
+    assert any("tolerations[0].operator: 'Maybe'" in p for p in problems)
