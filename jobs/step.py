@@ -24,6 +24,9 @@ from jobs.storage import Store, open_store
 
 STEP_FILE = "step.json"
 MARKER = "_SUCCESS"
+FAILED = "_FAILED"
+"""Written by a step that failed on a bad input: retrying it will not help."""
+LOG = "log.txt"
 # Bump when a job's outputs change meaning, so old results are not reused.
 CONTRACT_VERSION = 1
 
@@ -80,6 +83,17 @@ class StepSpec:
 
 def is_done(store: Store, prefix: str) -> bool:
     return store.exists(f"{prefix}/{MARKER}")
+
+
+def write_failure(store: Store, prefix: str, error: str) -> None:
+    store.write_bytes(f"{prefix}/{FAILED}", (json.dumps(
+        {"error": error, "retryable": False, "host": socket.gethostname(), "time": time.time()}) + "\n").encode())
+
+
+def read_failure(store: Store, prefix: str) -> dict | None:
+    if not store.exists(f"{prefix}/{FAILED}"):
+        return None
+    return json.loads(store.read_bytes(f"{prefix}/{FAILED}"))
 
 
 def read_record(store: Store, prefix: str) -> dict:

@@ -98,7 +98,10 @@ class LocalStore:
         )
 
     def delete_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self._p(prefix), ignore_errors=True)
+        path = self._p(prefix)
+        if path.is_file():
+            path.unlink()
+        shutil.rmtree(path, ignore_errors=True)
 
     def fetch_dir(self, prefix: str) -> Path:
         path = self._p(prefix)
@@ -220,6 +223,12 @@ class S3Store:
         except OSError:  # another process finished first
             shutil.rmtree(staging, ignore_errors=True)
         return local
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> (``s3://bucket``, ``a/b``)."""
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return f"s3://{bucket}", key.strip("/")
 
 
 def open_store(uri: str | Path) -> Store:

@@ -78,6 +78,7 @@ def _env(k: KubernetesSpec) -> list[dict]:
         {"name": "CTUNE_CACHE", "value": f"{SCRATCH}/cache"},
         {"name": "HF_HOME", "value": f"{SCRATCH}/hf"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "CTUNE_LOG_TO_STORE", "value": "1"},
     ]
     for key, optional in AWS_KEYS:
         ref = {"name": k.s3_secret, "key": key}

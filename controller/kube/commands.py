@@ -1,0 +1,87 @@
+"""``ctune run --backend kubernetes`` wiring and ``ctune status | logs | cancel``."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from controller.backends.kubernetes import KubernetesBackend, cancel_marker, experiment_selector
+from controller.kube.api import KubeApi, KubeError, load_api_client
+from controller.spec import ExperimentSpec
+from jobs.step import LOG, is_done, read_failure
+from jobs.storage import Store
+
+
+def kube_api(kubeconfig: str | None, namespace: str) -> KubeApi:
+    api = KubeApi(load_api_client(kubeconfig))
+    api.check(namespace)
+    return api
+
+
+def kubernetes_backend(spec: ExperimentSpec, store: Store, kubeconfig: str | None,
+                       poll_s: float = 5.0) -> KubernetesBackend:
+    if not store.root.startswith("s3://"):
+        raise KubeError(f"the kubernetes backend needs an s3:// store that pods can reach, not {store.root} "
+                        "(set store: in the spec, --store or $CTUNE_STORE)")
+    return KubernetesBackend(store, spec.name, spec.kubernetes, kube_api(kubeconfig, spec.kubernetes.namespace),
+                             poll_s=poll_s)
+
+
+def print_status(spec: ExperimentSpec, store: Store, plan, kubeconfig: str | None, with_jobs: bool) -> None:
+    counts: Counter = Counter()
+    failed = []
+    for sid, step in plan.steps.items():
+        if is_done(store, step.prefix):
+            counts[(step.kind, "done")] += 1
+        else:
+            counts[(step.kind, "to do")] += 1
+            failure = read_failure(store, step.prefix)
+            if failure:
+                failed.append((step, failure["error"]))
+    print(f"{spec.name}: store {store.root}")
+    for kind in dict.fromkeys(s.kind for s in plan.steps.values()):
+        print(f"  {kind:<10} {counts[(kind, 'done')]:>5} done  {counts[(kind, 'to do')]:>5} to do")
+    for step, error in failed:
+        print(f"  failed: {step.kind} {step.id} ({step.label}): {error}")
+    if store.exists(cancel_marker(spec.name)):
+        print("  cancelled: the last run was cancelled")
+    if with_jobs:
+        api = kube_api(kubeconfig, spec.kubernetes.namespace)
+        jobs = api.jobs(spec.kubernetes.namespace, experiment_selector(spec.name))
+        states = Counter("failed" if j.failed_for_good else "complete" if j.complete else "active"
+                         for j in jobs.values())
+        print(f"  Jobs in {spec.kubernetes.namespace}: {len(jobs)} ("
+              + ", ".join(f"{n} {state}" for state, n in sorted(states.items())) + ")")
+
+
+def print_logs(spec: ExperimentSpec, store: Store, plan, step_id: str, kubeconfig: str | None,
+               with_jobs: bool) -> int:
+    matches = [s for sid, s in plan.steps.items() if sid.startswith(step_id)]
+    if len(matches) != 1:
+        what = "no step of" if not matches else f"{len(matches)} steps of"
+        raise KubeError(f"{what} {spec.name} {'has' if not matches else 'have'} an id starting with {step_id!r} "
+                        "(see ctune plan)")
+    step = matches[0]
+    if store.exists(f"{step.prefix}/{LOG}"):
+        sys.stdout.write(store.read_bytes(f"{step.prefix}/{LOG}").decode(errors="replace"))
+        return 0
+    if with_jobs:
+        from controller.kube.render import JobUnit
+
+        api = kube_api(kubeconfig, spec.kubernetes.namespace)
+        text = api.pod_log_tail(spec.kubernetes.namespace, JobUnit((step,)).name, lines=10_000)
+        if text:
+            sys.stdout.write(text)
+            return 0
+    raise KubeError(f"no log for step {step.id} yet")
+
+
+def cancel(spec: ExperimentSpec, store: Store, kubeconfig: str | None) -> int:
+    """Stop a run: mark it cancelled in the store (a running controller stops) and delete the
+    experiment's Jobs by label (their pods go with them)."""
+    store.write_bytes(cancel_marker(spec.name), b"cancelled\n")
+    api = kube_api(kubeconfig, spec.kubernetes.namespace)
+    jobs = api.jobs(spec.kubernetes.namespace, experiment_selector(spec.name))
+    for name in jobs:
+        api.delete_job(spec.kubernetes.namespace, name)
+    return len(jobs)

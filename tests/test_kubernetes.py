@@ -1,0 +1,183 @@
+"""The Kubernetes backend against a real API server and Job controller (v1.20.2), a node
+agent that runs pods as local processes, and an S3 server (moto)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.kube_rig import KubeRig, RigUnavailable
+from tests.node_agent import NodeAgent
+from tests.test_pipeline import REPO
+
+COMPARED = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "accuracy", "macro_f1", "step")
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory):
+    try:
+        rig = KubeRig(tmp_path_factory.mktemp("kube")).start(
+            Path(os.environ.get("CTUNE_KUBE_BIN", Path.home() / ".cache" / "ctune-kube-v1.20.2")))
+    except RigUnavailable as exc:
+        pytest.fail(f"the Kubernetes test rig cannot start: {exc}")
+    agent = NodeAgent(str(rig.kubeconfig())).start()
+    yield rig, agent
+    agent.stop()
+    rig.stop()
+
+
+@pytest.fixture
+def core(kube):
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(str(kube[0].kubeconfig())))
+
+
+@pytest.fixture
+def kube_ns(kube, core, s3_server, s3_env):
+    """A fresh namespace holding the S3 Secret the Jobs read."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespaced_secret(name, {"metadata": {"name": "cluster-tune-s3"}, "stringData": {
+        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": s3_server,
+        "AWS_DEFAULT_REGION": "us-east-1"}})
+    return name
+
+
+@pytest.fixture
+def s3_model(tiny_model, s3_env):
+    """The tiny model uploaded to the bucket: pods get models from the store, not from disk."""
+    from jobs.storage import open_store
+
+    store = open_store(f"s3://{s3_env}")
+    for path in Path(tiny_model).rglob("*"):
+        if path.is_file():
+            store.upload_file(path, f"models/tiny/{path.relative_to(tiny_model).as_posix()}")
+    return f"s3://{s3_env}/models/tiny"
+
+
+def ctune(*argv, kubeconfig: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {})}
+    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], cwd=REPO, capture_output=True,
+                          text=True, env=env, timeout=900, **kwargs)
+
+
+def rows(text: str) -> list[dict]:
+    return sorted(({k: r[k] for k in COMPARED} for r in csv.DictReader(text.splitlines())),
+                  key=lambda r: r["step"])
+
+
+def report_csv(store_root: str, name: str = "tiny") -> str:
+    from jobs.storage import open_store
+
+    return open_store(store_root).read_bytes(f"experiments/{name}/report/results.csv").decode()
+
+
+def kube_spec(write_spec, s3_model, bucket, ns, **overrides):
+    return write_spec(model=s3_model, store=f"s3://{bucket}/k8s",
+                      kubernetes={"namespace": ns, "image": "cluster-tune-job:test", **overrides.pop("kubernetes", {})},
+                      **overrides)
+
+
+def runs_for(agent: NodeAgent, ns: str) -> list:
+    return [r for r in agent.runs if r.namespace == ns]
+
+
+def test_tiny_spec_on_kubernetes_equals_the_local_backend(kube, kube_ns, write_spec, s3_model, s3_env, tmp_path):
+    rig, agent = kube
+    spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust", "nb"],
+                     kubernetes={"pack": 2})
+    t0 = time.time()
+    result = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
+    assert result.returncode == 0, result.stderr
+    seconds = time.time() - t0
+    local = ctune("run", str(spec), "--store", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    assert rows(report_csv(f"s3://{s3_env}/k8s")) == rows(report_csv(str(tmp_path / "local")))
+    pods = runs_for(agent, kube_ns)
+    jobs = {r.job for r in pods}
+    # 1 cluster + 1 inter-training + 2 x 2 fine-tunes packed by 2 + 2 nb cells
+    assert len(jobs) == len(pods) == 6
+    print(f"\nkubernetes backend: {len(jobs)} Jobs for the tiny spec in {seconds:.0f} s")
+    ambiguous = ctune("logs", str(spec), "")
+    assert ambiguous.returncode == 2 and "steps of tiny have an id starting with" in ambiguous.stderr
+    cluster_id = next(r.command[-1].split("/")[-2] for r in pods if "cluster" in r.job)
+    shown = ctune("logs", str(spec), cluster_id[:8])
+    assert shown.returncode == 0 and f"done cluster {cluster_id}" in shown.stdout
+    again = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
+    assert again.returncode == 0 and "nothing to run" in again.stderr
+    assert len(runs_for(agent, kube_ns)) == 6
+
+
+def test_controller_killed_mid_run_resumes_without_running_a_step_twice(kube, kube_ns, write_spec, s3_model,
+                                                                         s3_env):
+    from jobs.storage import open_store
+
+    rig, agent = kube
+    spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust"], repetitions=3)
+    env = {**os.environ, "KUBECONFIG": str(rig.kubeconfig())}
+    argv = [sys.executable, "-m", "controller.cli", "run", str(spec), "--backend", "kubernetes", "--poll", "1"]
+    first = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    store = open_store(f"s3://{s3_env}/k8s")
+    deadline = time.time() + 300
+    while time.time() < deadline and len([k for k in store.list("steps") if k.endswith("_SUCCESS")]) < 2:
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_at_kill = len([k for k in store.list("steps") if k.endswith("_SUCCESS")])
+    assert 2 <= done_at_kill < 8, "the kill should land mid-run"
+    second = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
+    assert second.returncode == 0, second.stderr
+    assert f"({done_at_kill} already done)" in second.stderr or "already done" in second.stderr
+    pods = runs_for(agent, kube_ns)
+    steps_run = [r.command[-1] for r in pods]
+    assert len(steps_run) == len(set(steps_run)) == 8  # cluster, intertrain, 6 fine-tunes: once each
+    assert all(r.exit_code == 0 for r in pods)
+
+
+def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spec, s3_model, s3_env):
+    rig, agent = kube
+    agent.fail_first.add("ct-cluster-")
+    spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["clust"], repetitions=1,
+                     kubernetes={"backoff_limit": 4})
+    result = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
+    assert result.returncode == 0, result.stderr
+    cluster_pods = [r for r in runs_for(agent, kube_ns) if r.job.startswith("ct-cluster-")]
+    assert [r.exit_code for r in cluster_pods] == [137, 0]  # the Job controller made a second pod
+
+    # a value only the job can check: longer texts than the model has positions
+    bad = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert"], repetitions=1,
+                    finetune={"epochs": 1, "batch_size": 8, "max_length": 512}, kubernetes={"backoff_limit": 4})
+    t0 = time.time()
+    failed = ctune("run", str(bad), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
+    assert failed.returncode == 1
+    assert "max_length 512 is more than the model's 128 positions" in failed.stderr
+    tries = [r for r in runs_for(agent, kube_ns) if r.job.startswith("ct-finetune-")]
+    assert len(tries) == 1 and tries[0].exit_code == 2  # not retried up to backoff_limit
+    assert time.time() - t0 < 120
+    status = ctune("status", str(bad), "--kubernetes", kubeconfig=rig.kubeconfig())
+    assert status.returncode == 0 and "max_length 512" in status.stdout
+
+
+def test_backend_needs_an_s3_store_and_a_reachable_cluster(write_spec, tmp_path, s3_env):
+    spec = write_spec()
+    local = ctune("run", str(spec), "--backend", "kubernetes")
+    assert local.returncode == 2 and "needs an s3:// store" in local.stderr
+    (tmp_path / "kc").write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "u"}}]}))
+    unreachable = ctune("run", str(spec), "--backend", "kubernetes", "--store", f"s3://{s3_env}/x",
+                        kubeconfig=tmp_path / "kc")
+    assert unreachable.returncode == 2 and "cannot reach the Kubernetes API" in unreachable.stderr
+    assert len(unreachable.stderr.strip().splitlines()) == 1
