@@ -49,7 +49,8 @@ def open_session(args) -> Session:
     prepared = prepare_all(spec, resolve_data_dir(spec, args.data_dir), args.spec)
     store = open_store(store_uri(spec, args.store))
     store.check()
-    plan = build_plan(spec, {name: p.prefix for name, p in prepared.items()})
+    plan = build_plan(spec, {name: p.prefix for name, p in prepared.items()},
+                      {name: p.corpus_prefix for name, p in prepared.items()})
     return Session(spec, store, plan, prepared)
 
 

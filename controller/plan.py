@@ -70,7 +70,10 @@ class Plan:
         }, indent=2)
 
 
-def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
+def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str],
+               corpus_prefixes: dict[str, str] | None = None) -> Plan:
+    """``corpus_prefixes``: what clustering and inter-training read, per dataset (default: the
+    dataset itself; with a ``corpus``, its train texts followed by the extra texts)."""
     steps: dict[str, StepSpec] = {}
     cells: list[Cell] = []
     clusterings: dict[str, str] = {}
@@ -83,6 +86,7 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
 
     for d in spec.datasets:
         data = dataset_prefixes[d.name]
+        corpus = (corpus_prefixes or {}).get(d.name, data)
         # where each start's encoder comes from: no input (the base model) or an inter-training
         encoders: dict[str, dict[str, str]] = {"base": {}}
         base_embed = embed_step(spec, data, {}, f"{d.name} base")
@@ -90,14 +94,15 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
         if starts & {"mlm", "mlm+clust"}:
             mlm = add(StepSpec("intertrain", {"setting": "mlm", "model": spec.model, "seed": spec.seed,
                                               **dataclasses.asdict(spec.mlm)},
-                               {"dataset": data}, label=f"{d.name} mlm"))
+                               {"dataset": corpus}, label=f"{d.name} mlm"))
             encoders["mlm"] = {"encoder": mlm.prefix}
         clusters: dict[str, str] = {}
         if starts & {"clust", "mlm+clust"} or "cluster" in spec.sampling or \
                 any(s.method == "clusters" for s in settings):
-            cluster_inputs = {"dataset": data}
+            cluster_inputs = {"dataset": corpus}
             if spec.clustering.method != "sib" and spec.clustering.embedding == "encoder":
-                cluster_inputs["embeddings"] = add(base_embed).prefix
+                corpus_embed = base_embed if corpus == data else embed_step(spec, corpus, {}, f"{d.name} corpus")
+                cluster_inputs["embeddings"] = add(corpus_embed).prefix
             clust = add(StepSpec("cluster", clustering_params(spec.clustering), cluster_inputs, label=f"{d.name}"))
             clusterings[d.name] = clust.id
             clusters = {"clusters": clust.prefix}
@@ -107,7 +112,7 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str]) -> Plan:
                         "intertrain",
                         {"setting": "clust", "model": spec.model, "seed": spec.seed,
                          **dataclasses.asdict(spec.intertrain)},
-                        {"dataset": data, "clusters": clust.prefix, **encoders[upstream]},
+                        {"dataset": corpus, "clusters": clust.prefix, **encoders[upstream]},
                         label=f"{d.name} {start}",
                     ))
                     encoders[start] = {"encoder": inter.prefix}

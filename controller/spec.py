@@ -33,7 +33,8 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset: ``<data_dir>/<name>/{train,test}.{jsonl,csv}`` unless paths are given."""
+    """One dataset: ``<data_dir>/<name>/{train,test}.{jsonl,csv}`` unless paths are given
+    (local files, ``s3://`` objects, or ``s3://`` prefixes whose .jsonl/.csv are read in order)."""
 
     name: str
     train: str | None = None
@@ -44,6 +45,9 @@ class DatasetSpec:
     """Keep a seeded random subset of this many train texts (the paper trims to 15K)."""
     max_test: int | None = None
     """Evaluate on a seeded random subset of this many test texts."""
+    corpus: str | None = None
+    """Extra unlabeled texts (a file, or an ``s3://`` object or prefix) for clustering and
+    inter-training, beside the train texts. New texts there re-run only what reads them."""
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def load_cell_data(ctx: StepContext) -> CellData:
     p = ctx.params
     args = (int(p["budget"]), int(p["repetition"]), int(p.get("sample_seed", 0)))
     if p.get("sampling", "random") == "cluster":
-        sample = cluster_sample_indices(read_assignments(ctx), *args)
+        sample = cluster_sample_indices(read_assignments(ctx)[:len(train)], *args)  # the corpus starts with train
     else:
         sample = sample_indices(len(train), *args)
     return CellData(train, test, names, sample, [index[train.labels[i]] for i in sample],

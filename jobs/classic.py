@@ -48,7 +48,7 @@ def _bow(ctx: StepContext, data, method: str):
 
 
 def _cluster_only(ctx: StepContext, data):
-    assignments = np.asarray(read_assignments(ctx))
+    assignments = np.asarray(read_assignments(ctx))[:len(data.train)]  # the corpus starts with train
     k = int(assignments.max()) + 1
     bow = StemmedBagOfWords(max_features=int(ctx.params.get("max_features", 10000)))
     train = bow.fit_transform(data.train.texts)

@@ -76,8 +76,9 @@ def run(ctx: StepContext) -> dict:
     t2 = time.time()
     sizes = np.bincount(labels, minlength=k).tolist()
     nmi = None
-    if train.labeled:
-        nmi = float(normalized_mutual_info_score(list(train.labels), labels))
+    gold = [i for i, y in enumerate(train.labels) if y is not None]  # a corpus adds unlabeled texts
+    if gold:
+        nmi = float(normalized_mutual_info_score([train.labels[i] for i in gold], labels[gold]))
     ctx.extra["timings"] = {"features_s": round(t1 - t0, 3), "clustering_s": round(t2 - t1, 3)}
     ctx.put_json("assignments.json", {"labels": labels.tolist()})
     summary = {

@@ -36,6 +36,8 @@ def run(ctx: StepContext) -> dict:
     shapes = {}
     t0 = time.time()
     for split in ("train", "test"):
+        if split == "test" and not ctx.store.exists(f"{ctx.input('dataset')}/test.jsonl"):
+            continue  # a clustering corpus has no test split
         texts = list(read_split(ctx.store, ctx.input("dataset"), split).texts)
         vectors = models.embed_mean(encoder, tokenizer, texts, max_length)
         ctx.put_bytes(f"{split}.npy", to_npy(vectors))

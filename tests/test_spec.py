@@ -93,7 +93,7 @@ def test_cli_fewer_texts_than_clusters(capsys, write_spec):
     code, err = run_cli(capsys, "plan", str(write_spec(datasets=[{"name": "ag_news", "max_train": 30}],
                                                        clustering={"n_clusters": 50})))
     assert code == 2
-    assert err[0].endswith("clustering.n_clusters: ag_news has 30 train texts, fewer than n_clusters=50")
+    assert err[0].endswith("clustering.n_clusters: ag_news has 30 texts to cluster, fewer than n_clusters=50")
 
 
 @pytest.mark.parametrize("content, message", [
