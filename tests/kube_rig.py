@@ -42,9 +42,12 @@ def find_binaries(cache: Path) -> Path:
     here = Path(__file__).resolve().parents[1]
     candidates += [here.parent / "shared" / "k8s" / TARBALL_NAME, here / "shared" / "k8s" / TARBALL_NAME]
     tarball = next((c for c in candidates if c.is_file()), None)
-    if tarball is None:
-        raise RigUnavailable(f"no {TARBALL_NAME} (looked in {', '.join(map(str, candidates))}); "
-                             "see ../shared/docs/test-rig.md to rebuild it")
+    if tarball is None:  # rebuild from Debian's source package (minutes, once per machine)
+        build = subprocess.run([str(here / "tests" / "build_kube.sh"), str(cache)], capture_output=True, text=True)
+        if build.returncode != 0:
+            raise RigUnavailable(f"no {TARBALL_NAME} (looked in {', '.join(map(str, candidates))}) and "
+                                 f"rebuilding failed: {build.stderr.strip().splitlines()[-1:]}")
+        return cache
     cache.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tarball) as tar:
         tar.extractall(cache, filter="data")
