@@ -117,3 +117,31 @@ def test_invalid_kubernetes_settings_are_named():
     assert any("unknown step kind 'gpu'" in p for p in problems)
     assert any("kubernetes.pack: must be at least 1" in p for p in problems)
     assert any("tolerations[0].operator: 'Maybe'" in p for p in problems)
+
+
+def test_api_calls_retry_transient_errors_and_name_the_rest():
+    from kubernetes.client.exceptions import ApiException
+
+    from controller.kube.api import KubeApi, KubeError
+
+    api = KubeApi.__new__(KubeApi)
+    api.retries, api.backoff_s = 3, 0.0
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ApiException(status=503, reason="Service Unavailable")
+        return "ok"
+
+    assert api._call("listing Jobs", flaky) == "ok" and len(calls) == 3
+    calls.clear()
+
+    def forbidden():
+        calls.append(1)
+        raise ApiException(status=403, reason="Forbidden")
+
+    with pytest.raises(KubeError, match="creating Job x: 403 Forbidden"):
+        api._call("creating Job x", forbidden)
+    assert len(calls) == 1  # not retried
+    assert api._call("creating Job x", lambda: (_ for _ in ()).throw(ApiException(status=409)), ok_status=(409,)) is None
