@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SPEC ?= experiments/quickstart.yaml
 JOBS ?= 1
-PYTEST_ARGS ?=
+# two workers: most tests wait on job processes or the API server; the Kubernetes tests share one
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 OVERLAY ?= dev
 VERSION ?= latest
 JOB_BASE_IMAGE ?= nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
