@@ -15,6 +15,7 @@ from controller.plan import build_plan
 from controller.spec import KubernetesSpec, Toleration, parse_spec
 
 GOLDEN = Path(__file__).parent / "golden"
+CURRENT = "1.37.0"  # the newest Kubernetes schema kubernetes-validate knows
 STORE = "s3://ctune-runs/grid"
 
 FULL = KubernetesSpec(
@@ -91,7 +92,7 @@ def test_every_rendered_job_passes_strict_schema_validation(tmp_path):
             path.write_text(yaml.safe_dump(render_job(unit, "grid", STORE, k)))
             files.append(str(path))
     validate = Path(sys.executable).with_name("kubernetes-validate")
-    result = subprocess.run([str(validate), "--strict", "--quiet", "-k", "1.33.0", *files],
+    result = subprocess.run([str(validate), "--strict", "--quiet", "-k", CURRENT, *files],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(files) == 2 * len(units) > 10
@@ -145,3 +146,17 @@ def test_api_calls_retry_transient_errors_and_name_the_rest():
         api._call("creating Job x", forbidden)
     assert len(calls) == 1  # not retried
     assert api._call("creating Job x", lambda: (_ for _ in ()).throw(ApiException(status=409)), ok_status=(409,)) is None
+
+
+def test_k8s_manifests_pass_strict_schema_validation(tmp_path):
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    for overlay in ("k8s/base", "k8s/overlays/dev"):
+        built = subprocess.run(["kubectl", "kustomize", overlay], capture_output=True, text=True,
+                               cwd=Path(__file__).resolve().parents[1])
+        assert built.returncode == 0, built.stderr
+        path = tmp_path / (overlay.replace("/", "-") + ".yaml")
+        path.write_text(built.stdout)
+        result = subprocess.run([str(validate), "--strict", "--quiet", "-k", CURRENT, str(path)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, overlay + ": " + result.stdout + result.stderr
+        assert "kind: CronJob" in built.stdout and "concurrencyPolicy: Forbid" in built.stdout
