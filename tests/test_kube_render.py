@@ -160,3 +160,45 @@ def test_k8s_manifests_pass_strict_schema_validation(tmp_path):
                                 capture_output=True, text=True)
         assert result.returncode == 0, overlay + ": " + result.stdout + result.stderr
         assert "kind: CronJob" in built.stdout and "concurrencyPolicy: Forbid" in built.stdout
+
+
+class FakeApi:
+    """Completes every Job at once by committing its steps in the store."""
+
+    def __init__(self, store):
+        self.store, self.created = store, []
+
+    def jobs(self, namespace, selector):
+        from controller.kube.api import JobState
+
+        return {n: JobState(n, {}, {}, 0, 1, 0, True, False) for n in self.created}
+
+    def create_job(self, manifest):
+        self.created.append(manifest["metadata"]["name"])
+        for sid in manifest["metadata"]["annotations"]["cluster-tune.io/steps"].split(","):
+            kind = manifest["metadata"]["labels"]["cluster-tune.io/kind"]
+            self.store.write_bytes(f"steps/{kind}/{sid}/_SUCCESS", b"{}")
+        return True
+
+    def wait_for_change(self, namespace, selector, timeout_s):
+        pass
+
+    def delete_job(self, namespace, name):
+        raise AssertionError("nothing should be deleted")
+
+
+def test_restarted_controller_forms_the_same_packed_jobs(tmp_path):
+    from controller.backends.kubernetes import KubernetesBackend
+    from jobs.storage import open_store
+
+    _, plan = tiny_plan(settings=["bert", "clust"], repetitions=2)
+    store = open_store(tmp_path / "store")
+    k = KubernetesSpec(pack=2)
+    expected = {u.name for u in pack_units(list(plan.steps.values()), 2)}
+    first_cell = next(s for s in plan.steps.values() if s.kind == "finetune")
+    store.write_bytes(f"{first_cell.prefix}/_SUCCESS", b"{}")  # done by a Job of the last controller
+    api = FakeApi(store)
+    result = KubernetesBackend(store, "grid", k, api, poll_s=0).run(plan)
+    assert result.ok and result.already_done == 1
+    assert set(api.created) <= expected and len(api.created) == len(expected)  # its group is resubmitted whole
+    assert sorted(result.ran) == sorted(sid for sid in plan.steps if sid != first_cell.id)

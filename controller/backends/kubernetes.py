@@ -57,7 +57,10 @@ class KubernetesBackend:
         result.already_done = len(done)
         pending = [sid for sid in plan.steps if sid not in done]
         write_step_files(store, plan, pending)
-        units = {u.name: u for u in pack_units([plan.steps[sid] for sid in pending], self.k.pack)}
+        # Grouping over every step, done or not, so a restarted controller forms the same
+        # groups and finds the Jobs the last one created instead of submitting steps again.
+        units = {u.name: u for u in pack_units(list(plan.steps.values()), self.k.pack)
+                 if any(s.id not in done for s in u.steps)}
         members = {s.id for u in units.values() for s in u.steps}
         started: dict[str, float] = {}
         # Jobs that gave up in an earlier run are retried once per run: delete them first.
