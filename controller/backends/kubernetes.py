@@ -61,7 +61,6 @@ class KubernetesBackend:
         # groups and finds the Jobs the last one created instead of submitting steps again.
         units = {u.name: u for u in pack_units(list(plan.steps.values()), self.k.pack)
                  if any(s.id not in done for s in u.steps)}
-        members = {s.id for u in units.values() for s in u.steps}
         started: dict[str, float] = {}
         # Jobs that gave up in an earlier run are retried once per run: delete them first.
         for name, job in self.api.jobs(ns, self.selector).items():
@@ -104,8 +103,6 @@ class KubernetesBackend:
                 failure = next(((s, f) for s in todo if (f := read_failure(store, s.prefix))), None)
                 if job is None:
                     if not all(d in done for d in deps) or in_flight >= self.k.max_in_flight:
-                        continue
-                    if any(d in members and d not in done for d in deps):
                         continue
                     for s in todo:  # a bad input reported by an earlier run may have been fixed
                         store.delete_prefix(f"{s.prefix}/{FAILED}")
