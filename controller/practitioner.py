@@ -63,17 +63,17 @@ def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples,
     return prefix, corpus, labeled
 
 
-def corpus_clustering(req: TrainRequest, prefix: str) -> StepSpec:
-    return StepSpec("cluster", clustering_params(req.clustering), {"dataset": prefix}, label="corpus")
+def corpus_clustering(clustering: ClusteringSpec, prefix: str) -> StepSpec:
+    return StepSpec("cluster", clustering_params(clustering), {"dataset": prefix}, label="corpus")
 
 
-def training_plan(req: TrainRequest, setting: str, prefix: str, n_corpus: int) -> Plan:
+def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
     protocol: TrainSpec = StrongSpec() if req.protocol == "strong" else TrainSpec()
     steps: dict[str, StepSpec] = {}
     clusterings = {}
     encoder: dict[str, str] = {}
     if setting == "clust":
-        clust = corpus_clustering(req, prefix)
+        clust = corpus_clustering(req.clustering, prefix)
         inter = StepSpec("intertrain", {"setting": "clust", "model": req.model, "seed": req.seed,
                                         **dataclasses.asdict(req.intertrain)},
                          {"dataset": prefix, "clusters": clust.prefix}, label="corpus clust")
@@ -122,14 +122,14 @@ def run_training(store: Store, req: TrainRequest, on_event) -> tuple[bool, dict]
     if setting in ("auto", "clust"):
         if len(corpus) < req.clustering.n_clusters:
             raise DataError(f"the corpus has {len(corpus)} texts, fewer than n_clusters={req.clustering.n_clusters}")
-        clust = corpus_clustering(req, prefix)
+        clust = corpus_clustering(req.clustering, prefix)
         result = backend.run(Plan({clust.id: clust}, (), {}), on_event)
         if not result.ok:
             return False, {"failed": result.failed}
         agreement = labeled_agreement(store, clust, corpus, labeled)
         if setting == "auto":
             setting = advise(agreement["labeled_ami"])
-    plan = training_plan(req, setting, prefix, len(corpus))
+    plan = training_plan(req, setting, prefix)
     result = backend.run(plan, on_event)
     if not result.ok:
         return False, {"failed": result.failed}
@@ -157,7 +157,7 @@ def suggest(store: Store, corpus_path: Path, budget: int, clustering: Clustering
     if not is_done(store, prefix):
         store.write_bytes(f"{prefix}/train.jsonl", data)
         store.write_bytes(f"{prefix}/{MARKER}", json.dumps({"corpus": len(corpus)}).encode())
-    clust = StepSpec("cluster", clustering_params(clustering), {"dataset": prefix}, label="corpus")
+    clust = corpus_clustering(clustering, prefix)
     result = LocalBackend(store).run(Plan({clust.id: clust}, (), {}), on_event)
     if not result.ok:
         raise DataError(f"clustering the corpus failed: {next(iter(result.failed.values())).splitlines()[-1]}")
