@@ -6,32 +6,38 @@ the same prefix, so steps keyed by it are reused; new texts give new step ids.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from controller.settings import needs_clustering
 from controller.spec import DatasetSpec, ExperimentSpec, SpecError
-from jobs.data import DataError, Examples, default_data_dir, dump_jsonl, find_split, label_names, read_examples
-from jobs.step import MARKER, is_done
+from jobs.contract.params import clustering_problem
+from jobs.contract.staging import TEST, TRAIN, StagedDataset, corpus, stage, staged_dataset
+from jobs.data import DataError, Examples, default_data_dir, find_split, label_names, read_examples
 from jobs.storage import Store
 
 
 @dataclass(frozen=True)
 class PreparedDataset:
     name: str
-    prefix: str
     train: Examples
     test: Examples
     labels: tuple[str, ...]
-    files: dict[str, bytes]
-    corpus_prefix: str = ""
-    """What clustering and inter-training read: the train texts, then the extra unlabeled
-    ``corpus`` texts; the dataset itself when there is no corpus."""
-    corpus_files: dict[str, bytes] | None = None
+    staged: StagedDataset
+    corpus: StagedDataset | None = None
+    """What clustering and inter-training read when there are extra unlabeled texts: the
+    train texts, then the extra ones (None: the dataset itself)."""
     n_corpus: int = 0
+
+    @property
+    def prefix(self) -> str:
+        return self.staged.prefix
+
+    @property
+    def corpus_prefix(self) -> str:
+        return (self.corpus or self.staged).prefix
 
 
 def read_source(src: str, text_field: str, label_field: str | None) -> Examples:
@@ -57,13 +63,6 @@ def read_source(src: str, text_field: str, label_field: str | None) -> Examples:
         texts += part.texts
         labels += part.labels
     return Examples(tuple(texts), tuple(labels))
-
-
-def _digest(files: dict[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + files[name] + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def resolve_data_dir(spec: ExperimentSpec, override: str | None) -> Path | None:
@@ -102,36 +101,32 @@ def prepare(d: DatasetSpec, data_dir: Path | None) -> PreparedDataset:
     train = _subset(train, d.max_train, seed=1)
     test = _subset(test, d.max_test, seed=2)
     labels = tuple(label_names(train.labels))
-    unseen = sorted({y for y in test.labels if y not in set(labels)})
+    unseen = sorted({str(y) for y in test.labels if y not in set(labels)})
     if unseen:
         raise DataError(f"dataset {d.name!r}: test labels absent from train: {', '.join(unseen[:5])}")
-    files = {
-        "train.jsonl": dump_jsonl(train),
-        "test.jsonl": dump_jsonl(test),
-        "labels.json": (json.dumps({"labels": list(labels)}, indent=2) + "\n").encode(),
-    }
-    prefix = f"datasets/{d.name}-{_digest(files)}"
+    staged = staged_dataset(d.name, {TRAIN: train, TEST: test}, labels, name=d.name, train=len(train),
+                            test=len(test), labels=list(labels))
     if d.corpus is None:
-        return PreparedDataset(d.name, prefix, train, test, labels, files, prefix, None, len(train))
-    extra = read_source(d.corpus, d.text_field, None)
-    corpus = Examples(train.texts + extra.texts, train.labels + (None,) * len(extra))
-    corpus_files = {"train.jsonl": dump_jsonl(corpus)}
-    corpus_prefix = f"datasets/{d.name}-corpus-{_digest(corpus_files)}"
-    return PreparedDataset(d.name, prefix, train, test, labels, files, corpus_prefix, corpus_files, len(corpus))
+        return PreparedDataset(d.name, train, test, labels, staged, None, len(train))
+    texts = corpus(train, read_source(d.corpus, d.text_field, None))
+    staged_corpus = staged_dataset(f"{d.name}-corpus", {TRAIN: texts}, None, name=d.name, corpus=len(texts),
+                                   train=len(train))
+    return PreparedDataset(d.name, train, test, labels, staged, staged_corpus, len(texts))
 
 
 def prepare_all(spec: ExperimentSpec, data_dir: Path | None, source: str) -> dict[str, PreparedDataset]:
     """Prepare every dataset and check the spec against the data; raises SpecError or DataError."""
     prepared = {d.name: prepare(d, data_dir) for d in spec.datasets}
     problems = []
+    clustered = needs_clustering(spec)
     for name, p in prepared.items():
         n = len(p.train)
         for b in spec.budgets:
             if b > n:
                 problems.append(f"budgets: {b} is larger than the train set of {name} ({n} texts)")
-        if "clust" in spec.settings and p.n_corpus < spec.clustering.n_clusters:
-            problems.append(f"clustering.n_clusters: {name} has {p.n_corpus} texts to cluster, "
-                            f"fewer than n_clusters={spec.clustering.n_clusters}")
+        problem = clustering_problem(p.n_corpus, spec.clustering.n_clusters) if clustered else None
+        if problem:
+            problems.append(f"clustering.n_clusters: {name} has {problem}")
         if len(p.labels) < 2:
             problems.append(f"datasets: {name} has fewer than two labels in its train set")
     if problems:
@@ -139,19 +134,7 @@ def prepare_all(spec: ExperimentSpec, data_dir: Path | None, source: str) -> dic
     return prepared
 
 
-def stage(store: Store, p: PreparedDataset) -> bool:
+def stage_prepared(store: Store, p: PreparedDataset) -> bool:
     """Write the dataset (and its corpus) into the store unless there; True when written."""
-    wrote = False
-    if p.corpus_files is not None and not is_done(store, p.corpus_prefix):
-        for name, data in p.corpus_files.items():
-            store.write_bytes(f"{p.corpus_prefix}/{name}", data)
-        stats = {"name": p.name, "corpus": p.n_corpus, "train": len(p.train)}
-        store.write_bytes(f"{p.corpus_prefix}/{MARKER}", (json.dumps(stats, indent=2) + "\n").encode())
-        wrote = True
-    if is_done(store, p.prefix):
-        return wrote
-    for name, data in p.files.items():
-        store.write_bytes(f"{p.prefix}/{name}", data)
-    stats = {"name": p.name, "train": len(p.train), "test": len(p.test), "labels": list(p.labels)}
-    store.write_bytes(f"{p.prefix}/{MARKER}", (json.dumps(stats, indent=2) + "\n").encode())
-    return True
+    wrote = stage(store, p.corpus) if p.corpus is not None else False
+    return stage(store, p.staged) or wrote

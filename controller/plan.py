@@ -1,9 +1,10 @@
 """Expand a spec into a DAG of steps keyed by the hash of their inputs.
 
-One clustering per dataset, one inter-training per (dataset, inter-training), one
-embedding per (dataset, encoder) that a probe reads, and one cell per (dataset, setting,
-budget, repetition); cells of the same (budget, repetition) use the same label sample
-whatever the setting.
+One clustering per dataset, one encoder per (dataset, inter-training) a setting starts
+from (upstream ones too), one embedding per (dataset, encoder) that a probe reads, and one
+cell per (dataset, setting, budget, repetition); cells of the same (budget, repetition)
+use the same label sample whatever the setting. Every step is made once, the first time
+something asks for it, so dependencies always come first.
 """
 
 from __future__ import annotations
@@ -13,9 +14,21 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from controller.settings import SETTINGS, Setting
-from controller.spec import ClusteringSpec, ExperimentSpec, protocol_args
-from jobs.step import StepSpec
+
+from controller.settings import Setting, all_settings, needs_clustering
+from controller.spec import ExperimentSpec
+from jobs.contract.intertrainings import BASE, INTER_TRAININGS, InterTraining, objective
+from jobs.contract.params import (
+    AnalyzeParams,
+    ClassicParams,
+    ClusterParams,
+    EmbedParams,
+    FinetuneParams,
+    FitParams,
+    IntertrainParams,
+    Optimization,
+)
+from jobs.contract.steps import StepSpec
 
 
 @dataclass(frozen=True)
@@ -50,9 +63,9 @@ class Plan:
 
     def deps(self, sid: str) -> list[str]:
         """Ids of the steps this step reads (datasets are staged before, not steps)."""
-        return [p.rsplit("/", 1)[1] for p in self.steps[sid].inputs.values() if p.startswith("steps/")]
+        return self.steps[sid].deps()
 
-    def only(self, kinds: set[str]) -> "Plan":
+    def only(self, kinds: set[str]) -> Plan:
         """The steps of these kinds and every step they read; cells of the kept steps."""
         keep: set[str] = set()
         for sid in reversed(list(self.steps)):
@@ -65,9 +78,130 @@ class Plan:
 
     def to_json(self) -> str:
         return json.dumps({
-            "steps": [{"id": sid, "kind": s.kind, "label": s.label, "inputs": s.inputs} for sid, s in self.steps.items()],
+            "steps": [{"id": sid, "kind": s.kind, "label": s.label, "inputs": dict(s.inputs)}
+                      for sid, s in self.steps.items()],
             "cells": [dataclasses.asdict(c) for c in self.cells],
         }, indent=2)
+
+
+# The step builders: the grid and ``ctune train`` make their steps with these, so both
+# find the same cached steps.
+
+def cluster_step(clustering: ClusterParams, dataset: str, label: str, embeddings: str | None = None) -> StepSpec:
+    """A dataset's clustering; a GloVe file is keyed by its content."""
+    if clustering.method != "sib" and clustering.embedding == "glove" and clustering.glove:
+        path = Path(clustering.glove).expanduser().resolve()
+        clustering = dataclasses.replace(clustering, glove=str(path),
+                                         glove_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    inputs = {"dataset": dataset, **({"embeddings": embeddings} if embeddings else {})}
+    return StepSpec("cluster", clustering, inputs, label)
+
+
+def intertrain_step(entry: InterTraining, model: str, seed: int, options: Optimization, dataset: str,
+                    label: str, clusters: str | None = None, upstream: str | None = None) -> StepSpec:
+    """An inter-training of ``entry``: ``clusters`` and ``upstream`` are step prefixes."""
+    inputs = {"dataset": dataset, **({"clusters": clusters} if clusters else {}),
+              **({"encoder": upstream} if upstream else {})}
+    params = IntertrainParams(objective=entry.objective, model=model, seed=seed, options=options)
+    return StepSpec("intertrain", params, inputs, label)
+
+
+def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: str,
+             encoder: str | None = None) -> StepSpec:
+    params = FitParams(model=model, seed=seed, **dataclasses.asdict(options))
+    return StepSpec("fit", params, {"dataset": dataset, **({"encoder": encoder} if encoder else {})}, label)
+
+
+def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Setting, str]]:
+    """(setting, protocol) pairs: fine-tunes once per protocol, the rest once."""
+    fine = [(s, p) for p in spec.protocols for s in settings if s.method == "finetune"]
+    return fine + [(s, "-") for s in settings if s.method != "finetune"]
+
+
+class _DatasetPlan:
+    """The steps of one dataset, each made once, the first time it is asked for."""
+
+    def __init__(self, spec: ExperimentSpec, name: str, data: str, corpus: str, steps: dict[str, StepSpec]):
+        self.spec, self.name, self.data, self.corpus, self.steps = spec, name, data, corpus, steps
+        self.encoders: dict[str, str | None] = {BASE: None}
+        """Encoder name -> prefix of its inter-training step (None: the base model)."""
+        self.clusters: StepSpec | None = None
+
+    def add(self, step: StepSpec) -> StepSpec:
+        return self.steps.setdefault(step.id, step)
+
+    def embed(self, dataset: str, start: str, label: str) -> StepSpec:
+        encoder = self.encoder(start)
+        inputs = {"dataset": dataset, **({"encoder": encoder} if encoder else {})}
+        params = EmbedParams(model=self.spec.model, max_length=self.spec.finetune.max_length)
+        return self.add(StepSpec("embed", params, inputs, label))
+
+    def clustering(self) -> StepSpec:
+        if self.clusters is None:
+            c = self.spec.clustering
+            embeddings = None
+            if c.method != "sib" and c.embedding == "encoder":
+                own = self.corpus == self.data  # the corpus is the dataset: its probe embedding serves
+                embeddings = self.embed(self.corpus, BASE, f"{self.name} {BASE if own else 'corpus'}").prefix
+            self.clusters = self.add(cluster_step(c, self.corpus, self.name, embeddings))
+        return self.clusters
+
+    def encoder(self, name: str) -> str | None:
+        """The prefix of encoder ``name``'s step, made with every step it reads."""
+        if name not in self.encoders:
+            entry = INTER_TRAININGS[name]
+            upstream = self.encoder(entry.upstream)
+            clusters = self.clustering().prefix if entry.needs_clusters else None
+            options = self.spec.section(objective(entry.objective).section)
+            step = intertrain_step(entry, self.spec.model, self.spec.seed, options, self.corpus,
+                                   f"{self.name} {name}", clusters, upstream)
+            self.encoders[name] = self.add(step).prefix
+        return self.encoders[name]
+
+    def analyses(self) -> list[tuple[str, str, str]]:
+        out = []
+        a = self.spec.analysis
+        for name in (n for n in INTER_TRAININGS if n in self.encoders):
+            params = AnalyzeParams(model=self.spec.model, inter_training=name, max_texts=a.max_texts,
+                                   permutations=a.permutations, pooling=a.pooling, tsne=a.tsne,
+                                   seed=self.spec.seed, max_length=self.spec.finetune.max_length)
+            inputs = {"dataset": self.data, "encoder": str(self.encoders[name])}
+            step = self.add(StepSpec("analyze", params, inputs, f"{self.name} {name}"))
+            out.append((self.name, name, step.id))
+        return out
+
+    def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str) -> StepSpec:
+        sample = {"budget": budget, "repetition": rep, "sample_seed": self.spec.seed, "sampling": sampling}
+        inputs = {"dataset": self.data}
+        if sampling == "cluster":
+            inputs["clusters"] = self.clustering().prefix
+        if setting.method == "finetune":
+            encoder = self.encoder(str(setting.start))
+            options = dataclasses.asdict(self.spec.protocol(protocol))
+            params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **sample, **options)
+            return self.add(StepSpec("finetune", params, {**inputs, **({"encoder": encoder} if encoder else {})},
+                                     label))
+        if setting.method == "probe":
+            inputs["embeddings"] = self.embed(self.data, str(setting.start), f"{self.name} {setting.start}").prefix
+        return self.add(StepSpec("classic", ClassicParams(method=setting.method, **sample), inputs, label))
+
+
+def _cells(dp: _DatasetPlan, spec: ExperimentSpec, settings: list[Setting]) -> list[Cell]:
+    cells = []
+    for sampling in spec.sampling:
+        for setting, protocol in _columns(spec, settings):
+            if setting.method == "clusters" and sampling != spec.sampling[0]:
+                continue  # the cluster-only classifier always samples by cluster: once is enough
+            # the cluster-only classifier spreads its sample over the clusters whatever the sampling
+            drawn = "cluster" if setting.method == "clusters" else sampling
+            suffix = ("" if protocol in ("paper", "-") else f" {protocol}") + \
+                ("" if sampling == "random" else " cluster-sampled")
+            for budget in spec.budgets:
+                for rep in range(spec.repetitions):
+                    label = f"{dp.name} {setting.name}{suffix} b{budget} r{rep}"
+                    step = dp.cell(setting, protocol, drawn, budget, rep, label)
+                    cells.append(Cell(dp.name, setting.name, budget, rep, step.id, step.kind, protocol, drawn))
+    return cells
 
 
 def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str],
@@ -78,130 +212,20 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str],
     cells: list[Cell] = []
     clusterings: dict[str, str] = {}
     analyses: list[tuple[str, str, str]] = []
-    settings = [SETTINGS[name] for name in spec.settings]
-
-    def add(step: StepSpec) -> StepSpec:
-        steps.setdefault(step.id, step)
-        return step
-
+    known = all_settings()
+    settings = [known[name] for name in spec.settings]
+    starts = {s.start for s in settings if s.start is not None}
     for d in spec.datasets:
         data = dataset_prefixes[d.name]
-        corpus = (corpus_prefixes or {}).get(d.name, data)
-        # where each start's encoder comes from: no input (the base model) or an inter-training
-        encoders: dict[str, dict[str, str]] = {"base": {}}
-        base_embed = embed_step(spec, data, {}, f"{d.name} base")
-        starts = {s.start for s in settings}
-        if starts & {"mlm", "mlm+clust"}:
-            mlm = add(StepSpec("intertrain", {"setting": "mlm", "model": spec.model, "seed": spec.seed,
-                                              **dataclasses.asdict(spec.mlm)},
-                               {"dataset": corpus}, label=f"{d.name} mlm"))
-            encoders["mlm"] = {"encoder": mlm.prefix}
-        clusters: dict[str, str] = {}
-        if starts & {"clust", "mlm+clust"} or "cluster" in spec.sampling or \
-                any(s.method == "clusters" for s in settings):
-            cluster_inputs = {"dataset": corpus}
-            if spec.clustering.method != "sib" and spec.clustering.embedding == "encoder":
-                corpus_embed = base_embed if corpus == data else embed_step(spec, corpus, {}, f"{d.name} corpus")
-                cluster_inputs["embeddings"] = add(corpus_embed).prefix
-            clust = add(StepSpec("cluster", clustering_params(spec.clustering), cluster_inputs, label=f"{d.name}"))
-            clusterings[d.name] = clust.id
-            clusters = {"clusters": clust.prefix}
-            for start, upstream in (("clust", "base"), ("mlm+clust", "mlm")):
-                if start in starts:
-                    inter = add(StepSpec(
-                        "intertrain",
-                        {"setting": "clust", "model": spec.model, "seed": spec.seed,
-                         **dataclasses.asdict(spec.intertrain)},
-                        {"dataset": corpus, "clusters": clust.prefix, **encoders[upstream]},
-                        label=f"{d.name} {start}",
-                    ))
-                    encoders[start] = {"encoder": inter.prefix}
+        dp = _DatasetPlan(spec, d.name, data, (corpus_prefixes or {}).get(d.name, data), steps)
+        for name in INTER_TRAININGS:  # upstream encoders first: the registry's order
+            if name in starts:
+                dp.encoder(name)
+        if needs_clustering(spec):
+            clusterings[d.name] = dp.clustering().id
         if spec.analysis.enabled:
-            for start in (s for s in ("mlm", "clust", "mlm+clust") if s in encoders):
-                step = add(analyze_step(spec, data, encoders[start], start, f"{d.name} {start}"))
-                analyses.append((d.name, start, step.id))
-        embeddings: dict[str, str] = {}
-        for start in sorted({s.start for s in settings if s.method == "probe"}):
-            embed = add(embed_step(spec, data, encoders[start], f"{d.name} {start}"))
-            embeddings[start] = embed.prefix
-        for sampling in spec.sampling:
-            for setting, protocol in _columns(spec, settings):
-                if setting.method == "clusters" and sampling != spec.sampling[0]:
-                    continue  # the cluster-only classifier always samples by cluster: once is enough
-                for budget in spec.budgets:
-                    for rep in range(spec.repetitions):
-                        suffix = ("" if protocol in ("paper", "-") else f" {protocol}") + \
-                            ("" if sampling == "random" else " cluster-sampled")
-                        step = add(_cell_step(spec, setting, protocol, sampling, data, clusters, encoders,
-                                              embeddings, budget, rep,
-                                              label=f"{d.name} {setting.name}{suffix} b{budget} r{rep}"))
-                        cells.append(Cell(d.name, setting.name, budget, rep, step.id, step.kind, protocol,
-                                          "cluster" if setting.method == "clusters" else sampling))
-    return Plan(_topological(steps), tuple(cells), clusterings, tuple(analyses))
-
-
-def clustering_params(c: ClusteringSpec) -> dict:
-    """The cluster step's parameters; sIB's stay what they were before dense methods existed."""
-    params = dataclasses.asdict(c)
-    del params["embedding"], params["glove"]
-    if c.method == "sib":
-        return params
-    params["embedding"] = c.embedding
-    if c.embedding == "glove":
-        path = Path(c.glove).expanduser().resolve()
-        params["glove"] = str(path)
-        params["glove_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return params
-
-
-def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Setting, str]]:
-    """(setting, protocol) pairs: fine-tunes once per protocol, the rest once."""
-    fine = [(s, p) for p in spec.protocols for s in settings if s.method == "finetune"]
-    return fine + [(s, "-") for s in settings if s.method != "finetune"]
-
-
-def embed_step(spec: ExperimentSpec, data: str, encoder: dict, label: str) -> StepSpec:
-    return StepSpec("embed", {"model": spec.model, "max_length": spec.finetune.max_length},
-                    {"dataset": data, **encoder}, label=label)
-
-
-def analyze_step(spec: ExperimentSpec, data: str, encoder: dict, start: str, label: str) -> StepSpec:
-    a = spec.analysis
-    return StepSpec("analyze", {"model": spec.model, "inter_training": start, "max_texts": a.max_texts,
-                                "permutations": a.permutations, "pooling": a.pooling, "tsne": a.tsne,
-                                "seed": spec.seed, "max_length": spec.finetune.max_length},
-                    {"dataset": data, **encoder}, label=label)
-
-
-def _cell_step(spec: ExperimentSpec, setting: Setting, protocol: str, sampling: str, data: str, clusters: dict,
-               encoders: dict, embeddings: dict, budget: int, rep: int, label: str) -> StepSpec:
-    sample = {"budget": budget, "repetition": rep, "sample_seed": spec.seed}
-    inputs = {"dataset": data}
-    # random samples keep the parameters (and so the ids) they had before sampling existed
-    if sampling == "cluster" or setting.method == "clusters":
-        sample["sampling"] = "cluster"
-        inputs.update(clusters)
-    if setting.method == "finetune":
-        return StepSpec("finetune", {"model": spec.model, **sample, "seed": spec.seed,
-                                     **dataclasses.asdict(protocol_args(spec, protocol))},
-                        {**inputs, **encoders[setting.start]}, label=label)
-    if setting.method == "probe":
-        inputs["embeddings"] = embeddings[setting.start]
-    return StepSpec("classic", {"method": setting.method, **sample}, inputs, label=label)
-
-
-def _topological(steps: dict[str, StepSpec]) -> dict[str, StepSpec]:
-    order: dict[str, StepSpec] = {}
-
-    def visit(sid: str) -> None:
-        if sid in order:
-            return
-        for p in steps[sid].inputs.values():
-            dep = p.rsplit("/", 1)[1]
-            if p.startswith("steps/") and dep in steps:
-                visit(dep)
-        order[sid] = steps[sid]
-
-    for sid in steps:
-        visit(sid)
-    return order
+            analyses += dp.analyses()
+        for start in sorted({str(s.start) for s in settings if s.method == "probe"}):
+            dp.embed(data, start, f"{d.name} {start}")
+        cells += _cells(dp, spec, settings)
+    return Plan(steps, tuple(cells), clusterings, tuple(analyses))

@@ -1,27 +1,39 @@
-"""The practitioner's path: ``ctune train`` (corpus + labels -> model folder) and ``ctune predict``.
+"""The practitioner's path: ``ctune train`` (corpus + labels -> model folder), ``ctune suggest``
+and ``ctune predict``.
 
-``train`` runs the same steps as the grid (cluster -> inter-train -> fit), cached in the
-store like any other step, so training again on the same inputs redoes nothing.
+``train`` runs the same steps as the grid (cluster -> inter-train -> fit), made by the same
+builders (``controller.plan``) and cached in the store like any other step, so training
+again on the same inputs redoes nothing.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.advice import THRESHOLD, advise, sample_agreement
-from controller.backends.local import LocalBackend
-from controller.plan import Plan, clustering_params
-from controller.spec import ClusteringSpec, IntertrainSpec, StrongSpec, TrainSpec
-from jobs.data import DataError, Examples, dump_jsonl, label_names, read_examples
-from jobs.datasets import read_cluster_ids
-from jobs.step import MARKER, StepSpec, is_done, step_prefix
+from controller.backends.base import RunResult
+from controller.backends.local import LocalBackend, job_env
+from controller.plan import Plan, cluster_step, fit_step, intertrain_step
+from jobs.contract.errors import StepsFailed
+from jobs.contract.intertrainings import INTER_TRAININGS
+from jobs.contract.outputs import MODEL, read_cluster_ids
+from jobs.contract.params import (
+    ClusterParams,
+    IntertrainOptimization,
+    Optimization,
+    StrongOptimization,
+    clustering_problem,
+)
+from jobs.contract.sampling import cluster_sample_indices
+from jobs.contract.staging import LABELED, TRAIN, corpus, labeled_cluster_ids, stage, staged_dataset
+from jobs.contract.steps import StepSpec
+from jobs.data import DataError, Examples, label_names, read_examples
 from jobs.storage import Store
 
 
@@ -30,7 +42,7 @@ class TrainRequest:
     labeled: Path
     out: Path
     corpus: Path | None = None
-    """Unlabeled texts; the labeled texts are always part of the corpus too."""
+    """Unlabeled texts; the labeled texts are always part of the corpus too (first)."""
     model: str = "minilm"
     setting: str = "auto"
     """``clust`` (cluster inter-training, then fine-tune), ``bert`` (fine-tune only), or ``auto``:
@@ -38,60 +50,53 @@ class TrainRequest:
     protocol: str = "strong"
     text_field: str = "text"
     label_field: str = "label"
-    clustering: ClusteringSpec = ClusteringSpec()
-    intertrain: IntertrainSpec = IntertrainSpec()
+    clustering: ClusterParams = field(default_factory=ClusterParams)
+    intertrain: IntertrainOptimization = field(default_factory=IntertrainOptimization)
     seed: int = 0
+
+    @property
+    def fine_tuning(self) -> Optimization:
+        return StrongOptimization() if self.protocol == "strong" else Optimization()
 
 
 def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples, Examples]:
     labeled = read_examples(req.labeled, req.text_field, req.label_field)
-    corpus_texts = list(labeled.texts)
-    if req.corpus is not None:
-        corpus_texts = list(read_examples(req.corpus, req.text_field, None).texts) + corpus_texts
+    extra = read_examples(req.corpus, req.text_field, None) if req.corpus is not None else None
     names = label_names(labeled.labels)
     if len(names) < 2:
         raise DataError(f"{req.labeled}: at least two different labels are needed, found {len(names)}")
-    corpus = Examples(tuple(corpus_texts), (None,) * len(corpus_texts))
-    files = {"train.jsonl": dump_jsonl(corpus), "labeled.jsonl": dump_jsonl(labeled),
-             "labels.json": (json.dumps({"labels": names}) + "\n").encode()}
-    digest = hashlib.sha256(b"".join(files[k] for k in sorted(files))).hexdigest()[:16]
-    prefix = f"datasets/train-{digest}"
-    if not is_done(store, prefix):
-        for name, data in files.items():
-            store.write_bytes(f"{prefix}/{name}", data)
-        store.write_bytes(f"{prefix}/{MARKER}", json.dumps({"corpus": len(corpus), "labeled": len(labeled)}).encode())
-    return prefix, corpus, labeled
+    texts = corpus(labeled, extra)
+    dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, names, corpus=len(texts),
+                             labeled=len(labeled))
+    stage(store, dataset)
+    return dataset.prefix, texts, labeled
 
 
-def corpus_clustering(clustering: ClusteringSpec, prefix: str) -> StepSpec:
-    return StepSpec("cluster", clustering_params(clustering), {"dataset": prefix}, label="corpus")
+def corpus_clustering(clustering: ClusterParams, prefix: str) -> StepSpec:
+    return cluster_step(clustering, prefix, "corpus")
 
 
 def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
-    protocol: TrainSpec = StrongSpec() if req.protocol == "strong" else TrainSpec()
     steps: dict[str, StepSpec] = {}
     clusterings = {}
-    encoder: dict[str, str] = {}
+    encoder = None
     if setting == "clust":
         clust = corpus_clustering(req.clustering, prefix)
-        inter = StepSpec("intertrain", {"setting": "clust", "model": req.model, "seed": req.seed,
-                                        **dataclasses.asdict(req.intertrain)},
-                         {"dataset": prefix, "clusters": clust.prefix}, label="corpus clust")
+        inter = intertrain_step(INTER_TRAININGS["clust"], req.model, req.seed, req.intertrain, prefix,
+                                "corpus clust", clusters=clust.prefix)
         steps.update({clust.id: clust, inter.id: inter})
         clusterings["corpus"] = clust.id
-        encoder = {"encoder": inter.prefix}
-    fit = StepSpec("fit", {"model": req.model, "seed": req.seed, **dataclasses.asdict(protocol)},
-                   {"dataset": prefix, **encoder}, label=f"fit {setting} ({req.protocol})")
+        encoder = inter.prefix
+    fit = fit_step(req.model, req.seed, req.fine_tuning, prefix, f"fit {setting} ({req.protocol})", encoder)
     steps[fit.id] = fit
     return Plan(steps, (), clusterings)
 
 
-def labeled_agreement(store: Store, clust: StepSpec, corpus: Examples, labeled: Examples) -> dict:
+def labeled_agreement(store: Store, clust: StepSpec, labeled: Examples) -> dict:
     """NMI and AMI between the clusters and the labels, on the labeled texts alone."""
     from sklearn.metrics import normalized_mutual_info_score
 
-    ids = read_cluster_ids(store, clust.prefix)
-    mine = ids[len(corpus) - len(labeled):]  # the labeled texts close the corpus
+    mine = labeled_cluster_ids(read_cluster_ids(store, clust.prefix), len(labeled))
     return {"labeled_nmi": float(normalized_mutual_info_score(list(labeled.labels), mine)),
             "labeled_ami": sample_agreement(mine, list(labeled.labels))}
 
@@ -103,7 +108,7 @@ def check_output(out: Path) -> None:
 
 def export_model(store: Store, fit_prefix: str, out: Path) -> None:
     """Copy the trained model folder to ``out`` (written beside it, then renamed into place)."""
-    source = store.fetch_dir(f"{fit_prefix}/model")
+    source = store.fetch_dir(f"{fit_prefix}/{MODEL}")
     out = out.expanduser().resolve()
     check_output(out)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -113,93 +118,58 @@ def export_model(store: Store, fit_prefix: str, out: Path) -> None:
     tmp.rename(out)
 
 
-def run_training(store: Store, req: TrainRequest, on_event) -> tuple[bool, dict]:
+def _run(backend: LocalBackend, plan: Plan, on_event) -> RunResult:
+    result = backend.run(plan, on_event)
+    if not result.ok:
+        raise StepsFailed(f"{len(result.failed)} step(s) failed")
+    return result
+
+
+def run_training(store: Store, req: TrainRequest, on_event) -> dict:
+    """Train and export; raises StepsFailed when a step failed (its log was shown)."""
     check_output(req.out)
-    prefix, corpus, labeled = stage_training_data(store, req)
+    prefix, texts, labeled = stage_training_data(store, req)
     backend = LocalBackend(store)
     agreement: dict = {}
     setting = req.setting
     if setting in ("auto", "clust"):
-        if len(corpus) < req.clustering.n_clusters:
-            raise DataError(f"the corpus has {len(corpus)} texts, fewer than n_clusters={req.clustering.n_clusters}")
+        problem = clustering_problem(len(texts), req.clustering.n_clusters)
+        if problem:
+            raise DataError(f"the corpus has {problem}")
         clust = corpus_clustering(req.clustering, prefix)
-        result = backend.run(Plan({clust.id: clust}, (), {}), on_event)
-        if not result.ok:
-            return False, {"failed": result.failed}
-        agreement = labeled_agreement(store, clust, corpus, labeled)
+        _run(backend, Plan({clust.id: clust}, (), {}), on_event)
+        agreement = labeled_agreement(store, clust, labeled)
         if setting == "auto":
             setting = advise(agreement["labeled_ami"])
     plan = training_plan(req, setting, prefix)
-    result = backend.run(plan, on_event)
-    if not result.ok:
-        return False, {"failed": result.failed}
+    _run(backend, plan, on_event)
     fit = next(s for s in plan.steps.values() if s.kind == "fit")
     export_model(store, fit.prefix, req.out)
-    info = {"corpus": len(corpus), "labeled": len(labeled), "labels": label_names(labeled.labels),
+    info = {"corpus": len(texts), "labeled": len(labeled), "labels": label_names(labeled.labels),
             "setting": setting, "asked": req.setting, "protocol": req.protocol, **agreement,
             "advice_threshold": THRESHOLD if req.setting == "auto" else None}
     (req.out / "ctune.json").write_text(json.dumps(info, indent=2) + "\n")
-    return True, info
+    return info
 
 
-def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusteringSpec, text_field: str,
+def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterParams, text_field: str,
             on_event, seed: int = 0) -> list[dict]:
     """The ``budget`` texts to label first: spread over the clusters by size."""
-    from jobs.cells import cluster_sample_indices
-
-    corpus = read_examples(corpus_path, text_field, None)
-    if budget > len(corpus):
-        raise DataError(f"--budget {budget} is larger than the corpus ({len(corpus)} texts)")
-    if len(corpus) < clustering.n_clusters:
-        raise DataError(f"the corpus has {len(corpus)} texts, fewer than n_clusters={clustering.n_clusters}")
-    data = dump_jsonl(corpus)
-    prefix = f"datasets/corpus-{hashlib.sha256(data).hexdigest()[:16]}"
-    if not is_done(store, prefix):
-        store.write_bytes(f"{prefix}/train.jsonl", data)
-        store.write_bytes(f"{prefix}/{MARKER}", json.dumps({"corpus": len(corpus)}).encode())
-    clust = corpus_clustering(clustering, prefix)
-    result = LocalBackend(store).run(Plan({clust.id: clust}, (), {}), on_event)
-    if not result.ok:
-        raise DataError(f"clustering the corpus failed: {next(iter(result.failed.values())).splitlines()[-1]}")
+    texts = read_examples(corpus_path, text_field, None)
+    if budget > len(texts):
+        raise DataError(f"--budget {budget} is larger than the corpus ({len(texts)} texts)")
+    problem = clustering_problem(len(texts), clustering.n_clusters)
+    if problem:
+        raise DataError(f"the corpus has {problem}")
+    dataset = staged_dataset("corpus", {TRAIN: texts}, None, corpus=len(texts))
+    stage(store, dataset)
+    clust = corpus_clustering(clustering, dataset.prefix)
+    _run(LocalBackend(store), Plan({clust.id: clust}, (), {}), on_event)
     ids = read_cluster_ids(store, clust.prefix)
     picked = cluster_sample_indices(ids, budget, 0, seed)
-    return [{"index": int(i), "cluster": int(ids[i]), "text": corpus.texts[i]} for i in picked]
+    return [{"index": int(i), "cluster": int(ids[i]), "text": texts.texts[i]} for i in picked]
 
 
-def read_texts(path: Path, text_field: str) -> list[str]:
-    if path.suffix == ".txt":
-        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not texts:
-            raise DataError(f"{path}: file is empty")
-        return texts
-    return list(read_examples(path, text_field, None).texts)
-
-
-def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[dict]:
-    import numpy as np
-    from transformers import AutoModelForSequenceClassification
-
-    from jobs import models
-
-    if not (model_dir / "config.json").is_file():
-        raise DataError(f"{model_dir} is not a model folder (no config.json)")
-    tokenizer = models.load_tokenizer(str(model_dir))
-    model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
-    logits = models.predict_logits(model, tokenizer, texts, max_length)
-    z = logits - logits.max(axis=1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    names = [model.config.id2label[i] for i in range(probs.shape[1])]
-    return [{"text": t, "label": names[int(p.argmax())], "score": float(p.max()),
-             "scores": {n: float(v) for n, v in zip(names, p)}} for t, p in zip(texts, probs)]
-
-
-def write_predictions(rows: list[dict], fmt: str, out) -> None:
-    if fmt == "jsonl":
-        for r in rows:
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
-        return
-    names = list(rows[0]["scores"]) if rows else []
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["text", "label", "score", *[f"score_{n}" for n in names]])
-    for r in rows:
-        writer.writerow([r["text"], r["label"], f"{r['score']:.6f}", *[f"{r['scores'][n]:.6f}" for n in names]])
+def run_predict(argv: list[str]) -> int:
+    """``ctune predict``: in a process of its own (``jobs.lib.predict``), so this one loads no torch."""
+    return subprocess.run([sys.executable, "-m", "jobs.lib.predict", *argv], env=job_env()).returncode

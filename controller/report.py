@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 
 from controller.advice import advise, format_advice, judge, sample_agreement
 from controller.plan import Plan
-from controller.spec import ExperimentSpec
 from controller.plots import accuracy_plot
+from controller.spec import ExperimentSpec
 from controller.stats import format_tests, mean_sem, paired_tests
-from jobs.datasets import read_cluster_ids, read_split
-from jobs.step import is_done, step_prefix
+from jobs.contract.outputs import (
+    TSNE,
+    read_cluster_ids,
+    read_cluster_summary,
+    read_metrics,
+    read_ned,
+    read_sample,
+)
+from jobs.contract.staging import TRAIN, labeled_cluster_ids, read_split
+from jobs.contract.steps import done_steps, step_prefix
 from jobs.storage import Store
 
 COLUMNS = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "accuracy", "macro_f1",
@@ -37,14 +44,14 @@ def report_prefix(spec: ExperimentSpec) -> str:
     return f"experiments/{spec.name}/report"
 
 
-def collect(store: Store, plan: Plan) -> tuple[list[dict], int]:
+def collect(store: Store, plan: Plan, done: set[str]) -> tuple[list[dict], int]:
     rows, missing = [], 0
     for cell in plan.cells:
         prefix = step_prefix(cell.kind, cell.step)
-        if not is_done(store, prefix):
+        if prefix not in done:
             missing += 1
             continue
-        m = json.loads(store.read_bytes(f"{prefix}/metrics.json"))
+        m = read_metrics(store, prefix)
         rows.append({**{k: m.get(k) for k in COLUMNS if k in m},
                      "dataset": cell.dataset, "setting": cell.setting, "protocol": cell.protocol, "sampling": cell.sampling,
                      "budget": cell.budget, "repetition": cell.repetition, "step": cell.step,
@@ -52,41 +59,41 @@ def collect(store: Store, plan: Plan) -> tuple[list[dict], int]:
     return rows, missing
 
 
-def cluster_nmi(store: Store, plan: Plan) -> dict[str, float | None]:
+def cluster_nmi(store: Store, plan: Plan, done: set[str]) -> dict[str, float | None]:
     nmi = {}
     for dataset, sid in plan.clusterings.items():
         prefix = step_prefix("cluster", sid)
-        if is_done(store, prefix):
-            nmi[dataset] = json.loads(store.read_bytes(f"{prefix}/clusters.json")).get("nmi_with_gold")
+        if prefix in done:
+            nmi[dataset] = read_cluster_summary(store, prefix).get("nmi_with_gold")
     return nmi
 
 
-def attach_advice(store: Store, plan: Plan, rows: list[dict]) -> None:
+def attach_advice(store: Store, plan: Plan, rows: list[dict], done: set[str]) -> None:
     """Add ``sample_ami`` (clusters vs labels on the cell's labeled sample) and ``advice``."""
     ids: dict[str, list[int]] = {}
     labels: dict[str, tuple] = {}
     for row in rows:
         sid = plan.clusterings.get(row["dataset"])
-        if sid is None or not is_done(store, step_prefix("cluster", sid)):
+        if sid is None or step_prefix("cluster", sid) not in done:
             continue
         if row["dataset"] not in ids:
-            ids[row["dataset"]] = read_cluster_ids(store, step_prefix("cluster", sid))
-            labels[row["dataset"]] = read_split(store, plan.steps[sid].inputs["dataset"], "train").labels
-        step = plan.steps[row["step"]]
-        sample = json.loads(store.read_bytes(f"{step.prefix}/sample.json"))["indices"]
+            train = read_split(store, plan.steps[row["step"]].inputs["dataset"], TRAIN)
+            ids[row["dataset"]] = labeled_cluster_ids(read_cluster_ids(store, step_prefix("cluster", sid)),
+                                                      len(train))
+            labels[row["dataset"]] = train.labels
+        sample = read_sample(store, plan.steps[row["step"]].prefix)
         row["sample_ami"] = sample_agreement([ids[row["dataset"]][i] for i in sample],
                                              [labels[row["dataset"]][i] for i in sample])
         row["advice"] = advise(row["sample_ami"])
 
 
-def collect_analyses(store: Store, plan: Plan) -> list[dict]:
+def collect_analyses(store: Store, plan: Plan, done: set[str]) -> list[dict]:
     out = []
     for dataset, start, sid in plan.analyses:
         prefix = step_prefix("analyze", sid)
-        if is_done(store, prefix):
-            ned = json.loads(store.read_bytes(f"{prefix}/ned.json"))
+        if prefix in done:
             out.append({"dataset": dataset, "inter_training": start, "step": sid,
-                        "tsne": store.exists(f"{prefix}/tsne.png"), **ned})
+                        "tsne": store.exists(f"{prefix}/{TSNE}"), **read_ned(store, prefix)})
     return out
 
 
@@ -122,12 +129,11 @@ def _fmt(values: list[float]) -> str:
 
 
 def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
-              nmi: dict[str, float | None], analyses: list[dict] = ()) -> str:
+              nmi: dict[str, float | None], analyses: tuple[dict, ...] = ()) -> str:
     lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions", ""]
-    protocols = {"paper": spec.finetune, "strong": spec.strong}
     lines.append(f"Model `{spec.model}`; fine-tuning " + "; ".join(
-        f"{p}: {protocols[p].epochs:g} epochs, batch {protocols[p].batch_size}, lr {protocols[p].lr:g}, "
-        f"max length {protocols[p].max_length}" for p in spec.protocols) + ".")
+        f"{p}: {spec.protocol(p).epochs:g} epochs, batch {spec.protocol(p).batch_size}, lr {spec.protocol(p).lr:g}, "
+        f"max length {spec.protocol(p).max_length}" for p in spec.protocols) + ".")
     if missing:
         lines.append(f"**Incomplete:** {missing} of {missing + len(rows)} cells are not done yet.")
     lines.append("")
@@ -152,15 +158,16 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
 
 
 def build_report(store: Store, spec: ExperimentSpec, plan: Plan) -> Report:
-    rows, missing = collect(store, plan)
-    attach_advice(store, plan, rows)
-    nmi = cluster_nmi(store, plan)
-    analyses = collect_analyses(store, plan)
+    done = done_steps(store)
+    rows, missing = collect(store, plan, done)
+    attach_advice(store, plan, rows, done)
+    nmi = cluster_nmi(store, plan, done)
+    analyses = collect_analyses(store, plan, done)
     plot = None
     if len({r["budget"] for r in rows}) > 1:
         plot = accuracy_plot(rows, [d.name for d in spec.datasets], list(dict.fromkeys(c.column for c in plan.cells)))
     return Report(tuple(rows), missing, nmi, tuple(analyses), to_csv(rows),
-                  summarize(spec, plan, rows, missing, nmi, analyses), plot)
+                  summarize(spec, plan, rows, missing, nmi, tuple(analyses)), plot)
 
 
 def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
@@ -171,6 +178,6 @@ def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
         store.write_bytes(f"{prefix}/accuracy.png", report.plot)
     for a in report.analyses:
         if a["tsne"]:
-            picture = store.read_bytes(f"{step_prefix('analyze', a['step'])}/tsne.png")
+            picture = store.read_bytes(f"{step_prefix('analyze', a['step'])}/{TSNE}")
             store.write_bytes(f"{prefix}/tsne-{a['dataset']}-{a['inter_training']}.png", picture)
     return prefix

@@ -1,19 +1,28 @@
-"""The settings a spec can compare: where a cell starts, and how it learns from the labels."""
+"""The settings a spec can compare: where a cell starts, and how it learns from the labels.
+
+Every inter-training of the registry (``jobs.contract.intertrainings``) is a fine-tune
+setting of its own name; the rest are listed here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jobs.contract.intertrainings import BASE, INTER_TRAININGS, chain
+
+if TYPE_CHECKING:
+    from controller.spec import ExperimentSpec
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
     start: str | None
-    """``base`` (the pretrained encoder), an inter-training (``clust``, ``mlm``, ``mlm+clust``),
-    or None (no encoder)."""
+    """``base`` (the pretrained encoder), an inter-training of the registry, or None (no encoder)."""
     method: str
     """``finetune`` the whole encoder, ``probe`` (logistic regression on frozen embeddings),
-    or ``nb`` / ``svm`` over the stemmed bag-of-words."""
+    ``nb`` / ``svm`` over the stemmed bag-of-words, or ``clusters`` (cluster-only)."""
     about: str
 
     @property
@@ -21,15 +30,33 @@ class Setting:
         """The step kind that computes a cell of this setting."""
         return "finetune" if self.method == "finetune" else "classic"
 
+    @property
+    def needs_clusters(self) -> bool:
+        """Whether a cell of this setting reads the dataset's clustering, itself or upstream."""
+        if self.method == "clusters":
+            return True
+        return self.start not in (None, BASE) and any(i.needs_clusters for i in chain(str(self.start)))
 
-SETTINGS: dict[str, Setting] = {s.name: s for s in (
-    Setting("bert", "base", "finetune", "fine-tune the pretrained encoder (no inter-training)"),
-    Setting("clust", "clust", "finetune", "inter-train on cluster ids, then fine-tune"),
-    Setting("mlm", "mlm", "finetune", "masked-LM inter-training on the unlabeled texts, then fine-tune"),
-    Setting("mlm+clust", "mlm+clust", "finetune", "masked-LM, then cluster inter-training, then fine-tune"),
-    Setting("probe", "base", "probe", "logistic regression on the pretrained encoder's frozen embeddings"),
-    Setting("clust+probe", "clust", "probe", "logistic regression on the inter-trained encoder's embeddings"),
-    Setting("nb", None, "nb", "multinomial Naive Bayes over the stemmed bag-of-words"),
-    Setting("svm", None, "svm", "linear SVM over the stemmed bag-of-words"),
-    Setting("clusters", None, "clusters", "cluster-only: each cluster labeled by the majority of its sample"),
-)}
+
+def all_settings() -> dict[str, Setting]:
+    """Every setting, by name: ``bert``, one per inter-training, then the reference methods."""
+    listed = [Setting("bert", BASE, "finetune", "fine-tune the pretrained encoder (no inter-training)")]
+    listed += [Setting(i.name, i.name, "finetune", i.about) for i in INTER_TRAININGS.values()]
+    listed += [
+        Setting("probe", BASE, "probe", "logistic regression on the pretrained encoder's frozen embeddings"),
+        Setting("clust+probe", "clust", "probe", "logistic regression on the inter-trained encoder's embeddings"),
+        Setting("nb", None, "nb", "multinomial Naive Bayes over the stemmed bag-of-words"),
+        Setting("svm", None, "svm", "linear SVM over the stemmed bag-of-words"),
+        Setting("clusters", None, "clusters", "cluster-only: each cluster labeled by the majority of its sample"),
+    ]
+    return {s.name: s for s in listed}
+
+
+SETTINGS = all_settings()
+
+
+def needs_clustering(spec: ExperimentSpec) -> bool:
+    """Whether a dataset of ``spec`` must be clustered: by a setting (itself or upstream of
+    its encoder) or by cluster sampling. The plan, and the check before staging, ask this."""
+    known = all_settings()
+    return "cluster" in spec.sampling or any(known[s].needs_clusters for s in spec.settings if s in known)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from jobs.contract.errors import BadInput
+
 FORMATS = (".jsonl", ".csv")
 
 
-class DataError(ValueError):
+class DataError(BadInput):
     """Malformed or missing data; the message names the file and line."""
 
 

@@ -2,7 +2,7 @@
 
 Every write is atomic per object (a temporary name renamed into place locally; a
 single PUT on S3), so a reader never sees half a file.  Whole results are committed
-by the step contract (see ``jobs.step``): a ``_SUCCESS`` record written last.
+by the step contract (see ``jobs.contract.steps``): a ``_SUCCESS`` record written last.
 """
 
 from __future__ import annotations
@@ -15,9 +15,17 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from jobs.contract.errors import CtuneError
 
-class StoreError(RuntimeError):
-    """The store cannot be reached or refused an operation."""
+TRANSIENT_S3 = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500"}
+
+
+class StoreError(CtuneError, RuntimeError):
+    """The store cannot be reached (retryable), or refused or lacks an object (not retryable)."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Store(Protocol):
@@ -148,9 +156,9 @@ class S3Store:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404"):
                 raise StoreError(f"missing in store: {what}") from exc
-            raise StoreError(f"store {self.root} refused {what}: {code or exc}") from exc
+            raise StoreError(f"store {self.root} refused {what}: {code or exc}", code in TRANSIENT_S3) from exc
         except BotoCoreError as exc:
-            raise StoreError(f"cannot reach store {self.root}: {exc}") from exc
+            raise StoreError(f"cannot reach store {self.root}: {exc}", retryable=True) from exc
 
     def check(self) -> None:
         try:
@@ -181,7 +189,7 @@ class S3Store:
                 return False
             raise StoreError(f"store {self.root} refused {key}: {exc}") from exc
         except BotoCoreError as exc:
-            raise StoreError(f"cannot reach store {self.root}: {exc}") from exc
+            raise StoreError(f"cannot reach store {self.root}: {exc}", retryable=True) from exc
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         full = self._k(prefix) + "/"

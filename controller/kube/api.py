@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
+
+from jobs.contract.errors import CtuneError
 
 T = TypeVar("T")
 TRANSIENT = {429, 500, 502, 503, 504}
 
 
-class KubeError(RuntimeError):
+class KubeError(CtuneError, RuntimeError):
     """The cluster cannot be reached or refused a request (one line, for the user)."""
 
 
@@ -98,8 +100,8 @@ class KubeApi:
         return created is not None
 
     def jobs(self, namespace: str, selector: str) -> dict[str, JobState]:
-        listed = self._call(f"listing Jobs ({selector})",
-                            lambda: self.batch.list_namespaced_job(namespace, label_selector=selector))
+        listed: Any = self._call(f"listing Jobs ({selector})",
+                                 lambda: self.batch.list_namespaced_job(namespace, label_selector=selector))
         self._resource_version = listed.metadata.resource_version
         return {j.metadata.name: _state(j) for j in listed.items}
 
@@ -125,7 +127,7 @@ class KubeApi:
     def pod_log_tail(self, namespace: str, job_name: str, lines: int = 15) -> str:
         """The last lines of the newest Pod of a Job ('' where the cluster keeps none)."""
         try:
-            pods = self._call("listing Pods", lambda: self.core.list_namespaced_pod(
+            pods: Any = self._call("listing Pods", lambda: self.core.list_namespaced_pod(
                 namespace, label_selector=f"job-name={job_name}"))
             if not pods.items:
                 return ""

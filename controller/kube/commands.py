@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from controller.backends.kubernetes import KubernetesBackend, cancel_marker, experiment_selector
 from controller.kube.api import KubeApi, KubeError, load_api_client
+from controller.kube.backend import KubernetesBackend, cancel_marker, experiment_selector
+from controller.kube.render import JobUnit
+from controller.plan import Plan
 from controller.spec import ExperimentSpec
-from jobs.step import LOG, is_done, read_failure
+from jobs.contract.steps import LOG, done_steps, read_failure
 from jobs.storage import Store
 
 
@@ -27,11 +29,12 @@ def kubernetes_backend(spec: ExperimentSpec, store: Store, kubeconfig: str | Non
                              poll_s=poll_s)
 
 
-def print_status(spec: ExperimentSpec, store: Store, plan, kubeconfig: str | None, with_jobs: bool) -> None:
+def print_status(spec: ExperimentSpec, store: Store, plan: Plan, kubeconfig: str | None, with_jobs: bool) -> None:
     counts: Counter = Counter()
     failed = []
-    for sid, step in plan.steps.items():
-        if is_done(store, step.prefix):
+    done = done_steps(store)
+    for step in plan.steps.values():
+        if step.prefix in done:
             counts[(step.kind, "done")] += 1
         else:
             counts[(step.kind, "to do")] += 1
@@ -54,7 +57,7 @@ def print_status(spec: ExperimentSpec, store: Store, plan, kubeconfig: str | Non
               + ", ".join(f"{n} {state}" for state, n in sorted(states.items())) + ")")
 
 
-def print_logs(spec: ExperimentSpec, store: Store, plan, step_id: str, kubeconfig: str | None,
+def print_logs(spec: ExperimentSpec, store: Store, plan: Plan, step_id: str, kubeconfig: str | None,
                with_jobs: bool) -> int:
     matches = [s for sid, s in plan.steps.items() if sid.startswith(step_id)]
     if len(matches) != 1:
@@ -66,8 +69,6 @@ def print_logs(spec: ExperimentSpec, store: Store, plan, step_id: str, kubeconfi
         sys.stdout.write(store.read_bytes(f"{step.prefix}/{LOG}").decode(errors="replace"))
         return 0
     if with_jobs:
-        from controller.kube.render import JobUnit
-
         api = kube_api(kubeconfig, spec.kubernetes.namespace)
         text = api.pod_log_tail(spec.kubernetes.namespace, JobUnit((step,)).name, lines=10_000)
         if text:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from controller.spec import KubernetesSpec
-from jobs.step import StepSpec
+from controller.kube.settings import KubernetesSpec
+from jobs.contract.errors import EXIT_BAD_INPUT
+from jobs.contract.steps import StepSpec, step_uri
 
 LABEL_PREFIX = "cluster-tune.io"
 EXPERIMENT = f"{LABEL_PREFIX}/experiment"
@@ -20,7 +21,7 @@ KIND = f"{LABEL_PREFIX}/kind"
 STEP = f"{LABEL_PREFIX}/step"
 STEPS_ANNOTATION = f"{LABEL_PREFIX}/steps"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-EXIT_BAD_INPUT = 2  # jobs/__main__.py: a bad input or parameter, retrying will not help
+CONTAINER = "step"
 SCRATCH = "/scratch"
 AWS_KEYS = (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False),
             ("AWS_ENDPOINT_URL", True), ("AWS_DEFAULT_REGION", True))
@@ -48,10 +49,6 @@ class JobUnit:
         return f"ct-{self.kind}-{self.key}"
 
 
-def step_uri(store_root: str, step: StepSpec) -> str:
-    return f"{store_root.rstrip('/')}/{step.prefix}/step.json"
-
-
 def pack_units(steps: list[StepSpec], pack: int) -> list[JobUnit]:
     """Group fine-tune steps that share a starting model (same inputs but the sample) into
     Jobs of at most ``pack`` steps; every other step is a Job of its own."""
@@ -63,7 +60,7 @@ def pack_units(steps: list[StepSpec], pack: int) -> list[JobUnit]:
         if s.kind != "finetune":
             units.append(JobUnit((s,)))
             continue
-        start = (tuple(sorted(s.inputs.items())), s.params.get("model"))
+        start = (tuple(sorted(s.inputs.items())), getattr(s.params, "model", None))
         groups.setdefault(start, []).append(s)
     for members in groups.values():
         for i in range(0, len(members), pack):
@@ -72,7 +69,7 @@ def pack_units(steps: list[StepSpec], pack: int) -> list[JobUnit]:
 
 
 def _env(k: KubernetesSpec) -> list[dict]:
-    env = [
+    env: list[dict] = [
         {"name": "HOME", "value": SCRATCH},
         {"name": "TMPDIR", "value": f"{SCRATCH}/tmp"},
         {"name": "CTUNE_CACHE", "value": f"{SCRATCH}/cache"},
@@ -81,7 +78,7 @@ def _env(k: KubernetesSpec) -> list[dict]:
         {"name": "CTUNE_LOG_TO_STORE", "value": "1"},
     ]
     for key, optional in AWS_KEYS:
-        ref = {"name": k.s3_secret, "key": key}
+        ref: dict[str, object] = {"name": k.s3_secret, "key": key}
         if optional:
             ref["optional"] = True
         env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
@@ -97,18 +94,20 @@ def _resources(k: KubernetesSpec, gpu: bool) -> dict:
     return {"requests": requests, "limits": limits}
 
 
-def render_job(unit: JobUnit, experiment: str, store_root: str, k: KubernetesSpec) -> dict:
-    gpu = unit.kind in k.gpu_kinds and k.gpus > 0
-    labels = {EXPERIMENT: experiment, KIND: unit.kind, STEP: unit.key}
+def _command(unit: JobUnit, store_root: str) -> list[str]:
     command = ["python", "-m", "jobs", unit.kind]
     for s in unit.steps:
-        command += ["--step", step_uri(store_root, s)]
+        command += ["--step", step_uri(store_root, s.prefix)]
     prepare = f"mkdir -p {SCRATCH}/tmp {SCRATCH}/cache {SCRATCH}/hf"
-    container = {
-        "name": "step",
+    return ["sh", "-c", f'{prepare} && exec "$@"', "--", *command]
+
+
+def _container(unit: JobUnit, store_root: str, k: KubernetesSpec, gpu: bool) -> dict:
+    return {
+        "name": CONTAINER,
         "image": k.image,
         "imagePullPolicy": k.image_pull_policy,
-        "command": ["sh", "-c", f'{prepare} && exec "$@"', "--", *command],
+        "command": _command(unit, store_root),
         "env": _env(k),
         "resources": _resources(k, gpu),
         "securityContext": {
@@ -119,39 +118,56 @@ def render_job(unit: JobUnit, experiment: str, store_root: str, k: KubernetesSpe
         },
         "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
     }
-    pod_spec: dict = {
+
+
+def _gpu_scheduling(k: KubernetesSpec) -> dict:
+    out: dict = {}
+    if k.node_selector:
+        out["nodeSelector"] = dict(sorted(k.node_selector.items()))
+    if k.tolerations:
+        out["tolerations"] = [{key: v for key, v in (("key", t.key), ("operator", t.operator),
+                                                     ("value", t.value), ("effect", t.effect)) if v}
+                              for t in k.tolerations]
+    return out
+
+
+def _pod_spec(unit: JobUnit, store_root: str, k: KubernetesSpec, gpu: bool) -> dict:
+    pod: dict = {
         "restartPolicy": "Never",
         "serviceAccountName": k.service_account,
         "automountServiceAccountToken": False,
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [container],
+        "containers": [_container(unit, store_root, k, gpu)],
         "volumes": [{"name": "scratch", "emptyDir": {}}],
     }
     if gpu:
-        if k.node_selector:
-            pod_spec["nodeSelector"] = dict(sorted(k.node_selector.items()))
-        if k.tolerations:
-            pod_spec["tolerations"] = [{key: v for key, v in (("key", t.key), ("operator", t.operator),
-                                                             ("value", t.value), ("effect", t.effect)) if v}
-                                       for t in k.tolerations]
+        pod.update(_gpu_scheduling(k))
     if k.priority_class:
-        pod_spec["priorityClassName"] = k.priority_class
-    job_labels = dict(labels)
-    if k.queue:
-        job_labels[QUEUE_LABEL] = k.queue
-    job_spec: dict = {
+        pod["priorityClassName"] = k.priority_class
+    return pod
+
+
+def _job_spec(pod_labels: dict, pod: dict, k: KubernetesSpec) -> dict:
+    spec: dict = {
         "backoffLimit": k.backoff_limit,
         "activeDeadlineSeconds": k.active_deadline_s,
         "ttlSecondsAfterFinished": k.ttl_after_finished_s,
         # honoured from Kubernetes 1.26; older servers drop it and the controller stops
         # such Jobs itself when a step reports a bad input
         "podFailurePolicy": {"rules": [{"action": "FailJob", "onExitCodes": {
-            "containerName": "step", "operator": "In", "values": [EXIT_BAD_INPUT]}}]},
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            "containerName": CONTAINER, "operator": "In", "values": [EXIT_BAD_INPUT]}}]},
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod},
     }
     if k.queue:
-        job_spec["suspend"] = True  # Kueue admits (unsuspends) it
+        spec["suspend"] = True  # Kueue admits (unsuspends) it
+    return spec
+
+
+def render_job(unit: JobUnit, experiment: str, store_root: str, k: KubernetesSpec) -> dict:
+    gpu = unit.kind in k.gpu_kinds and k.gpus > 0
+    labels = {EXPERIMENT: experiment, KIND: unit.kind, STEP: unit.key}
+    job_labels = {**labels, **({QUEUE_LABEL: k.queue} if k.queue else {})}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -161,5 +177,5 @@ def render_job(unit: JobUnit, experiment: str, store_root: str, k: KubernetesSpe
             "labels": job_labels,
             "annotations": {STEPS_ANNOTATION: ",".join(s.id for s in unit.steps)},
         },
-        "spec": job_spec,
+        "spec": _job_spec(labels, _pod_spec(unit, store_root, k, gpu), k),
     }

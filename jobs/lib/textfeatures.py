@@ -25,7 +25,7 @@ _PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))
 
 @lru_cache(maxsize=1)
 def stop_words() -> tuple[str, ...]:
-    text = resources.files("jobs").joinpath("stop_words.txt").read_text(encoding="utf-8")
+    text = resources.files("jobs.lib").joinpath("stop_words.txt").read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 

@@ -13,10 +13,13 @@ import time
 
 import numpy as np
 
-from jobs import models
-from jobs.datasets import read_split
-from jobs.ned import ned_permutation_test
-from jobs.step import JobError, StepContext
+from jobs.contract.errors import JobError
+from jobs.contract.outputs import NED, TSNE
+from jobs.contract.params import AnalyzeParams
+from jobs.contract.staging import TEST, read_split
+from jobs.lib import models
+from jobs.lib.ned import ned_permutation_test
+from jobs.lib.runner import StepContext
 
 POOLINGS = {"cls": models.embed_cls, "mean": models.embed_mean}
 
@@ -49,33 +52,30 @@ def tsne_picture(before: np.ndarray, after: np.ndarray, labels: list[str], title
     return buf.getvalue()
 
 
-def run(ctx: StepContext) -> dict:
+def run(ctx: StepContext[AnalyzeParams]) -> dict:
     models.configure_threads()
     p = ctx.params
-    pooling = p.get("pooling", "cls")
-    if pooling not in POOLINGS:
-        raise JobError(f"unknown pooling {pooling!r} (known: {', '.join(POOLINGS)})")
-    test = read_split(ctx.store, ctx.input("dataset"), "test")
-    rng = np.random.default_rng(int(p.get("seed", 0)))
-    n = min(int(p.get("max_texts", 1000)), len(test))
+    test = read_split(ctx.store, ctx.input("dataset"), TEST)
+    rng = np.random.default_rng(p.seed)
+    n = min(p.max_texts, len(test))
     idx = np.sort(rng.choice(len(test), size=n, replace=False))
     texts = [test.texts[i] for i in idx]
-    labels = [test.labels[i] for i in idx]
+    labels = [str(test.labels[i]) for i in idx]
     if len(set(labels)) < 2:
         raise JobError("the analysed test texts hold fewer than two labels")
-    max_length = int(p.get("max_length", 128))
     t0 = time.time()
     vectors = {}
-    for which, source in (("before", p["model"]), ("after", str(ctx.store.fetch_dir(f"{ctx.input('encoder')}/model")))):
-        vectors[which] = POOLINGS[pooling](models.load_encoder(source), models.load_tokenizer(source), texts, max_length)
+    for which, source in (("before", p.model), ("after", ctx.starting_model())):
+        vectors[which] = POOLINGS[p.pooling](models.load_encoder(source), models.load_tokenizer(source), texts,
+                                             p.max_length)
     embed_s = time.time() - t0
     test_result = ned_permutation_test(vectors["before"], vectors["after"], labels,
-                                       permutations=int(p.get("permutations", 1000)), seed=int(p.get("seed", 0)))
-    result = {**test_result.as_dict(), "pooling": pooling, "inter_training": p.get("inter_training")}
-    ctx.put_json("ned.json", result)
-    if p.get("tsne", True):
+                                       permutations=p.permutations, seed=p.seed)
+    result = {**test_result.as_dict(), "pooling": p.pooling, "inter_training": p.inter_training}
+    ctx.put_json(NED, result)
+    if p.tsne:
         title = (f"{ctx.spec.label}: NED {test_result.before:.3f} -> {test_result.after:.3f} "
-                 f"(p={test_result.p_value:.3g}, {n} test texts, {pooling} embeddings)")
-        ctx.put_bytes("tsne.png", tsne_picture(vectors["before"], vectors["after"], labels, title, int(p.get("seed", 0))))
-    ctx.extra["timings"] = {"embed_s": round(embed_s, 3), "analysis_s": round(time.time() - t0 - embed_s, 3)}
+                 f"(p={test_result.p_value:.3g}, {n} test texts, {p.pooling} embeddings)")
+        ctx.put_bytes(TSNE, tsne_picture(vectors["before"], vectors["after"], labels, title, p.seed))
+    ctx.timings.update(embed_s=round(embed_s, 3), analysis_s=round(time.time() - t0 - embed_s, 3))
     return result

@@ -16,41 +16,41 @@ import time
 
 import numpy as np
 
-from jobs.cells import load_cell_data, read_assignments, write_cell
-from jobs.embed import from_npy
-from jobs.step import JobError, StepContext
-from jobs.textfeatures import StemmedBagOfWords
+from jobs.contract.outputs import read_embeddings
+from jobs.contract.params import ClassicParams
+from jobs.contract.staging import TEST, TRAIN
+from jobs.lib.cells import CellData, load_cell_data, train_cluster_ids, write_cell
+from jobs.lib.runner import StepContext
+from jobs.lib.textfeatures import StemmedBagOfWords
 
-METHODS = ("probe", "nb", "svm", "clusters")
 
-
-def _probe(ctx: StepContext, sample: np.ndarray, y: list[int]):
+def _probe(ctx: StepContext[ClassicParams], data: CellData):
     from sklearn.linear_model import LogisticRegression
 
     prefix = ctx.input("embeddings")
-    train = from_npy(ctx.store.read_bytes(f"{prefix}/train.npy"))
-    test = from_npy(ctx.store.read_bytes(f"{prefix}/test.npy"))
-    clf = LogisticRegression(C=float(ctx.params.get("C", 1.0)), max_iter=2000)
-    clf.fit(train[sample], y)
-    return clf.predict(test)
-
-
-def _bow(ctx: StepContext, data, method: str):
-    from sklearn.naive_bayes import MultinomialNB
-    from sklearn.svm import LinearSVC
-
-    bow = StemmedBagOfWords(max_features=int(ctx.params.get("max_features", 10000)))
-    train = bow.fit_transform(data.train.texts)
-    test = bow.transform(data.test.texts)
-    clf = MultinomialNB() if method == "nb" else LinearSVC(C=float(ctx.params.get("C", 1.0)))
+    train = read_embeddings(ctx.store, prefix, TRAIN)
+    test = read_embeddings(ctx.store, prefix, TEST)
+    clf = LogisticRegression(C=ctx.params.C, max_iter=2000)
     clf.fit(train[data.sample], data.sample_labels)
     return clf.predict(test)
 
 
-def _cluster_only(ctx: StepContext, data):
-    assignments = np.asarray(read_assignments(ctx))[:len(data.train)]  # the corpus starts with train
+def _bow(ctx: StepContext[ClassicParams], data: CellData):
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.svm import LinearSVC
+
+    bow = StemmedBagOfWords(max_features=ctx.params.max_features)
+    train = bow.fit_transform(data.train.texts)
+    test = bow.transform(data.test.texts)
+    clf = MultinomialNB() if ctx.params.method == "nb" else LinearSVC(C=ctx.params.C)
+    clf.fit(train[data.sample], data.sample_labels)
+    return clf.predict(test)
+
+
+def _cluster_only(ctx: StepContext[ClassicParams], data: CellData):
+    assignments = np.asarray(train_cluster_ids(ctx, len(data.train)))
     k = int(assignments.max()) + 1
-    bow = StemmedBagOfWords(max_features=int(ctx.params.get("max_features", 10000)))
+    bow = StemmedBagOfWords(max_features=ctx.params.max_features)
     train = bow.fit_transform(data.train.texts)
     test = bow.transform(data.test.texts)
     centroids = np.vstack([np.asarray(train[assignments == c].sum(axis=0)).ravel() + 1e-3 for c in range(k)])
@@ -65,22 +65,17 @@ def _cluster_only(ctx: StepContext, data):
     return cluster_label[nearest]
 
 
-def run(ctx: StepContext) -> dict:
-    method = ctx.params.get("method")
-    if method not in METHODS:
-        raise JobError(f"unknown classic method {method!r} (known: {', '.join(METHODS)})")
+METHODS = {"probe": _probe, "nb": _bow, "svm": _bow, "clusters": _cluster_only}
+
+
+def run(ctx: StepContext[ClassicParams]) -> dict:
     data = load_cell_data(ctx)
     t0 = time.time()
     if len(set(data.sample_labels)) < 2:
         # one class in the sample: every classifier predicts it
         pred = np.full(len(data.test), data.sample_labels[0])
-    elif method == "probe":
-        pred = _probe(ctx, data.sample, data.sample_labels)
-    elif method == "clusters":
-        pred = _cluster_only(ctx, data)
     else:
-        pred = _bow(ctx, data, method)
-    timings = {"train_s": round(time.time() - t0, 3), "eval_s": 0.0}
-    ctx.extra["timings"] = timings
-    metrics = write_cell(ctx, data, [int(p) for p in pred], {"method": method, **timings})
+        pred = METHODS[ctx.params.method](ctx, data)
+    ctx.timings.update(train_s=round(time.time() - t0, 3), eval_s=0.0)
+    metrics = write_cell(ctx, data, [int(p) for p in pred], {"method": ctx.params.method, **ctx.timings})
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}

@@ -8,23 +8,25 @@ replication 5.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from jobs import models
+from jobs.contract.errors import JobError
+from jobs.contract.params import IntertrainParams, MlmOptimization
+from jobs.lib import models
+from jobs.lib.runner import StepContext
 
 log = logging.getLogger(__name__)
 
 
-def mask_tokens(ids: Sequence[int], special: Sequence[bool], rng: np.random.Generator, mask_id: int,
+def mask_tokens(token_ids: Sequence[int], special: Sequence[bool], rng: np.random.Generator, mask_id: int,
                 vocab_size: int, mask_prob: float = 0.15) -> tuple[list[int], list[int]]:
     """Return (input ids, labels) for one text; labels are -100 where nothing is predicted."""
-    ids = np.asarray(ids)
+    ids = np.asarray(token_ids)
     candidates = ~np.asarray(special, dtype=bool)
     chosen = candidates & (rng.random(len(ids)) < mask_prob)
     if candidates.any() and not chosen.any():  # every text teaches something
@@ -48,11 +50,13 @@ def load_mlm(name: str, seed: int):
     return models.load_pretrained(AutoModelForMaskedLM.from_pretrained, name)
 
 
-def train_mlm(model, tokenizer, texts: Sequence[str], epochs: float, replication: int, mask_prob: float,
-              args: models.TrainArgs, seed: int, progress=None) -> dict:
+def train_mlm(model, tokenizer, texts: Sequence[str], options: MlmOptimization, seed: int, progress=None,
+              group_by_length: bool = False) -> dict:
+    args = models.TrainArgs(options, group_by_length)
     enc = tokenizer(list(texts), truncation=True, max_length=args.max_length, return_special_tokens_mask=True)
     rng = np.random.default_rng([seed, 1])
-    masks = [[mask_tokens(ids, sp, rng, tokenizer.mask_token_id, len(tokenizer), mask_prob)
+    replication = options.replication
+    masks = [[mask_tokens(ids, sp, rng, tokenizer.mask_token_id, len(tokenizer), options.mask_prob)
               for ids, sp in zip(enc["input_ids"], enc["special_tokens_mask"])] for _ in range(replication)]
     lengths = np.array([len(ids) for ids in enc["input_ids"]])
     pad = tokenizer.pad_token_id
@@ -70,18 +74,17 @@ def train_mlm(model, tokenizer, texts: Sequence[str], epochs: float, replication
             attention[row, :len(inp)] = 1
         return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
-    run_args = dataclasses.replace(args, epochs=epochs)
-    return models.run_epochs(model, len(texts), run_args, seed, lengths if args.group_by_length else None,
-                             batch, progress)
+    return models.run_epochs(model, len(texts), args, seed, lengths if group_by_length else None, batch, progress)
 
 
-def run_mlm(ctx, texts: Sequence[str], source: str, seed: int, progress) -> tuple[object, object, dict]:
-    p = ctx.params
-    args = models.TrainArgs.from_params(dict(p), group_by_length=True)
+def train(ctx: StepContext[IntertrainParams], texts: Sequence[str], source: str,
+          progress: Callable[[int, float], None]) -> tuple[object, object, dict]:
+    options = ctx.params.options
+    if not isinstance(options, MlmOptimization):
+        raise JobError(f"masked-LM inter-training needs masked-LM options, not {type(options).__name__}")
     tokenizer = models.load_tokenizer(source)
-    model = load_mlm(source, seed)
+    model = load_mlm(source, ctx.params.seed)
     t0 = time.time()
-    stats = train_mlm(model, tokenizer, texts, float(p.get("epochs", 30)), int(p.get("replication", 5)),
-                      float(p.get("mask_prob", 0.15)), args, seed, progress)
+    stats = train_mlm(model, tokenizer, texts, options, ctx.params.seed, progress, group_by_length=True)
     stats["train_s"] = round(time.time() - t0, 3)
     return model, tokenizer, stats

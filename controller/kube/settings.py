@@ -1,0 +1,76 @@
+"""The spec's ``kubernetes:`` section: how steps run as ``batch/v1`` Jobs, and its checks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from jobs.contract.steps import STEP_KINDS
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+TOLERATION_OPERATORS = ("Exists", "Equal")
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str
+    operator: str = "Exists"
+    value: str | None = None
+    effect: str | None = None
+
+
+@dataclass(frozen=True)
+class KubernetesSpec:
+    """How steps run as ``batch/v1`` Jobs (``--backend kubernetes``)."""
+
+    namespace: str = "cluster-tune"
+    image: str = "cluster-tune-job:latest"
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str = "cluster-tune-job"
+    gpu_kinds: tuple[str, ...] = ("intertrain", "finetune", "embed", "fit", "analyze")
+    """Step kinds that get ``gpus``; the others (cluster, classic) run on CPU."""
+    gpus: int = 1
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str = "2"
+    memory: str = "16Gi"
+    node_selector: dict[str, str] = field(default_factory=dict)
+    """For GPU steps."""
+    tolerations: tuple[Toleration, ...] = ()
+    """For GPU steps."""
+    priority_class: str | None = None
+    queue: str | None = None
+    """A Kueue LocalQueue: Jobs get its label and are created suspended for Kueue to admit."""
+    s3_secret: str = "cluster-tune-s3"
+    """Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, optionally,
+    AWS_ENDPOINT_URL and AWS_DEFAULT_REGION."""
+    backoff_limit: int = 2
+    """Pod retries of a Job (node lost, out of memory); a bad input is never retried."""
+    active_deadline_s: int = 6 * 3600
+    ttl_after_finished_s: int = 24 * 3600
+    max_in_flight: int = 20
+    """Jobs at once."""
+    pack: int = 1
+    """Fine-tune cells per Job: cells sharing a starting model run in one pod, one after another."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value, as ``"<key>: <message>"`` lines."""
+        out = [f"{key}: {getattr(self, key)!r} is not a valid Kubernetes name"
+               for key in ("namespace", "service_account") if not _DNS_LABEL.match(getattr(self, key))]
+        if not self.image.strip():
+            out.append("image: must not be empty")
+        if self.image_pull_policy not in PULL_POLICIES:
+            out.append(f"image_pull_policy: {self.image_pull_policy!r} (known: {', '.join(PULL_POLICIES)})")
+        out += [f"gpu_kinds: unknown step kind {kind!r} (known: {', '.join(STEP_KINDS)})"
+                for kind in self.gpu_kinds if kind not in STEP_KINDS]
+        out += [f"{key}: {getattr(self, key)!r} is not a Kubernetes quantity"
+                for key in ("cpu", "memory") if not _QUANTITY.match(getattr(self, key))]
+        out += [f"{key}: must not be negative, got {getattr(self, key)}"
+                for key in ("gpus", "backoff_limit") if getattr(self, key) < 0]
+        out += [f"{key}: must be at least 1, got {getattr(self, key)}"
+                for key in ("active_deadline_s", "ttl_after_finished_s", "max_in_flight", "pack")
+                if getattr(self, key) < 1]
+        out += [f"tolerations[{i}].operator: {t.operator!r} (known: {', '.join(TOLERATION_OPERATORS)})"
+                for i, t in enumerate(self.tolerations) if t.operator not in TOLERATION_OPERATORS]
+        return out

@@ -1,0 +1,82 @@
+"""The ``ctune`` command line: its subcommands and options (the commands are in ``controller.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable, Mapping
+
+Command = Callable[[argparse.Namespace], int]
+
+SPEC_COMMANDS = (
+    ("run", "run every step of the spec that is not done, then report"),
+    ("plan", "show the steps of the spec and which are done"),
+    ("report", "aggregate the done cells into results.csv and summary.md"),
+    ("status", "what is done, what failed, and (--kubernetes) the experiment's Jobs"),
+    ("logs", "print a step's log (from the store, else from its pod)"),
+    ("cancel", "stop the experiment's run and delete its Kubernetes Jobs"),
+)
+
+
+def _spec_command(sub, name: str, text: str, fn: Command) -> None:
+    p = sub.add_parser(name, help=text, description=text)
+    p.add_argument("spec", help="experiment spec (YAML)")
+    p.add_argument("--store", help="store root: a folder or s3://bucket/prefix (default: spec, $CTUNE_STORE, ./store)")
+    p.add_argument("--data-dir", help="folder of datasets (default: spec, $CTUNE_DATA_DIR, ../shared/data)")
+    if name == "logs":
+        p.add_argument("step", help="step id, or its first characters")
+    if name in ("status", "logs"):
+        p.add_argument("--kubernetes", action="store_true", help="also ask the cluster")
+    if name == "run":
+        p.add_argument("--jobs", type=int, default=1, help="steps at once (default 1)")
+        p.add_argument("--backend", choices=["local", "kubernetes"], default="local",
+                       help="local processes (default) or Kubernetes Jobs (needs an s3:// store)")
+        p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+        p.add_argument("--only", help="run only steps of these kinds (comma-separated, e.g. cluster) "
+                                      "and the steps they read")
+    if name in ("run", "status", "logs", "cancel"):
+        p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.set_defaults(fn=fn)
+
+
+def _corpus_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clusters", type=int, default=50, help="number of clusters (default 50)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
+
+
+def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
+    t = sub.add_parser("train", help="train a classifier: cluster inter-training, then fine-tune on all labels",
+                       description="Corpus + labeled file -> a model folder that plain transformers loads.")
+    t.add_argument("labeled", help="labeled examples (.jsonl or .csv with text and label fields)")
+    t.add_argument("--corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
+    t.add_argument("--out", required=True, help="model folder to create")
+    t.add_argument("--model", default="minilm")
+    t.add_argument("--setting", choices=["auto", "clust", "bert"], default="auto",
+                   help="auto (default): clust when the clusters agree with your labels, else bert")
+    t.add_argument("--protocol", choices=["strong", "paper"], default="strong")
+    t.add_argument("--label-field", default="label")
+    _corpus_options(t)
+    t.set_defaults(fn=commands["train"])
+    sg = sub.add_parser("suggest", help="propose which texts to label first (spread over clusters by size)")
+    sg.add_argument("corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
+    sg.add_argument("--budget", type=int, required=True, help="how many texts to propose")
+    sg.add_argument("--output", help="JSONL file to write (default: standard output)")
+    _corpus_options(sg)
+    sg.set_defaults(fn=commands["suggest"])
+    pr = sub.add_parser("predict", help="label texts with a trained model folder")
+    pr.add_argument("model", help="model folder written by ctune train")
+    pr.add_argument("texts", help="texts: .jsonl/.csv with a text field, or .txt with one text per line")
+    pr.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    pr.add_argument("--output", help="file to write (default: standard output)")
+    pr.add_argument("--text-field", default="text")
+    pr.set_defaults(fn=commands["predict"])
+
+
+def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
+    """``commands``: subcommand name -> the function that runs it."""
+    parser = argparse.ArgumentParser(prog="ctune", description="Cluster & Tune experiments.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in SPEC_COMMANDS:
+        _spec_command(sub, name, text, commands[name])
+    _practitioner_commands(sub, commands)
+    return parser

@@ -1,0 +1,58 @@
+"""Errors and exit codes, one table for the controller and the jobs.
+
+Every error this project reports is a :class:`CtuneError`: one line for the user, and a
+``retryable`` flag saying whether doing the same thing again can succeed.
+
+A job (``python -m jobs``) exits with
+
+* ``0`` (:data:`EXIT_OK`) when its steps are committed;
+* ``2`` (:data:`EXIT_BAD_INPUT`) when an error is not retryable: a bad input or parameter,
+  a missing or refused object in the store. The step writes ``_FAILED``; a Kubernetes Job
+  is stopped (``podFailurePolicy``) instead of retried;
+* ``1`` (:data:`EXIT_FAILED`) for a retryable error (the store cannot be reached) and for
+  anything unexpected (a traceback): the Job controller may retry the pod.
+
+The ``ctune`` command exits with ``2`` when it could not start what was asked because of
+its input or environment (spec, data, model, store, cluster; nothing was run), ``1`` when
+steps ran and some failed (:class:`StepsFailed`), ``130`` when interrupted.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class CtuneError(Exception):
+    """An error reported as one line, with no traceback."""
+
+    retryable: bool = False
+    """Whether the same thing, done again unchanged, can succeed."""
+
+
+class BadInput(CtuneError, ValueError):
+    """Something the user gave (spec, data, model, parameter) is wrong: retrying will not help."""
+
+
+class JobError(BadInput):
+    """A step's inputs or parameters are wrong, found by the job."""
+
+
+class StepsFailed(CtuneError):
+    """Steps ran and some failed; their logs were shown."""
+
+    retryable = True
+
+
+def job_exit_code(exc: BaseException) -> int:
+    """The exit code of a job that raised ``exc``."""
+    if isinstance(exc, CtuneError) and not exc.retryable:
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+def cli_exit_code(exc: CtuneError) -> int:
+    """The exit code of ``ctune`` for an error it reports."""
+    return EXIT_FAILED if isinstance(exc, StepsFailed) else EXIT_BAD_INPUT

@@ -1,0 +1,87 @@
+"""What each step kind writes beside its ``step.json``, and readers for what the controller reads.
+
+A job must write every required output of its kind before it commits (``jobs.lib.runner``
+checks), so a committed step always has them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from jobs.storage import Store
+
+ASSIGNMENTS = "assignments.json"
+"""cluster: ``{"labels": [cluster id of each corpus text, in corpus order]}``."""
+CLUSTERS = "clusters.json"
+"""cluster: sizes, NMI with the gold labels where there are any, top stems per cluster."""
+MODEL = "model"
+"""intertrain (encoder, head dropped) and fit (classifier): a folder ``transformers`` loads."""
+TRAIN_SUMMARY = "train.json"
+"""intertrain: optimizer steps, loss, speed."""
+FIT_SUMMARY = "fit.json"
+"""fit: optimizer steps, labels."""
+EMBEDDINGS = "{split}.npy"
+TRAIN_EMBEDDINGS = EMBEDDINGS.format(split="train")
+"""embed: float32 rows in the order of the dataset's split (``test.npy`` too when it has one)."""
+SAMPLE = "sample.json"
+"""finetune, classic: ``{"indices": [...]}`` of the labeled sample in the train split."""
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+"""finetune, classic: accuracy, macro-F1, per-class scores, timings."""
+NED = "ned.json"
+TSNE = "tsne.png"
+"""analyze: NED before/after and its permutation test; the t-SNE picture (optional)."""
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "cluster": (ASSIGNMENTS, CLUSTERS),
+    "intertrain": (f"{MODEL}/config.json", TRAIN_SUMMARY),
+    "finetune": (SAMPLE, PREDICTIONS, METRICS),
+    "classic": (SAMPLE, PREDICTIONS, METRICS),
+    "embed": (TRAIN_EMBEDDINGS,),
+    "fit": (f"{MODEL}/config.json", FIT_SUMMARY),
+    "analyze": (NED,),
+}
+
+
+def _json(store: Store, prefix: str, name: str) -> dict:
+    value: dict = json.loads(store.read_bytes(f"{prefix}/{name}"))
+    return value
+
+
+def read_cluster_ids(store: Store, cluster_prefix: str) -> list[int]:
+    """The cluster id of every corpus text, as a ``cluster`` step wrote them."""
+    labels: list[int] = _json(store, cluster_prefix, ASSIGNMENTS)["labels"]
+    return labels
+
+
+def read_cluster_summary(store: Store, cluster_prefix: str) -> dict:
+    return _json(store, cluster_prefix, CLUSTERS)
+
+
+def read_metrics(store: Store, cell_prefix: str) -> dict:
+    return _json(store, cell_prefix, METRICS)
+
+
+def read_sample(store: Store, cell_prefix: str) -> list[int]:
+    indices: list[int] = _json(store, cell_prefix, SAMPLE)["indices"]
+    return indices
+
+
+def read_ned(store: Store, analyze_prefix: str) -> dict:
+    return _json(store, analyze_prefix, NED)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """Embeddings as an embed step stores them (float32, no pickles)."""
+    buf = io.BytesIO()
+    np.save(buf, array.astype(np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_embeddings(store: Store, embed_prefix: str, split: str) -> np.ndarray:
+    data = store.read_bytes(f"{embed_prefix}/{EMBEDDINGS.format(split=split)}")
+    array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
+    return array

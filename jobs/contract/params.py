@@ -1,0 +1,326 @@
+"""The parameters of every step kind: one frozen dataclass each, documented field by field.
+
+The same classes serve the spec's sections (``clustering:``, ``finetune:``, ...), the plan
+that writes ``step.json``, the job that reads it, and ``ctune train``. A step's id hashes
+:meth:`Params.to_params`; a field added after ids existed is left out of that dict while it
+has the value that reproduces the old behaviour (``omit_when``), so old ids stay valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, TypeVar
+
+from jobs.contract.errors import JobError
+from jobs.contract.typed import DERIVED, build
+
+P = TypeVar("P", bound="Params")
+
+CLUSTERING_METHODS = ("sib", "kmeans", "hartigan")
+EMBEDDINGS = ("encoder", "glove")
+SAMPLINGS = ("random", "cluster")
+POOLINGS = ("cls", "mean")
+CLASSIC_METHODS = ("probe", "nb", "svm", "clusters")
+
+
+def omit_when(predicate: Callable[[Any], bool], **metadata: Any) -> dict:
+    """Field metadata: leave the field out of the hashed parameters when ``predicate(params)``."""
+    return {"omit": predicate, **metadata}
+
+
+def _known(key: str, value: Any, known: tuple[str, ...], what: str) -> list[str]:
+    return [] if value in known else [f"{key}: unknown {what} {value!r} (known: {', '.join(known)})"]
+
+
+def _at_least(key: str, value: float, low: float) -> list[str]:
+    return [] if value >= low else [f"{key}: must be at least {low:g}, got {value}"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params:
+    """Base of every parameter class: hashing, decoding and value checks."""
+
+    kind: ClassVar[str] = ""
+
+    def to_params(self) -> dict[str, Any]:
+        """What ``step.json`` holds and the step id hashes."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            omit = f.metadata.get("omit")
+            if omit is None or not omit(self):
+                out[f.name] = getattr(self, f.name)
+        return out
+
+    def problems(self) -> list[str]:
+        """Values out of range, as ``"<field>: <message>"`` lines."""
+        return []
+
+    @classmethod
+    def from_params(cls: type[P], raw: Mapping[str, Any]) -> P:
+        """Decode a step's parameters exactly as written (JobError naming every problem)."""
+        problems: list[str] = []
+        params = build(cls, dict(raw), "params", problems, exact=True, derived=True)
+        if params is not None:
+            problems += [f"params.{p}" for p in params.problems()]
+        if problems or params is None:
+            raise JobError("; ".join(problems) or f"invalid {cls.kind} parameters")
+        return params
+
+
+@dataclass(frozen=True, kw_only=True)
+class Optimization(Params):
+    """Adam with a constant learning rate; the last epoch is kept (the reference code's)."""
+
+    epochs: float = 10
+    """Passes over the training texts; a fractional last pass is allowed. The paper: 10."""
+    lr: float = 3e-5
+    """Adam's learning rate, constant (no warm-up, no decay), as the reference code."""
+    batch_size: int = 64
+    """Texts per optimizer step. The paper: 64 (so about 10 steps at 64 labels)."""
+    max_length: int = 128
+    """Tokens per text; longer texts are cut. Must not exceed the model's positions."""
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if not self.epochs > 0:
+            out.append(f"epochs: must be positive, got {self.epochs}")
+        if not 0 < self.lr < 1:
+            out.append(f"lr: must be in (0, 1), got {self.lr}")
+        out += _at_least("batch_size", self.batch_size, 1)
+        if not 8 <= self.max_length <= 4096:
+            out.append(f"max_length: must be between 8 and 4096, got {self.max_length}")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntertrainOptimization(Optimization):
+    """Inter-training on cluster ids: one epoch in the paper."""
+
+    epochs: float = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class MlmOptimization(Optimization):
+    """Masked-LM inter-training: the paper's 30 epochs, each text masked 5 different ways."""
+
+    epochs: float = 30
+    replication: int = 5
+    """Static masks per text (BERT's ``dupe_factor``); epoch e uses mask e mod replication."""
+    mask_prob: float = 0.15
+    """Share of tokens predicted (of those: 80% [MASK], 10% a random token, 10% kept)."""
+
+    def problems(self) -> list[str]:
+        out = super().problems() + _at_least("replication", self.replication, 1)
+        if not 0 < self.mask_prob < 1:
+            out.append(f"mask_prob: must be in (0, 1), got {self.mask_prob}")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrongOptimization(Optimization):
+    """The ``strong`` fine-tuning preset: enough optimizer steps at small budgets.
+
+    The paper's protocol (batch 64, 10 epochs) gives about 10 optimizer steps at 64 labels,
+    which leaves the plain fine-tune far below what the encoder can do."""
+
+    lr: float = 5e-5
+    batch_size: int = 16
+
+
+def _sib(p: Any) -> bool:
+    return bool(p.method == "sib")
+
+
+def _no_glove(p: Any) -> bool:
+    return _sib(p) or p.embedding != "glove" or p.glove is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterParams(Params):
+    """The ``cluster`` step (and the spec's ``clustering:``); defaults are the reference code's."""
+
+    kind: ClassVar[str] = "cluster"
+    method: str = "sib"
+    """``sib`` over the stemmed bag-of-words (the paper's), or ``kmeans`` / ``hartigan`` over
+    dense vectors."""
+    n_clusters: int = 50
+    n_init: int = 10
+    """Restarts; the best by the algorithm's own score is kept."""
+    max_iter: int = 15
+    """Iterations per restart, at most."""
+    tol: float = 0.02
+    """sIB's convergence threshold: share of texts that changed cluster in an iteration."""
+    max_features: int = 10000
+    """Vocabulary: the most frequent stems."""
+    seed: int = 1024
+    embedding: str = field(default="encoder", metadata=omit_when(_sib))
+    """Dense vectors for kmeans/hartigan: ``encoder`` (mean-pooled embeddings of the base
+    model) or ``glove`` (averaged word vectors from the ``glove`` file). Unused by sIB."""
+    glove: str | None = field(default=None, metadata=omit_when(_no_glove))
+    """A GloVe-format text file (a word, then its numbers, per line)."""
+    glove_sha256: str | None = field(default=None, metadata=omit_when(
+        lambda p: _no_glove(p) or p.glove_sha256 is None, **{DERIVED: True}))
+    """The GloVe file's digest, filled by the plan: new vectors, new clustering."""
+
+    def problems(self) -> list[str]:
+        out = super().problems() + _known("method", self.method, CLUSTERING_METHODS, "method")
+        out += _known("embedding", self.embedding, EMBEDDINGS, "embedding")
+        if not _sib(self) and self.embedding == "glove" and not self.glove:
+            out.append("glove: a GloVe file is needed for embedding: glove")
+        for key in ("n_clusters", "n_init", "max_iter", "max_features"):
+            out += _at_least(key, getattr(self, key), 1)
+        if self.n_clusters == 1:
+            out.append(f"n_clusters: must be at least 2, got {self.n_clusters}")
+        return out
+
+
+def clustering_problem(n_texts: int, n_clusters: int) -> str | None:
+    """Why ``n_texts`` cannot be put in ``n_clusters`` clusters (None when they can); the
+    controller asks before anything runs, the cluster job again on what it reads."""
+    if n_texts < n_clusters:
+        return f"{n_texts} texts to cluster, fewer than n_clusters={n_clusters}"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleParams(Params):
+    """Which labeled texts a cell learns from: the same for every setting of a (budget, repetition)."""
+
+    budget: int
+    """Labeled texts."""
+    repetition: int
+    """Which of the budget's samples (0, 1, ...)."""
+    sample_seed: int = 0
+    """Seeds every sample of the experiment (the spec's ``seed``)."""
+    sampling: str = field(default="random", metadata=omit_when(lambda p: p.sampling == "random"))
+    """``random`` (the paper's, not stratified) or ``cluster`` (spread over the clusters by size)."""
+
+    def problems(self) -> list[str]:
+        out = super().problems() + _at_least("budget", self.budget, 1)
+        out += _at_least("repetition", self.repetition, 0)
+        return out + _known("sampling", self.sampling, SAMPLINGS, "sampling")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneParams(Optimization, SampleParams):
+    """The ``finetune`` step: fine-tune an encoder on a labeled sample, evaluate on the test set."""
+
+    kind: ClassVar[str] = "finetune"
+    model: str
+    """The base model (a packaged name, a folder, a hub id, an ``s3://`` folder)."""
+    seed: int = 0
+    """Seeds the head and the batches, plus the repetition."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassicParams(SampleParams):
+    """The ``classic`` step: a cell that trains no network."""
+
+    kind: ClassVar[str] = "classic"
+    method: str
+    """``probe`` (logistic regression on embeddings), ``nb``, ``svm`` (bag-of-words) or
+    ``clusters`` (the cluster-only classifier)."""
+    C: float = field(default=1.0, metadata=omit_when(lambda p: p.C == 1.0))
+    """Inverse regularization of the probe and the SVM."""
+    max_features: int = field(default=10000, metadata=omit_when(lambda p: p.max_features == 10000))
+    """Vocabulary of the bag-of-words methods."""
+
+    def problems(self) -> list[str]:
+        return super().problems() + _known("method", self.method, CLASSIC_METHODS, "classic method")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedParams(Params):
+    """The ``embed`` step: frozen mean-pooled embeddings of every text, for probes and k-means."""
+
+    kind: ClassVar[str] = "embed"
+    model: str
+    max_length: int = 128
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitParams(Optimization):
+    """The ``fit`` step (``ctune train``): fine-tune on every labeled text and keep the model."""
+
+    kind: ClassVar[str] = "fit"
+    model: str
+    seed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisOptions(Params):
+    """How inter-training moved the embeddings (paper section 5.3)."""
+
+    max_texts: int = 1000
+    """A fixed random subset of the test texts."""
+    permutations: int = 1000
+    """Label shuffles of the permutation test (p >= 1 / (permutations + 1))."""
+    pooling: str = "cls"
+    """``cls`` (the paper's [CLS] embeddings) or ``mean``."""
+    tsne: bool = True
+    """Also draw both embeddings with t-SNE."""
+
+    def problems(self) -> list[str]:
+        out = super().problems() + _known("pooling", self.pooling, POOLINGS, "pooling")
+        return out + _at_least("max_texts", self.max_texts, 10) + _at_least("permutations", self.permutations, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyzeParams(AnalysisOptions):
+    """The ``analyze`` step: NED before/after one inter-training, a permutation test, t-SNE."""
+
+    kind: ClassVar[str] = "analyze"
+    model: str
+    """The base encoder (before)."""
+    inter_training: str
+    """Which inter-training made the encoder input (after)."""
+    seed: int = 0
+    max_length: int = 128
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntertrainParams(Params):
+    """The ``intertrain`` step: train an encoder on an objective over the corpus, keep the encoder.
+
+    Its options (an :class:`Optimization` subclass per objective, see
+    ``jobs.contract.intertrainings``) are flattened into the parameters."""
+
+    kind: ClassVar[str] = "intertrain"
+    objective: str
+    """What the encoder learns to predict: ``clust`` (cluster ids), ``mlm`` (masked tokens).
+    Written as ``setting`` in ``step.json``."""
+    model: str
+    seed: int = 0
+    options: Optimization = field(default_factory=IntertrainOptimization)
+
+    def to_params(self) -> dict[str, Any]:
+        return {"setting": self.objective, "model": self.model, "seed": self.seed, **self.options.to_params()}
+
+    def problems(self) -> list[str]:
+        return [f"options.{p}" for p in self.options.problems()]
+
+    @classmethod
+    def from_params(cls, raw: Mapping[str, Any]) -> IntertrainParams:
+        from jobs.contract.intertrainings import objective
+
+        raw = dict(raw)
+        setting = raw.pop("setting", None)
+        options = objective(str(setting)).options
+        own = {k: raw.pop(k) for k in ("model", "seed") if k in raw}
+        decoded = options.from_params(raw)
+        head = build(_IntertrainHead, own, "params", problems := [], exact=True)
+        if problems:
+            raise JobError("; ".join(problems))
+        return cls(objective=str(setting), model=head.model, seed=head.seed, options=decoded)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _IntertrainHead:
+    model: str
+    seed: int = 0
+
+
+PARAMS_BY_KIND: dict[str, type[Params]] = {cls.kind: cls for cls in (
+    ClusterParams, IntertrainParams, FinetuneParams, EmbedParams, ClassicParams, FitParams, AnalyzeParams)}
+"""Every step kind and the class of its parameters."""

@@ -1,0 +1,148 @@
+"""Steps in the store: kinds, ids, where a step lives, and when it is done.
+
+A step lives under ``steps/<kind>/<id>/``. The controller writes its ``step.json`` (kind,
+parameters, inputs); the job reads it, checks that every input is committed, writes its
+outputs, and commits them by writing ``_SUCCESS`` last. A step is done exactly when its
+``_SUCCESS`` exists. The id hashes everything the result depends on, so the same inputs
+find the same step and new inputs a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from jobs.contract.errors import JobError
+from jobs.contract.params import PARAMS_BY_KIND, Params
+from jobs.storage import Store
+
+STEP_KINDS: tuple[str, ...] = tuple(PARAMS_BY_KIND)
+"""Every kind of step; ``python -m jobs <kind>`` runs one (module ``jobs.kinds.<kind>``)."""
+
+STEPS = "steps"
+STEP_FILE = "step.json"
+MARKER = "_SUCCESS"
+"""Written last by a job: the step (or a staged dataset) is committed."""
+FAILED = "_FAILED"
+"""Written by a step that failed on a bad input: retrying it will not help."""
+LOG = "log.txt"
+"""The step's output, kept beside it."""
+CONTRACT_VERSION = 1
+"""Part of every id. Bump when a job's outputs change meaning, so old results are not reused."""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def step_id(kind: str, params: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
+    """Hash of everything a step's result depends on."""
+    payload = canonical_json({"v": CONTRACT_VERSION, "kind": kind, "params": params, "inputs": inputs})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def step_prefix(kind: str, sid: str) -> str:
+    return f"{STEPS}/{kind}/{sid}"
+
+
+def step_uri(store_root: str, prefix: str) -> str:
+    """What a job is started with: the URI of the step's ``step.json``."""
+    return f"{store_root.rstrip('/')}/{prefix}/{STEP_FILE}"
+
+
+def split_step_uri(uri: str) -> tuple[str, str]:
+    """``<root>/steps/<kind>/<id>/step.json`` -> (root, ``steps/<kind>/<id>``)."""
+    head, sep, tail = uri.rpartition(f"/{STEPS}/")
+    parts = tail.split("/")
+    if not sep or len(parts) != 3 or parts[2] != STEP_FILE:
+        raise JobError(f"not a step URI: {uri!r} (expected <store>/{STEPS}/<kind>/<id>/{STEP_FILE})")
+    return head or "/", step_prefix(parts[0], parts[1])
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What to compute: ``inputs`` maps a role to the store prefix of a committed step or dataset."""
+
+    kind: str
+    params: Params
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+    id: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.params.kind != self.kind:
+            raise JobError(f"{type(self.params).__name__} are not the parameters of a {self.kind!r} step")
+        object.__setattr__(self, "id", step_id(self.kind, self.params.to_params(), self.inputs))
+
+    @property
+    def prefix(self) -> str:
+        return step_prefix(self.kind, self.id)
+
+    def deps(self) -> list[str]:
+        """Ids of the steps this step reads (datasets are staged, not steps)."""
+        return [p.rsplit("/", 1)[1] for p in self.inputs.values() if p.startswith(f"{STEPS}/")]
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "id": self.id, "label": self.label,
+                           "params": self.params.to_params(), "inputs": dict(self.inputs)},
+                          indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> StepSpec:
+        raw = json.loads(text)
+        kind = raw.get("kind")
+        if kind not in PARAMS_BY_KIND:
+            raise JobError(f"unknown step kind {kind!r} (known: {', '.join(STEP_KINDS)})")
+        spec = StepSpec(kind, PARAMS_BY_KIND[kind].from_params(raw["params"]), raw.get("inputs", {}),
+                        raw.get("label", ""))
+        written = step_id(kind, raw["params"], spec.inputs)
+        if spec.id != written:
+            raise JobError(f"step.json parameters do not read back as written ({spec.id} != {written})")
+        if raw.get("id") and raw["id"] != written:
+            raise JobError(f"step.json id {raw['id']} does not match its content ({written})")
+        return spec
+
+
+def is_done(store: Store, prefix: str) -> bool:
+    return store.exists(f"{prefix}/{MARKER}")
+
+
+def done_steps(store: Store) -> set[str]:
+    """The prefixes of every committed step, from one listing of the store."""
+    return scan_markers(store)[0]
+
+
+def scan_markers(store: Store) -> tuple[set[str], set[str]]:
+    """The prefixes of every committed step and of every step that failed on a bad input,
+    from one listing of the store."""
+    done: set[str] = set()
+    failed: set[str] = set()
+    for key in store.list(STEPS):
+        prefix, _, name = key.rpartition("/")
+        if name == MARKER:
+            done.add(prefix)
+        elif name == FAILED:
+            failed.add(prefix)
+    return done, failed
+
+
+def write_failure(store: Store, prefix: str, error: str) -> None:
+    store.write_bytes(f"{prefix}/{FAILED}", (json.dumps(
+        {"error": error, "retryable": False, "host": socket.gethostname(), "time": time.time()}) + "\n").encode())
+
+
+def read_failure(store: Store, prefix: str) -> dict | None:
+    if not store.exists(f"{prefix}/{FAILED}"):
+        return None
+    failure: dict = json.loads(store.read_bytes(f"{prefix}/{FAILED}"))
+    return failure
+
+
+def read_record(store: Store, prefix: str) -> dict:
+    """The ``_SUCCESS`` record: inputs, parameters, outputs, versions, timings."""
+    record: dict = json.loads(store.read_bytes(f"{prefix}/{MARKER}"))
+    return record

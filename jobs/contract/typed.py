@@ -1,0 +1,110 @@
+"""Plain data (parsed YAML or JSON) to frozen dataclasses, with every problem named.
+
+Used for the experiment spec and for the parameters a job reads from ``step.json``.
+Problems are collected as ``"<path>: <message>"`` lines rather than raised one by one, so
+a user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+DERIVED = "derived"
+"""Field metadata flag: computed by the program, never read from user input."""
+
+
+def type_name(tp: Any) -> str:
+    names = {float: "number", int: "integer", str: "string", bool: "boolean"}
+    return names.get(tp) or getattr(tp, "__name__", str(tp))
+
+
+def _scalar(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -> Any:
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        problems.append(f"{where}: expected {type_name(tp)}, got {type(value).__name__} {value!r}")
+        return None
+    return float(value) if tp is float and not exact else value
+
+
+def _mapping(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -> Any:
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected a mapping, got {type(value).__name__}")
+        return None
+    inner = typing.get_args(tp)[1]
+    return {str(k): convert(v, inner, f"{where}.{k}", problems, exact) for k, v in value.items()}
+
+
+def _sequence(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -> Any:
+    inner = typing.get_args(tp)[0]
+    if isinstance(value, (str, dict)) or not isinstance(value, (list, tuple)):
+        value = [value]  # a single item stands for a list of one
+    return tuple(convert(v, inner, f"{where}[{i}]", problems, exact) for i, v in enumerate(value))
+
+
+def _record(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -> Any:
+    shorthand = getattr(tp, "from_shorthand", None)
+    if shorthand is not None and not isinstance(value, dict):
+        value = shorthand(value)
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected a mapping, got {type(value).__name__}")
+        return None
+    return build(tp, value, where, problems, exact)
+
+
+def convert(value: Any, tp: Any, where: str, problems: list[str], exact: bool = False) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it converted (None on a
+    problem). ``exact``: keep integers given for float fields as integers (job parameters
+    must hash as written); otherwise they become floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return convert(value, args[0], where, problems, exact)
+    if origin is dict or origin is typing.Mapping:
+        return _mapping(value, tp, where, problems, exact)
+    if origin is tuple:
+        return _sequence(value, tp, where, problems, exact)
+    if dataclasses.is_dataclass(tp):
+        return _record(value, tp, where, problems, exact)
+    return _scalar(value, tp, where, problems, exact)
+
+
+def readable_fields(cls: type, derived: bool = False) -> dict[str, dataclasses.Field]:
+    """The fields input may set: not the derived ones, unless ``derived``."""
+    return {f.name: f for f in dataclasses.fields(cls) if derived or not f.metadata.get(DERIVED)}
+
+
+def build(cls: type, raw: dict, where: str, problems: list[str], exact: bool = False,
+          derived: bool = False, also_known: tuple[str, ...] = ()) -> Any:
+    """An instance of the dataclass ``cls`` from the mapping ``raw`` (None on a problem);
+    unknown and missing keys are problems, absent keys take the field's default.
+    ``derived``: also read derived fields (a job reading what the plan computed);
+    ``also_known``: keys the caller reads itself, named in the list of known keys."""
+    hints = typing.get_type_hints(cls)
+    fields = readable_fields(cls, derived)
+    dot = f"{where}." if where else ""
+    known = ", ".join([*fields, *also_known])
+    for key in raw:
+        if key not in fields:
+            problems.append(f"{dot}{key}: unknown key (known: {known})")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in raw:
+            values[name] = convert(raw[name], hints[name], f"{dot}{name}", problems, exact)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(f"{dot}{name}: required key is missing")
+    if any(v is None and fields[k].default is not None for k, v in values.items()):
+        return None
+    try:
+        return cls(**values)
+    except TypeError:
+        return None

@@ -1,0 +1,45 @@
+"""The ``fit`` step: fine-tune on every labeled example given and keep the classifier.
+
+The saved folder is a plain ``transformers`` sequence-classification model with the
+label names in its config (``id2label``), loadable without this package.
+"""
+
+from __future__ import annotations
+
+import time
+
+from jobs.contract.errors import JobError
+from jobs.contract.outputs import FIT_SUMMARY, MODEL
+from jobs.contract.params import FitParams
+from jobs.contract.staging import LABELED, read_label_names, read_split
+from jobs.lib import models
+from jobs.lib.runner import StepContext
+
+
+def run(ctx: StepContext[FitParams]) -> dict:
+    models.configure_threads()
+    dataset = ctx.input("dataset")
+    labeled = read_split(ctx.store, dataset, LABELED)
+    names = read_label_names(ctx.store, dataset)
+    index = {n: i for i, n in enumerate(names)}
+    gold = [index.get(y) if y is not None else None for y in labeled.labels]
+    if any(g is None for g in gold):
+        raise JobError("every labeled example needs a label from labels.json")
+    source = ctx.starting_model()
+    seed = ctx.params.seed
+    tokenizer = models.load_tokenizer(source)
+    model = models.load_classifier(source, len(names), seed)
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = index
+    t0 = time.time()
+    stats = models.train_classifier(model, tokenizer, list(labeled.texts), [g for g in gold if g is not None],
+                                    models.TrainArgs(ctx.params), seed=seed)
+    stats["train_s"] = round(time.time() - t0, 3)
+    folder = ctx.scratch / MODEL
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    ctx.put_dir(folder, MODEL)
+    ctx.timings["train_s"] = stats["train_s"]
+    summary = {**stats, "n_labeled": len(labeled), "labels": names, "device": str(models.device())}
+    ctx.put_json(FIT_SUMMARY, summary)
+    return summary

@@ -1,0 +1,46 @@
+"""The ``intertrain`` step: train the encoder on an objective over the corpus, then drop the head.
+
+The objective (``params.objective``) is the module ``jobs.objectives.<objective>``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from typing import Callable
+
+from jobs.contract.intertrainings import objective
+from jobs.contract.outputs import MODEL, TRAIN_SUMMARY
+from jobs.contract.params import IntertrainParams
+from jobs.contract.staging import TRAIN, read_split
+from jobs.lib import models
+from jobs.lib.runner import StepContext
+
+log = logging.getLogger(__name__)
+
+
+def _progress(what: str) -> Callable[[int, float], None]:
+    last = [0.0]
+
+    def report(step: int, loss: float) -> None:
+        if time.time() - last[0] > 30:
+            last[0] = time.time()
+            log.info("%s step %d, loss %.3f", what, step, loss)
+
+    return report
+
+
+def run(ctx: StepContext[IntertrainParams]) -> dict:
+    name = objective(ctx.params.objective).name
+    module = importlib.import_module(f"jobs.objectives.{name}")
+    models.configure_threads()
+    texts = list(read_split(ctx.store, ctx.input("dataset"), TRAIN).texts)
+    model, tokenizer, stats = module.train(ctx, texts, ctx.starting_model(), _progress(f"{name} inter-training"))
+    folder = ctx.scratch / MODEL
+    models.save_encoder(model, tokenizer, folder)
+    ctx.put_dir(folder, MODEL)
+    ctx.timings["train_s"] = stats["train_s"]
+    summary = {**stats, "setting": name, "n_texts": len(texts), "device": str(models.device())}
+    ctx.put_json(TRAIN_SUMMARY, summary)
+    return summary

@@ -1,0 +1,90 @@
+"""``ctune predict`` runs here, in its own process, so the controller never loads torch:
+``python -m jobs.lib.predict MODEL TEXTS [--format jsonl|csv] [--output FILE] [--text-field F]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+from jobs.contract.errors import CtuneError, cli_exit_code
+from jobs.data import DataError, read_examples
+
+
+def read_texts(path: Path, text_field: str) -> list[str]:
+    """Texts from .jsonl/.csv (a text field) or .txt (one text per line)."""
+    if path.suffix == ".txt":
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise DataError(f"{path}: file is empty")
+        return texts
+    return list(read_examples(path, text_field, None).texts)
+
+
+def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[dict]:
+    from transformers import AutoModelForSequenceClassification
+
+    from jobs.lib import models
+
+    if not (model_dir / "config.json").is_file():
+        raise DataError(f"{model_dir} is not a model folder (no config.json)")
+    tokenizer = models.load_tokenizer(str(model_dir))
+    model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
+    logits = models.predict_logits(model, tokenizer, texts, max_length)
+    z = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    names = [model.config.id2label[i] for i in range(probs.shape[1])]
+    return [{"text": t, "label": names[int(p.argmax())], "score": float(p.max()),
+             "scores": {n: float(v) for n, v in zip(names, p)}} for t, p in zip(texts, probs)]
+
+
+def write_predictions(rows: list[dict], fmt: str, out: IO[str]) -> None:
+    if fmt == "jsonl":
+        for r in rows:
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return
+    names = list(rows[0]["scores"]) if rows else []
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["text", "label", "score", *[f"score_{n}" for n in names]])
+    for r in rows:
+        writer.writerow([r["text"], r["label"], f"{r['score']:.6f}", *[f"{r['scores'][n]:.6f}" for n in names]])
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if not path:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        yield out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ctune predict")
+    parser.add_argument("model")
+    parser.add_argument("texts")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    parser.add_argument("--output")
+    parser.add_argument("--text-field", default="text")
+    args = parser.parse_args(argv)
+    try:
+        rows = predict(Path(args.model), read_texts(Path(args.texts), args.text_field))
+    except CtuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return cli_exit_code(exc)
+    with _output(args.output) as out:
+        write_predictions(rows, args.format, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

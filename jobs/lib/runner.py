@@ -1,0 +1,131 @@
+"""Running one step: read its ``step.json``, check its inputs, run it, commit it.
+
+The commit is ``_SUCCESS``, written last and only once every output the kind must write
+(``jobs.contract.outputs.REQUIRED``) is in the store, so a step is never half done.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Generic, TypeVar, cast
+
+from jobs.contract.errors import JobError
+from jobs.contract.outputs import MODEL, REQUIRED
+from jobs.contract.params import Params
+from jobs.contract.steps import MARKER, STEP_FILE, StepSpec, is_done, read_record, split_step_uri
+from jobs.storage import Store, open_store
+
+P = TypeVar("P", bound=Params)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in ("cluster-tune", "torch", "transformers", "sib-clustering", "scikit-learn", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+@dataclass
+class StepContext(Generic[P]):
+    """What a job sees: its step, its typed parameters, the store, and a local scratch folder."""
+
+    store: Store
+    spec: StepSpec
+    prefix: str
+    scratch: Path
+    outputs: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase, recorded in ``_SUCCESS``."""
+
+    @property
+    def params(self) -> P:
+        return cast(P, self.spec.params)
+
+    def input(self, role: str) -> str:
+        try:
+            return self.spec.inputs[role]
+        except KeyError:
+            raise JobError(f"step {self.spec.kind} has no input {role!r}") from None
+
+    def has_input(self, role: str) -> bool:
+        return role in self.spec.inputs
+
+    def starting_model(self) -> str:
+        """The folder of the upstream encoder (an ``encoder`` input), else the base model."""
+        if self.has_input("encoder"):
+            return str(self.store.fetch_dir(f"{self.input('encoder')}/{MODEL}"))
+        model: str = getattr(self.params, "model")
+        return model
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        self.store.write_bytes(f"{self.prefix}/{name}", data)
+        self.outputs.append(name)
+
+    def put_json(self, name: str, value: Any) -> None:
+        self.put_bytes(name, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+    def put_dir(self, local: Path, name: str) -> None:
+        for path in sorted(Path(local).rglob("*")):
+            if path.is_file():
+                rel = f"{name}/{path.relative_to(local).as_posix()}"
+                self.store.upload_file(path, f"{self.prefix}/{rel}")
+                self.outputs.append(rel)
+
+
+Handler = Callable[[StepContext], "dict | None"]
+
+
+def _check_inputs(store: Store, spec: StepSpec) -> None:
+    for role, dep in spec.inputs.items():
+        if not is_done(store, dep):
+            raise JobError(f"input {role!r} ({dep}) is not done")
+
+
+def run_step(uri: str, kind: str, handler: Handler) -> dict:
+    """Run one step from its ``step.json`` URI and commit it; returns the ``_SUCCESS`` record."""
+    root, prefix = split_step_uri(uri)
+    store = open_store(root)
+    spec = StepSpec.from_json(store.read_bytes(f"{prefix}/{STEP_FILE}").decode())
+    if spec.kind != kind:
+        raise JobError(f"step {prefix} is a {spec.kind!r} step, not {kind!r}")
+    if is_done(store, prefix):
+        return read_record(store, prefix)
+    _check_inputs(store, spec)
+    started = time.time()
+    scratch = Path(tempfile.mkdtemp(prefix=f"ctune-{kind}-"))
+    try:
+        ctx: StepContext = StepContext(store, spec, prefix, scratch)
+        summary = handler(ctx) or {}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    missing = [name for name in REQUIRED.get(kind, ()) if name not in ctx.outputs]
+    if missing:
+        raise RuntimeError(f"the {kind} job wrote no {', '.join(missing)}: not committed")
+    record = {
+        "kind": spec.kind,
+        "id": spec.id,
+        "label": spec.label,
+        "params": spec.params.to_params(),
+        "inputs": dict(spec.inputs),
+        "outputs": sorted(ctx.outputs),
+        "summary": summary,
+        "versions": versions(),
+        "host": socket.gethostname(),
+        "started": started,
+        "finished": time.time(),
+        "seconds": round(time.time() - started, 3),
+        "timings": ctx.timings,
+    }
+    store.write_bytes(f"{prefix}/{MARKER}", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    return record
