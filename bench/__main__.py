@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from jobs import models
+from jobs.contract.params import Optimization
 from jobs.data import default_data_dir, read_examples
+from jobs.lib import models
 
 
 def timed(fn) -> float:
@@ -28,7 +29,7 @@ def bench_training(texts, labels, n_texts: int) -> None:
     results = {}
     for grouped in (False, True):
         model = models.load_classifier("minilm", 50, seed=0)
-        args = models.TrainArgs(epochs=1, batch_size=32, group_by_length=grouped)
+        args = models.TrainArgs(Optimization(epochs=1, batch_size=32), group_by_length=grouped)
         results[grouped] = timed(lambda m=model, a=args: models.train_classifier(m, tok, texts, labels, a, seed=0))
     print(f"inter-training, {n_texts} texts: plain {n_texts / results[False]:.1f} texts/s, "
           f"length-grouped {n_texts / results[True]:.1f} texts/s, ratio {results[False] / results[True]:.2f}x")

@@ -104,13 +104,13 @@ def prepare(d: DatasetSpec, data_dir: Path | None) -> PreparedDataset:
     unseen = sorted({str(y) for y in test.labels if y not in set(labels)})
     if unseen:
         raise DataError(f"dataset {d.name!r}: test labels absent from train: {', '.join(unseen[:5])}")
-    staged = staged_dataset(d.name, {TRAIN: train, TEST: test}, labels, name=d.name, train=len(train),
-                            test=len(test), labels=list(labels))
+    staged = staged_dataset(d.name, {TRAIN: train, TEST: test}, labels,
+                            {"name": d.name, "train": len(train), "test": len(test), "labels": list(labels)})
     if d.corpus is None:
         return PreparedDataset(d.name, train, test, labels, staged, None, len(train))
     texts = corpus(train, read_source(d.corpus, d.text_field, None))
-    staged_corpus = staged_dataset(f"{d.name}-corpus", {TRAIN: texts}, None, name=d.name, corpus=len(texts),
-                                   train=len(train))
+    staged_corpus = staged_dataset(f"{d.name}-corpus", {TRAIN: texts}, None,
+                                   {"name": d.name, "corpus": len(texts), "train": len(train)})
     return PreparedDataset(d.name, train, test, labels, staged, staged_corpus, len(texts))
 
 

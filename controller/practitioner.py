@@ -66,8 +66,8 @@ def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples,
     if len(names) < 2:
         raise DataError(f"{req.labeled}: at least two different labels are needed, found {len(names)}")
     texts = corpus(labeled, extra)
-    dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, names, corpus=len(texts),
-                             labeled=len(labeled))
+    dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, names,
+                             {"corpus": len(texts), "labeled": len(labeled)})
     stage(store, dataset)
     return dataset.prefix, texts, labeled
 
@@ -161,7 +161,7 @@ def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterPar
     problem = clustering_problem(len(texts), clustering.n_clusters)
     if problem:
         raise DataError(f"the corpus has {problem}")
-    dataset = staged_dataset("corpus", {TRAIN: texts}, None, corpus=len(texts))
+    dataset = staged_dataset("corpus", {TRAIN: texts}, None, {"corpus": len(texts)})
     stage(store, dataset)
     clust = corpus_clustering(clustering, dataset.prefix)
     _run(LocalBackend(store), Plan({clust.id: clust}, (), {}), on_event)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from controller.advice import advise, judge, sample_agreement
-from jobs.ned import ned, ned_permutation_test, pairwise_distances
+from jobs.lib.ned import ned, ned_permutation_test, pairwise_distances
 from tests.test_pipeline import ctune, read_results
 
 

@@ -12,7 +12,8 @@ import yaml
 
 from controller.kube.render import JobUnit, pack_units, render_job
 from controller.plan import build_plan
-from controller.spec import KubernetesSpec, Toleration, parse_spec
+from controller.kube.settings import KubernetesSpec, Toleration
+from controller.spec import parse_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 CURRENT = "1.37.0"  # the newest Kubernetes schema kubernetes-validate knows
@@ -188,7 +189,7 @@ class FakeApi:
 
 
 def test_restarted_controller_forms_the_same_packed_jobs(tmp_path):
-    from controller.backends.kubernetes import KubernetesBackend
+    from controller.kube.backend import KubernetesBackend
     from jobs.storage import open_store
 
     _, plan = tiny_plan(settings=["bert", "clust"], repetitions=2)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from jobs.mlm import load_mlm, mask_tokens, train_mlm
-from jobs.models import TrainArgs, load_tokenizer
+from jobs.contract.params import MlmOptimization
+from jobs.lib.models import load_tokenizer
+from jobs.objectives.mlm import load_mlm, mask_tokens, train_mlm
 
 
 def test_bert_masking_statistics():
@@ -35,8 +38,8 @@ def test_mlm_head_is_created_and_training_lowers_the_loss(tiny_model):
     tok = load_tokenizer(tiny_model)
     model = load_mlm(tiny_model, seed=0)  # the tiny checkpoint is a BertModel: no MLM head
     texts = ["the market rallied on strong earnings", "the team won the final match"] * 8
-    args = TrainArgs(lr=1e-3, batch_size=8, max_length=16)
-    first = train_mlm(model, tok, texts, epochs=1, replication=2, mask_prob=0.15, args=args, seed=0)
-    later = train_mlm(model, tok, texts, epochs=6, replication=2, mask_prob=0.15, args=args, seed=0)
+    options = MlmOptimization(lr=1e-3, batch_size=8, max_length=16, replication=2, mask_prob=0.15)
+    first = train_mlm(model, tok, texts, dataclasses.replace(options, epochs=1), seed=0)
+    later = train_mlm(model, tok, texts, dataclasses.replace(options, epochs=6), seed=0)
     assert first["optimizer_steps"] == 2 and later["optimizer_steps"] == 12
     assert later["final_loss"] < first["final_loss"]

@@ -23,12 +23,12 @@ def test_defaults_are_the_papers():
     assert (c.n_clusters, c.n_init, c.max_iter, c.tol, c.max_features, c.seed) == (50, 10, 15, 0.02, 10000, 1024)
     assert (spec.finetune.epochs, spec.finetune.lr, spec.finetune.batch_size, spec.finetune.max_length) == \
         (10, 3e-5, 64, 128)
-    assert spec.intertrain.epochs == 1
+    assert spec.section("intertrain").epochs == 1
 
 
 def test_partial_sections_keep_their_own_defaults():
     spec = parse_spec({**BASE, "intertrain": {"max_length": 64}, "datasets": [{"name": "d", "max_test": 10}]})
-    assert spec.intertrain.epochs == 1 and spec.intertrain.max_length == 64
+    assert spec.section("intertrain").epochs == 1 and spec.section("intertrain").max_length == 64
     assert spec.datasets[0].max_test == 10 and spec.datasets[0].text_field == "text"
 
 
@@ -38,7 +38,7 @@ def test_partial_sections_keep_their_own_defaults():
     ({**BASE, "repetitions": "five"}, "repetitions: expected integer, got str 'five'"),
     ({**BASE, "budgets": [64, "x"]}, "budgets[1]: expected integer, got str 'x'"),
     ({**BASE, "clustering": {"n_clusters": 2.5}}, "clustering.n_clusters: expected integer, got float 2.5"),
-    ({**BASE, "settings": ["bert", "magic"]}, "settings: unknown setting 'magic' (known: bert, clust, mlm, mlm+clust, probe"),
+    ({**BASE, "settings": ["bert", "magic"]}, "settings: unknown setting 'magic' (known: bert, mlm, clust, mlm+clust, probe"),
     ({**BASE, "clustering": {"method": "dbscan"}}, "clustering.method: unknown method 'dbscan'"),
     ({**BASE, "clustering": {"method": "kmeans", "embedding": "glove"}},
      "clustering.glove: a GloVe file is needed"),

@@ -1,4 +1,4 @@
-"""The step contract: ids, URIs, commit by _SUCCESS, nothing partial looks done."""
+"""The step contract: ids, typed parameters, URIs, commit by _SUCCESS, nothing partial looks done."""
 
 from __future__ import annotations
 
@@ -7,9 +7,23 @@ import json
 import numpy as np
 import pytest
 
-from jobs.cells import evaluate, sample_indices
-from jobs.step import MARKER, STEP_FILE, JobError, StepSpec, is_done, run_step, split_step_uri
-from jobs.storage import open_store
+from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_FAILED, JobError, StepsFailed, cli_exit_code, job_exit_code
+from jobs.contract.params import (
+    PARAMS_BY_KIND,
+    ClassicParams,
+    ClusterParams,
+    FinetuneParams,
+    IntertrainParams,
+    MlmOptimization,
+)
+from jobs.contract.sampling import sample_indices
+from jobs.contract.steps import MARKER, STEP_FILE, StepSpec, is_done, scan_markers, split_step_uri, step_id
+from jobs.data import DataError
+from jobs.lib.cells import evaluate
+from jobs.lib.runner import run_step
+from jobs.storage import StoreError, open_store
+
+pytestmark = pytest.mark.unit
 
 
 def put_step(store, spec: StepSpec) -> str:
@@ -17,12 +31,74 @@ def put_step(store, spec: StepSpec) -> str:
     return f"{store.root}/{spec.prefix}/{STEP_FILE}"
 
 
+def cluster(**kw) -> StepSpec:
+    inputs = kw.pop("inputs", {"dataset": "datasets/x-1"})
+    return StepSpec("cluster", ClusterParams(**kw), inputs)
+
+
 def test_step_id_depends_on_everything_and_nothing_else():
-    a = StepSpec("cluster", {"k": 50, "seed": 1}, {"dataset": "datasets/x-1"})
-    assert a.id == StepSpec("cluster", {"seed": 1, "k": 50}, {"dataset": "datasets/x-1"}).id
-    assert a.id != StepSpec("cluster", {"k": 51, "seed": 1}, {"dataset": "datasets/x-1"}).id
-    assert a.id != StepSpec("cluster", {"k": 50, "seed": 1}, {"dataset": "datasets/x-2"}).id
-    assert a.id == StepSpec("cluster", {"k": 50, "seed": 1}, {"dataset": "datasets/x-1"}, label="other").id
+    a = cluster(n_clusters=50, seed=1)
+    assert a.id == step_id("cluster", {**ClusterParams(seed=1).to_params()}, {"dataset": "datasets/x-1"})
+    assert a.id != cluster(n_clusters=51, seed=1).id
+    assert a.id != cluster(n_clusters=50, seed=1, inputs={"dataset": "datasets/x-2"}).id
+    assert a.id == StepSpec("cluster", ClusterParams(seed=1), {"dataset": "datasets/x-1"}, label="other").id
+
+
+def test_fields_added_later_leave_old_ids_alone():
+    # GIVEN parameters at the values that reproduce the old behaviour
+    sib = ClusterParams().to_params()
+    classic = ClassicParams(method="nb", budget=64, repetition=0).to_params()
+    # THEN the fields that did not exist then are not hashed
+    assert "embedding" not in sib and "glove" not in sib and "glove_sha256" not in sib
+    assert classic == {"method": "nb", "budget": 64, "repetition": 0, "sample_seed": 0}
+    # AND a value that changes the result is
+    assert ClusterParams(method="kmeans").to_params()["embedding"] == "encoder"
+    assert ClassicParams(method="svm", budget=64, repetition=0, C=0.5).to_params()["C"] == 0.5
+    assert FinetuneParams(model="m", budget=8, repetition=0, sampling="cluster").to_params()["sampling"] == "cluster"
+
+
+@pytest.mark.parametrize("params", [
+    ClusterParams(method="hartigan", embedding="glove", glove="/g.txt", glove_sha256="ab"),
+    FinetuneParams(model="m", budget=16, repetition=2, sampling="cluster", epochs=10.0),
+    IntertrainParams(objective="mlm", model="m", options=MlmOptimization(replication=2)),
+    IntertrainParams(objective="clust", model="m", seed=3),
+])
+def test_parameters_read_back_exactly_as_written(params):
+    spec = StepSpec(params.kind, params, {"dataset": "datasets/x-1"})
+    again = StepSpec.from_json(spec.to_json())
+    assert again == spec and again.id == spec.id and type(again.params) is type(params)
+    assert isinstance(json.loads(spec.to_json())["params"]["epochs" if params.kind != "cluster" else "n_clusters"],
+                      (int, float))
+
+
+def test_integer_values_of_float_fields_keep_their_type():
+    # ids written before hash 10 and 10.0 differently: a job must read back what was written
+    for epochs in (10, 10.0):
+        spec = StepSpec("finetune", FinetuneParams(model="m", budget=8, repetition=0, epochs=epochs))
+        assert StepSpec.from_json(spec.to_json()).id == spec.id
+
+
+@pytest.mark.parametrize("kind, params, message", [
+    ("finetune", {"model": "m", "budget": 8}, "params.repetition: required key is missing"),
+    ("finetune", {"model": "m", "budget": 8, "repetition": 0, "warmup": 3}, "params.warmup: unknown key"),
+    ("finetune", {"model": "m", "budget": 0, "repetition": 0}, "params.budget: must be at least 1"),
+    ("finetune", {"model": "m", "budget": "8", "repetition": 0}, "params.budget: expected integer"),
+    ("classic", {"method": "forest", "budget": 8, "repetition": 0}, "unknown classic method 'forest'"),
+    ("intertrain", {"setting": "simcse", "model": "m"}, "unknown inter-training objective 'simcse'"),
+    ("intertrain", {"setting": "mlm", "model": "m", "mask_prob": 2}, "mask_prob: must be in (0, 1)"),
+])
+def test_bad_parameters_are_a_job_error_naming_them(kind, params, message):
+    raw = json.dumps({"kind": kind, "params": params, "inputs": {}})
+    with pytest.raises(JobError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        StepSpec.from_json(raw)
+
+
+def test_every_kind_has_a_parameter_class_and_a_job_module():
+    import importlib
+
+    for kind, cls in PARAMS_BY_KIND.items():
+        assert cls.kind == kind
+        assert callable(importlib.import_module(f"jobs.kinds.{kind}").run)
 
 
 def test_split_step_uri():
@@ -32,34 +108,48 @@ def test_split_step_uri():
         split_step_uri("/tmp/s/cluster/abc/step.json")
 
 
+def commit_outputs(ctx):
+    ctx.put_json("assignments.json", {"labels": [0]})
+    ctx.put_json("clusters.json", {"ok": True})
+    return {"n": 1}
+
+
 def test_a_failing_step_commits_nothing(tmp_path):
     store = open_store(tmp_path)
-    spec = StepSpec("cluster", {"k": 1})
+    spec = cluster(n_clusters=2, inputs={})
     uri = put_step(store, spec)
 
     def half_then_crash(ctx):
-        ctx.put_json("partial.json", {"x": 1})
+        ctx.put_json("assignments.json", {"labels": [0]})
         raise RuntimeError("crash")
 
     with pytest.raises(RuntimeError):
         run_step(uri, "cluster", half_then_crash)
-    assert store.exists(f"{spec.prefix}/partial.json") and not is_done(store, spec.prefix)
+    assert store.exists(f"{spec.prefix}/assignments.json") and not is_done(store, spec.prefix)
 
-    record = run_step(uri, "cluster", lambda ctx: ctx.put_json("out.json", {"ok": True}) or {"n": 1})
+    # a job that forgets one of its kind's outputs is not committed either
+    with pytest.raises(RuntimeError, match="wrote no clusters.json"):
+        run_step(uri, "cluster", lambda ctx: ctx.put_json("assignments.json", {"labels": [0]}) or {})
+    assert not is_done(store, spec.prefix)
+
+    record = run_step(uri, "cluster", commit_outputs)
     assert is_done(store, spec.prefix)
     marker = json.loads(store.read_bytes(f"{spec.prefix}/{MARKER}"))
-    assert marker == record and marker["summary"] == {"n": 1} and marker["outputs"] == ["out.json"]
+    assert marker == record and marker["summary"] == {"n": 1}
+    assert marker["outputs"] == ["assignments.json", "clusters.json"]
     assert {"python", "torch"} <= set(marker["versions"]) and marker["seconds"] >= 0
+    assert scan_markers(store) == ({spec.prefix}, set())
 
     # a done step is not run again
-    calls = []
+    calls: list[int] = []
     run_step(uri, "cluster", lambda ctx: calls.append(1))
     assert calls == []
 
 
 def test_inputs_must_be_done_and_kind_must_match(tmp_path):
     store = open_store(tmp_path)
-    spec = StepSpec("finetune", {"b": 1}, {"encoder": "steps/intertrain/nothere"})
+    spec = StepSpec("finetune", FinetuneParams(model="m", budget=1, repetition=0),
+                    {"encoder": "steps/intertrain/nothere"})
     uri = put_step(store, spec)
     with pytest.raises(JobError, match=r"input 'encoder' \(steps/intertrain/nothere\) is not done"):
         run_step(uri, "finetune", lambda ctx: None)
@@ -69,12 +159,21 @@ def test_inputs_must_be_done_and_kind_must_match(tmp_path):
 
 def test_tampered_step_file_is_refused(tmp_path):
     store = open_store(tmp_path)
-    spec = StepSpec("cluster", {"k": 1})
+    spec = cluster(n_clusters=2)
     raw = json.loads(spec.to_json())
-    raw["params"]["k"] = 2
+    raw["params"]["n_clusters"] = 3
     store.write_bytes(f"{spec.prefix}/{STEP_FILE}", json.dumps(raw).encode())
     with pytest.raises(JobError, match="does not match its content"):
         run_step(f"{store.root}/{spec.prefix}/{STEP_FILE}", "cluster", lambda ctx: None)
+
+
+def test_exit_codes_follow_one_table():
+    assert job_exit_code(JobError("x")) == job_exit_code(DataError("x")) == EXIT_BAD_INPUT
+    assert job_exit_code(StoreError("missing in store: x")) == EXIT_BAD_INPUT
+    assert job_exit_code(StoreError("cannot reach store", retryable=True)) == EXIT_FAILED
+    assert job_exit_code(RuntimeError("anything else")) == EXIT_FAILED
+    assert cli_exit_code(StoreError("cannot reach store", retryable=True)) == EXIT_BAD_INPUT
+    assert cli_exit_code(StepsFailed("1 step(s) failed")) == EXIT_FAILED
 
 
 def test_samples_are_seeded_per_budget_and_repetition():

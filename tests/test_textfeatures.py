@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jobs.textfeatures import StemmedBagOfWords, normalize, stem_texts, stop_words, top_terms
+from jobs.lib.textfeatures import StemmedBagOfWords, normalize, stem_texts, stop_words, top_terms
 
 
 def test_stop_words_are_the_reference_list():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from jobs.step import JobError
-from jobs.vectors import glove_average, hartigan_kmeans, lloyd_kmeans
+from jobs.contract.errors import JobError
+from jobs.lib.vectors import glove_average, hartigan_kmeans, lloyd_kmeans
 
 
 def blobs(seed=0):

@@ -51,11 +51,12 @@ class StagedDataset:
 
 
 def staged_dataset(name: str, splits: Mapping[str, Examples], labels: Sequence[str] | None = None,
-                   **stats: Any) -> StagedDataset:
+                   stats: Mapping[str, Any] | None = None) -> StagedDataset:
+    """``stats``: what ``_SUCCESS`` records (counts), not hashed."""
     files = {f"{split}.jsonl": dump_jsonl(examples) for split, examples in splits.items()}
     if labels is not None:
         files[LABELS] = (json.dumps({"labels": list(labels)}, indent=2) + "\n").encode()
-    return StagedDataset(name, files, stats)
+    return StagedDataset(name, files, dict(stats or {}))
 
 
 def corpus(labeled: Examples, extra: Examples | None) -> Examples:
