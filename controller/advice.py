@@ -87,17 +87,8 @@ def format_advice(judgements: list[Judgement]) -> list[str]:
              "| dataset | budget | sample AMI | advice | " + " | ".join(
                  f"{a} vs {b}" for a, b in PAIRS) + " |", "|---|---:|---:|---|" + "---|" * len(PAIRS)]
     keys = sorted({(j.dataset, j.budget) for j in judgements}, key=lambda k: (k[1], k[0]))
-    for dataset, budget in keys:
-        js = [j for j in judgements if (j.dataset, j.budget) == (dataset, budget)]
-        amis = {(j.repetition, j.sampling): j.ami for j in js}
-        advice = [advise(a) for a in amis.values()]
-        cells = []
-        for pair in PAIRS:
-            pj = [j for j in js if j.pair == pair]
-            cells.append(f"{sum(j.match for j in pj)}/{len(pj)}" if pj else "-")
-        lines.append(f"| {dataset} | {budget} | {np.mean(list(amis.values())):.3f} | "
-                     f"{'clust' if advice.count('clust') * 2 > len(advice) else 'bert'} "
-                     f"({advice.count('clust')}/{len(advice)} clust) | " + " | ".join(cells) + " |")
+    lines += [_advice_row(dataset, budget, [j for j in judgements if (j.dataset, j.budget) == (dataset, budget)])
+              for dataset, budget in keys]
     total = sum(j.match for j in judgements)
     lines.append(f"\nThe advice names the better of the pair in {total} of {len(judgements)} comparisons "
                  f"({100 * total / len(judgements):.0f}%).")
@@ -109,6 +100,19 @@ def format_advice(judgements: list[Judgement]) -> list[str]:
                          f"always inter-training {_regret(pj, lambda j: 'clust'):.2f}, "
                          f"never {_regret(pj, lambda j: 'bert'):.2f}.")
     return lines
+
+
+def _advice_row(dataset: str, budget: int, js: list[Judgement]) -> str:
+    """One dataset and budget: mean sample AMI, the advice of the majority, matches per pair."""
+    amis = {(j.repetition, j.sampling): j.ami for j in js}
+    advice = [advise(a) for a in amis.values()]
+    cells = []
+    for pair in PAIRS:
+        pj = [j for j in js if j.pair == pair]
+        cells.append(f"{sum(j.match for j in pj)}/{len(pj)}" if pj else "-")
+    majority = "clust" if advice.count("clust") * 2 > len(advice) else "bert"
+    return (f"| {dataset} | {budget} | {np.mean(list(amis.values())):.3f} | {majority} "
+            f"({advice.count('clust')}/{len(advice)} clust) | " + " | ".join(cells) + " |")
 
 
 def _regret(judgements: list[Judgement], choose) -> float:

@@ -12,9 +12,10 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from controller.backends.base import Event
 from controller.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared

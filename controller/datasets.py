@@ -121,9 +121,7 @@ def prepare_all(spec: ExperimentSpec, data_dir: Path | None, source: str) -> dic
     clustered = needs_clustering(spec)
     for name, p in prepared.items():
         n = len(p.train)
-        for b in spec.budgets:
-            if b > n:
-                problems.append(f"budgets: {b} is larger than the train set of {name} ({n} texts)")
+        problems += [f"budgets: {b} is larger than the train set of {name} ({n} texts)" for b in spec.budgets if b > n]
         problem = clustering_problem(p.n_corpus, spec.clustering.n_clusters) if clustered else None
         if problem:
             problems.append(f"clustering.n_clusters: {name} has {problem}")

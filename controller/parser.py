@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 Command = Callable[[argparse.Namespace], int]
 

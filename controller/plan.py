@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from controller.settings import Setting, all_settings, needs_clustering
 from controller.spec import ExperimentSpec
@@ -27,6 +28,8 @@ from jobs.contract.params import (
     FitParams,
     IntertrainParams,
     Optimization,
+    Params,
+    SampleParams,
 )
 from jobs.contract.steps import StepSpec
 
@@ -108,8 +111,13 @@ def intertrain_step(entry: InterTraining, model: str, seed: int, options: Optimi
 
 def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: str,
              encoder: str | None = None) -> StepSpec:
-    params = FitParams(model=model, seed=seed, **dataclasses.asdict(options))
+    params = FitParams(model=model, seed=seed, **_fields(options))
     return StepSpec("fit", params, {"dataset": dataset, **({"encoder": encoder} if encoder else {})}, label)
+
+
+def _fields(params: Params) -> dict[str, Any]:
+    """A parameter group's fields, to build a larger parameter class from."""
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
 
 
 def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Setting, str]]:
@@ -171,19 +179,19 @@ class _DatasetPlan:
         return out
 
     def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str) -> StepSpec:
-        sample = {"budget": budget, "repetition": rep, "sample_seed": self.spec.seed, "sampling": sampling}
+        sample = SampleParams(budget=budget, repetition=rep, sample_seed=self.spec.seed, sampling=sampling)
         inputs = {"dataset": self.data}
         if sampling == "cluster":
             inputs["clusters"] = self.clustering().prefix
         if setting.method == "finetune":
             encoder = self.encoder(str(setting.start))
-            options = dataclasses.asdict(self.spec.protocol(protocol))
-            params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **sample, **options)
+            params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
+                                    **_fields(self.spec.protocol(protocol)))
             return self.add(StepSpec("finetune", params, {**inputs, **({"encoder": encoder} if encoder else {})},
                                      label))
         if setting.method == "probe":
             inputs["embeddings"] = self.embed(self.data, str(setting.start), f"{self.name} {setting.start}").prefix
-        return self.add(StepSpec("classic", ClassicParams(method=setting.method, **sample), inputs, label))
+        return self.add(StepSpec("classic", ClassicParams(method=setting.method, **_fields(sample)), inputs, label))
 
 
 def _cells(dp: _DatasetPlan, spec: ExperimentSpec, settings: list[Setting]) -> list[Cell]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 from controller.stats import mean_sem
 
@@ -23,7 +24,7 @@ def accuracy_plot(rows: list[dict], datasets: list[str], columns: list[str]) -> 
                        if r["dataset"] == dataset and r["column"] == column and r["budget"] == b]
                 if acc:
                     mean, sem = mean_sem(acc)
-                    points.append((b, mean, 0.0 if sem != sem else sem))
+                    points.append((b, mean, 0.0 if math.isnan(sem) else sem))
             if points:
                 xs, ys, es = zip(*points)
                 ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=column)

@@ -33,25 +33,33 @@ def mean_sem(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def paired_tests(rows: list[dict], columns: list[str], baseline: str) -> list[PairedTest]:
+def _paired(x: list[float], y: list[float]) -> tuple[float, float]:
+    """Mean difference and the two-sided p of a paired t-test (1 when every pair is equal)."""
     from scipy.stats import ttest_rel
 
+    diffs = [a - c for a, c in zip(x, y)]
+    mean = sum(diffs) / len(diffs)
+    if all(d == diffs[0] for d in diffs) and mean == 0:
+        return mean, 1.0
+    return mean, float(ttest_rel(x, y).pvalue)
+
+
+def _shared_samples(by_key: dict, column: str, baseline: str, budget: int) -> list[tuple]:
+    """(dataset, budget, repetition) of the cells of ``column`` at ``budget`` that the baseline has too."""
+    return [k[1:] for k in by_key if k[0] == column and k[2] == budget and (baseline, *k[1:]) in by_key]
+
+
+def paired_tests(rows: list[dict], columns: list[str], baseline: str) -> list[PairedTest]:
     by_key = {(r["column"], r["dataset"], r["budget"], r["repetition"]): r["accuracy"] for r in rows}
     budgets = sorted({r["budget"] for r in rows})
     raw = []
-    for column in columns:
-        if column == baseline:
-            continue
+    for column in (c for c in columns if c != baseline):
         for b in budgets:
-            keys = [k[1:] for k in by_key if k[0] == column and k[2] == b and (baseline, *k[1:]) in by_key]
-            if len(keys) < 2:
-                continue
-            x = [100 * by_key[(column, *k)] for k in keys]
-            y = [100 * by_key[(baseline, *k)] for k in keys]
-            diffs = [a - c for a, c in zip(x, y)]
-            mean = sum(diffs) / len(diffs)
-            p = 1.0 if all(d == diffs[0] for d in diffs) and mean == 0 else float(ttest_rel(x, y).pvalue)
-            raw.append((column, b, len(keys), mean, p))
+            keys = _shared_samples(by_key, column, baseline, b)
+            if len(keys) >= 2:
+                mean, p = _paired([100 * by_key[(column, *k)] for k in keys],
+                                  [100 * by_key[(baseline, *k)] for k in keys])
+                raw.append((column, b, len(keys), mean, p))
     n_tests = max(len(raw), 1)
     return [PairedTest(c, baseline, b, n, mean, min(1.0, p * n_tests) if not math.isnan(p) else 1.0)
             for c, b, n, mean, p in raw]

@@ -14,7 +14,7 @@ import io
 import logging
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_OK, CtuneError, job_exit_code
 from jobs.contract.steps import LOG, STEP_KINDS, split_step_uri, write_failure

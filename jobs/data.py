@@ -11,9 +11,9 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from jobs.contract.errors import BadInput
 

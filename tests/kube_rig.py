@@ -75,7 +75,7 @@ class KubeRig:
         log = open(self.workdir / f"{name}.log", "wb")
         self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
 
-    def start(self, bin_cache: Path) -> "KubeRig":
+    def start(self, bin_cache: Path) -> KubeRig:
         if shutil.which("etcd") is None:
             raise RigUnavailable("etcd is not installed (apt-get install etcd-server)")
         bins = find_binaries(bin_cache)

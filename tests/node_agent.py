@@ -47,7 +47,7 @@ class NodeAgent:
     _seen: set[str] = field(default_factory=set)
     _threads: list[threading.Thread] = field(default_factory=list)
 
-    def start(self) -> "NodeAgent":
+    def start(self) -> NodeAgent:
         from kubernetes import client, config
 
         self.api = client.CoreV1Api(config.new_client_from_config(self.kubeconfig))

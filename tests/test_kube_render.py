@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from controller.kube.render import JobUnit, pack_units, render_job
-from controller.plan import build_plan
 from controller.kube.settings import KubernetesSpec, Toleration
+from controller.plan import build_plan
 from controller.spec import parse_spec
 
 GOLDEN = Path(__file__).parent / "golden"

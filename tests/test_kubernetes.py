@@ -247,7 +247,7 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     from controller.plan import build_plan
     from controller.spec import load_spec
 
-    rig, agent = kube
+    rig, _ = kube
     admin = rig.kubeconfig()
     base = kubectl("kustomize", "k8s/base", kubeconfig=admin)
     assert base.returncode == 0, base.stderr

@@ -42,7 +42,7 @@ def test_settings_share_the_sample_but_not_the_start():
     cells = {(c.dataset, c.setting, c.budget, c.repetition): plan.steps[c.step] for c in plan.cells}
     bert, clust = cells[("ag_news", "bert", 64, 1)], cells[("ag_news", "clust", 64, 1)]
     sample_keys = ("budget", "repetition", "sample_seed")
-    assert {k: bert.params.to_params()[k] for k in sample_keys} == {k: clust.params.to_params()[k] for k in sample_keys}
+    assert {k: getattr(bert.params, k) for k in sample_keys} == {k: getattr(clust.params, k) for k in sample_keys}
     assert "encoder" not in bert.inputs and clust.inputs["encoder"].startswith("steps/intertrain/")
 
 
@@ -102,7 +102,7 @@ def test_strong_protocol_adds_fine_tunes_only():
     columns = list(dict.fromkeys(c.column for c in plan.cells))
     assert columns == ["bert", "clust", "bert (strong)", "clust (strong)", "probe"]
     strong = next(plan.steps[c.step] for c in plan.cells if c.protocol == "strong")
-    assert (strong.params.to_params()["batch_size"], strong.params.to_params()["lr"], strong.params.to_params()["epochs"]) == (16, 5e-5, 10)
+    assert (strong.params.batch_size, strong.params.lr, strong.params.epochs) == (16, 5e-5, 10)
     # the paper's cells keep their ids when the strong protocol is added
     paper_only = build_plan(spec(settings=["bert", "clust", "probe"]), PREFIXES)
     assert set(paper_only.steps) <= set(plan.steps)
@@ -113,7 +113,7 @@ def test_mlm_then_clust_chains_inter_trainings():
     assert kinds(plan) == {"cluster": 2, "intertrain": 6, "finetune": 48}
     inter = {s.label: s for s in plan.steps.values() if s.kind == "intertrain"}
     mlm, clust, both = inter["ag_news mlm"], inter["ag_news clust"], inter["ag_news mlm+clust"]
-    assert mlm.params.to_params()["setting"] == "mlm" and mlm.params.to_params()["epochs"] == 30 and mlm.params.to_params()["replication"] == 5
+    assert mlm.params.objective == "mlm" and (mlm.params.options.epochs, mlm.params.options.replication) == (30, 5)
     assert "encoder" not in clust.inputs and both.inputs["encoder"] == mlm.prefix
     assert both.inputs["clusters"] == clust.inputs["clusters"]  # one clustering per dataset
 
@@ -125,7 +125,7 @@ def test_cluster_sampling_beside_random_and_the_cluster_only_classifier():
     random_bert = next(plan.steps[c.step] for c in plan.cells if c.column == "bert")
     cluster_bert = next(plan.steps[c.step] for c in plan.cells if c.column == "bert [cluster sample]")
     assert "sampling" not in random_bert.params.to_params() and "clusters" not in random_bert.inputs
-    assert cluster_bert.params.to_params()["sampling"] == "cluster" and cluster_bert.inputs["clusters"].startswith("steps/cluster/")
+    assert cluster_bert.params.sampling == "cluster" and cluster_bert.inputs["clusters"].startswith("steps/cluster/")
     # random-sample ids do not change when cluster sampling is added
     assert set(build_plan(spec(settings=["bert"]), PREFIXES).steps) <= set(plan.steps)
     assert kinds(plan) == {"cluster": 2, "finetune": 24, "classic": 12}

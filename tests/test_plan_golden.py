@@ -43,7 +43,7 @@ SYNTHETIC = {
                         "intertrain": {"batch_size": 32, "max_length": 32},
                         "finetune": {"epochs": 2, "batch_size": 8, "max_length": 32}}, False),
 }
-SHIPPED = sorted(str(p.relative_to(REPO)) for p in (REPO / "experiments").glob("*.yaml")) + ["k8s/base/spec.yaml"]
+SHIPPED = [*sorted(str(p.relative_to(REPO)) for p in (REPO / "experiments").glob("*.yaml")), "k8s/base/spec.yaml"]
 
 
 def _prefixes(spec, corpus: bool):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jobs.contract.sampling import allocate_by_size, cluster_sample_indices
 from jobs.contract.errors import JobError
+from jobs.contract.sampling import allocate_by_size, cluster_sample_indices
 
 
 @pytest.mark.parametrize("budget, sizes, expected", [

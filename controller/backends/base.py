@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from jobs.contract.steps import STEP_FILE, StepSpec
 from jobs.storage import Store

@@ -75,7 +75,7 @@ class LocalBackend:
             proc = subprocess.Popen(
                 [self.python, "-m", "jobs", step.kind, "--step", step_uri(self.store.root, step.prefix)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=job_env(self.jobs), cwd=PACKAGE_ROOT, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                env=job_env(self.jobs), cwd=PACKAGE_ROOT, preexec_fn=_die_with_parent,
             )
         return _Running(proc, log, time.time())
 

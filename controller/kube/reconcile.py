@@ -8,8 +8,8 @@ and again; a controller restarted at any moment observes the same things and dec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from controller.kube.api import JobState
 from controller.kube.render import JobUnit

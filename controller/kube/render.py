@@ -62,9 +62,8 @@ def pack_units(steps: list[StepSpec], pack: int) -> list[JobUnit]:
             continue
         start = (tuple(sorted(s.inputs.items())), getattr(s.params, "model", None))
         groups.setdefault(start, []).append(s)
-    for members in groups.values():
-        for i in range(0, len(members), pack):
-            units.append(JobUnit(tuple(members[i:i + pack])))
+    units += [JobUnit(tuple(members[i:i + pack])) for members in groups.values()
+              for i in range(0, len(members), pack)]
     return units
 
 
@@ -77,12 +76,8 @@ def _env(k: KubernetesSpec) -> list[dict]:
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "CTUNE_LOG_TO_STORE", "value": "1"},
     ]
-    for key, optional in AWS_KEYS:
-        ref: dict[str, object] = {"name": k.s3_secret, "key": key}
-        if optional:
-            ref["optional"] = True
-        env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
-    return env
+    refs = [{"name": k.s3_secret, "key": key, **({"optional": True} if optional else {})} for key, optional in AWS_KEYS]
+    return env + [{"name": ref["key"], "valueFrom": {"secretKeyRef": ref}} for ref in refs]
 
 
 def _resources(k: KubernetesSpec, gpu: bool) -> dict:

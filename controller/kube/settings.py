@@ -56,6 +56,9 @@ class KubernetesSpec:
 
     def problems(self) -> list[str]:
         """Every invalid value, as ``"<key>: <message>"`` lines."""
+        return self._name_problems() + self._number_problems()
+
+    def _name_problems(self) -> list[str]:
         out = [f"{key}: {getattr(self, key)!r} is not a valid Kubernetes name"
                for key in ("namespace", "service_account") if not _DNS_LABEL.match(getattr(self, key))]
         if not self.image.strip():
@@ -64,13 +67,15 @@ class KubernetesSpec:
             out.append(f"image_pull_policy: {self.image_pull_policy!r} (known: {', '.join(PULL_POLICIES)})")
         out += [f"gpu_kinds: unknown step kind {kind!r} (known: {', '.join(STEP_KINDS)})"
                 for kind in self.gpu_kinds if kind not in STEP_KINDS]
-        out += [f"{key}: {getattr(self, key)!r} is not a Kubernetes quantity"
+        return out + [f"tolerations[{i}].operator: {t.operator!r} (known: {', '.join(TOLERATION_OPERATORS)})"
+                      for i, t in enumerate(self.tolerations) if t.operator not in TOLERATION_OPERATORS]
+
+    def _number_problems(self) -> list[str]:
+        out = [f"{key}: {getattr(self, key)!r} is not a Kubernetes quantity"
                 for key in ("cpu", "memory") if not _QUANTITY.match(getattr(self, key))]
         out += [f"{key}: must not be negative, got {getattr(self, key)}"
                 for key in ("gpus", "backoff_limit") if getattr(self, key) < 0]
         out += [f"{key}: must be at least 1, got {getattr(self, key)}"
                 for key in ("active_deadline_s", "ttl_after_finished_s", "max_in_flight", "pack")
                 if getattr(self, key) < 1]
-        out += [f"tolerations[{i}].operator: {t.operator!r} (known: {', '.join(TOLERATION_OPERATORS)})"
-                for i, t in enumerate(self.tolerations) if t.operator not in TOLERATION_OPERATORS]
         return out

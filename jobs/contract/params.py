@@ -9,8 +9,9 @@ has the value that reproduces the old behaviour (``omit_when``), so old ids stay
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from jobs.contract.errors import JobError
 from jobs.contract.typed import DERIVED, build
@@ -309,7 +310,8 @@ class IntertrainParams(Params):
         options = objective(str(setting)).options
         own = {k: raw.pop(k) for k in ("model", "seed") if k in raw}
         decoded = options.from_params(raw)
-        head = build(_IntertrainHead, own, "params", problems := [], exact=True)
+        problems: list[str] = []
+        head = build(_IntertrainHead, own, "params", problems, exact=True)
         if problems:
             raise JobError("; ".join(problems))
         return cls(objective=str(setting), model=head.model, seed=head.seed, options=decoded)

@@ -7,7 +7,7 @@ must see the same sample, whichever job draws it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from jobs.contract.steps import MARKER, is_done
 from jobs.data import Examples, dump_jsonl, load_jsonl_bytes

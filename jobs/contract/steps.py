@@ -13,8 +13,9 @@ import hashlib
 import json
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from jobs.contract.errors import JobError
 from jobs.contract.params import PARAMS_BY_KIND, Params

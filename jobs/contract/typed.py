@@ -18,7 +18,7 @@ DERIVED = "derived"
 
 def type_name(tp: Any) -> str:
     names = {float: "number", int: "integer", str: "string", bool: "boolean"}
-    return names.get(tp) or getattr(tp, "__name__", str(tp))
+    return str(names.get(tp) or getattr(tp, "__name__", tp))
 
 
 def _scalar(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -> Any:
@@ -93,9 +93,7 @@ def build(cls: type, raw: dict, where: str, problems: list[str], exact: bool = F
     fields = readable_fields(cls, derived)
     dot = f"{where}." if where else ""
     known = ", ".join([*fields, *also_known])
-    for key in raw:
-        if key not in fields:
-            problems.append(f"{dot}{key}: unknown key (known: {known})")
+    problems += [f"{dot}{key}: unknown key (known: {known})" for key in raw if key not in fields]
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name in raw:

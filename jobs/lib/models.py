@@ -11,8 +11,8 @@ import dataclasses
 import logging
 import os
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -155,7 +155,7 @@ def run_epochs(model, n: int, args: TrainArgs, seed: int, lengths: np.ndarray | 
     for epoch in range(full_epochs + (1 if frac > 0 else 0)):
         batches = list(batch_indices(n, args, rng, lengths))
         if epoch == full_epochs:  # a fractional last epoch
-            batches = batches[: max(1, int(round(len(batches) * frac)))]
+            batches = batches[: max(1, round(len(batches) * frac))]
         for idx in batches:
             inputs = {k: v.to(dev) for k, v in batch_inputs(idx, epoch).items()}
             with autocast(dev):

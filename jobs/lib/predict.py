@@ -9,8 +9,9 @@ import contextlib
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import numpy as np
 

@@ -12,10 +12,11 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import MODEL, REQUIRED
@@ -23,7 +24,7 @@ from jobs.contract.params import Params
 from jobs.contract.steps import MARKER, STEP_FILE, StepSpec, is_done, read_record, split_step_uri
 from jobs.storage import Store, open_store
 
-P = TypeVar("P", bound=Params)
+P = TypeVar("P", bound=Params, covariant=True)
 
 
 def versions() -> dict[str, str]:
@@ -65,7 +66,9 @@ class StepContext(Generic[P]):
         """The folder of the upstream encoder (an ``encoder`` input), else the base model."""
         if self.has_input("encoder"):
             return str(self.store.fetch_dir(f"{self.input('encoder')}/{MODEL}"))
-        model: str = getattr(self.params, "model")
+        model = getattr(self.params, "model", None)
+        if not isinstance(model, str):
+            raise JobError(f"a {self.spec.kind} step names no model")
         return model
 
     def put_bytes(self, name: str, data: bytes) -> None:

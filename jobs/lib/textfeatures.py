@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp

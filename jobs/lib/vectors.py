@@ -7,8 +7,8 @@ over averaged GloVe vectors; here the vectors can also be the encoder's own embe
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -62,12 +62,8 @@ def hartigan_kmeans(x: np.ndarray, k: int, n_init: int, max_iter: int, seed: int
     if len(x) < k:
         raise JobError(f"{len(x)} texts are fewer than n_clusters={k}")
     rng = np.random.default_rng(seed)
-    best = None
-    for _ in range(max(n_init, 1)):
-        labels, sse = _hartigan_once(x.astype(np.float64), k, max_iter, rng)
-        if best is None or sse < best[1]:
-            best = (labels, sse)
-    return best
+    runs = [_hartigan_once(x.astype(np.float64), k, max_iter, rng) for _ in range(max(n_init, 1))]
+    return min(runs, key=lambda run: run[1])  # the first of the best, as before
 
 
 def glove_average(texts: Sequence[str], path: str | Path) -> np.ndarray:
@@ -93,7 +89,7 @@ def glove_average(texts: Sequence[str], path: str | Path) -> np.ndarray:
                 vectors[word] = values
     if not vectors:
         raise JobError(f"no word of the corpus is in {path}")
-    out = np.zeros((len(texts), dim), dtype=np.float32)
+    out = np.zeros((len(texts), len(next(iter(vectors.values())))), dtype=np.float32)
     for i, tokens in enumerate(tokenized):
         known = [vectors[w] for w in tokens if w in vectors]
         if known:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import read_cluster_ids
