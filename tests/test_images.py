@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.unit
+
 HADOLINT = str(Path(sys.executable).with_name("hadolint"))
 DOCKERFILES = sorted((REPO / "images").glob("*.Dockerfile"))
 

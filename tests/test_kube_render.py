@@ -19,6 +19,8 @@ GOLDEN = Path(__file__).parent / "golden"
 CURRENT = "1.37.0"  # the newest Kubernetes schema kubernetes-validate knows
 STORE = "s3://ctune-runs/grid"
 
+pytestmark = pytest.mark.unit
+
 FULL = KubernetesSpec(
     namespace="ml-jobs", image="registry.example.com/cluster-tune-job:0.1", gpus=1, cpu="4", memory="24Gi",
     node_selector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
@@ -147,59 +149,3 @@ def test_api_calls_retry_transient_errors_and_name_the_rest():
         api._call("creating Job x", forbidden)
     assert len(calls) == 1  # not retried
     assert api._call("creating Job x", lambda: (_ for _ in ()).throw(ApiException(status=409)), ok_status=(409,)) is None
-
-
-def test_k8s_manifests_pass_strict_schema_validation(tmp_path):
-    validate = Path(sys.executable).with_name("kubernetes-validate")
-    for overlay in ("k8s/base", "k8s/overlays/dev"):
-        built = subprocess.run(["kubectl", "kustomize", overlay], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
-        assert built.returncode == 0, built.stderr
-        path = tmp_path / (overlay.replace("/", "-") + ".yaml")
-        path.write_text(built.stdout)
-        result = subprocess.run([str(validate), "--strict", "--quiet", "-k", CURRENT, str(path)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, overlay + ": " + result.stdout + result.stderr
-        assert "kind: CronJob" in built.stdout and "concurrencyPolicy: Forbid" in built.stdout
-
-
-class FakeApi:
-    """Completes every Job at once by committing its steps in the store."""
-
-    def __init__(self, store):
-        self.store, self.created = store, []
-
-    def jobs(self, namespace, selector):
-        from controller.kube.api import JobState
-
-        return {n: JobState(n, {}, {}, 0, 1, 0, True, False) for n in self.created}
-
-    def create_job(self, manifest):
-        self.created.append(manifest["metadata"]["name"])
-        for sid in manifest["metadata"]["annotations"]["cluster-tune.io/steps"].split(","):
-            kind = manifest["metadata"]["labels"]["cluster-tune.io/kind"]
-            self.store.write_bytes(f"steps/{kind}/{sid}/_SUCCESS", b"{}")
-        return True
-
-    def wait_for_change(self, namespace, selector, timeout_s):
-        pass
-
-    def delete_job(self, namespace, name):
-        raise AssertionError("nothing should be deleted")
-
-
-def test_restarted_controller_forms_the_same_packed_jobs(tmp_path):
-    from controller.kube.backend import KubernetesBackend
-    from jobs.storage import open_store
-
-    _, plan = tiny_plan(settings=["bert", "clust"], repetitions=2)
-    store = open_store(tmp_path / "store")
-    k = KubernetesSpec(pack=2)
-    expected = {u.name for u in pack_units(list(plan.steps.values()), 2)}
-    first_cell = next(s for s in plan.steps.values() if s.kind == "finetune")
-    store.write_bytes(f"{first_cell.prefix}/_SUCCESS", b"{}")  # done by a Job of the last controller
-    api = FakeApi(store)
-    result = KubernetesBackend(store, "grid", k, api, poll_s=0).run(plan)
-    assert result.ok and result.already_done == 1
-    assert set(api.created) <= expected and len(api.created) == len(expected)  # its group is resubmitted whole
-    assert sorted(result.ran) == sorted(sid for sid in plan.steps if sid != first_cell.id)

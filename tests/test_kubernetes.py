@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -17,15 +18,32 @@ import pytest
 
 from tests.kube_rig import KubeRig, RigUnavailable
 from tests.node_agent import NodeAgent
-from tests.test_pipeline import REPO
 
-pytestmark = pytest.mark.xdist_group("kube")  # one control plane: these tests share a worker
+# One control plane per session: `make test` runs pytest-xdist with --dist loadfile, so every
+# test of this file lands on one worker (test_kubernetes_tests_share_one_worker checks it).
+pytestmark = pytest.mark.kube
+CURRENT = "1.37.0"  # the newest Kubernetes schema kubernetes-validate knows
+
+
+def claim_control_plane(worker: str, run_id: str) -> str:
+    """The worker that started this run's control plane (this one, if none had)."""
+    claim = Path(tempfile.gettempdir()) / f"ctune-kube-{run_id}"
+    try:
+        with open(claim, "x") as f:
+            f.write(worker)
+        return worker
+    except FileExistsError:
+        return claim.read_text()
 
 COMPARED = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "accuracy", "macro_f1", "step")
 
 
 @pytest.fixture(scope="session")
-def kube(tmp_path_factory):
+def kube(tmp_path_factory, worker_id, testrun_uid):
+    owner = claim_control_plane(worker_id, testrun_uid)
+    if owner != worker_id:
+        pytest.fail(f"the Kubernetes tests run on two workers ({owner} and {worker_id}): "
+                    "run pytest-xdist with --dist loadfile")
     try:
         rig = KubeRig(tmp_path_factory.mktemp("kube")).start(
             Path(os.environ.get("CTUNE_KUBE_BIN", Path.home() / ".cache" / "ctune-kube-v1.20.2")))
@@ -67,12 +85,6 @@ def s3_model(tiny_model, s3_env):
     return f"s3://{s3_env}/models/tiny"
 
 
-def ctune(*argv, kubeconfig: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {})}
-    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], cwd=REPO, capture_output=True,
-                          text=True, env=env, timeout=900, **kwargs)
-
-
 def rows(text: str) -> list[dict]:
     return sorted(({k: r[k] for k in COMPARED} for r in csv.DictReader(text.splitlines())),
                   key=lambda r: r["step"])
@@ -94,7 +106,7 @@ def runs_for(agent: NodeAgent, ns: str) -> list:
     return [r for r in agent.runs if r.namespace == ns]
 
 
-def test_tiny_spec_on_kubernetes_equals_the_local_backend(kube, kube_ns, write_spec, s3_model, s3_env, tmp_path):
+def test_tiny_spec_on_kubernetes_equals_the_local_backend(kube, kube_ns, write_spec, s3_model, s3_env, tmp_path, ctune):
     rig, agent = kube
     spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust"], kubernetes={"pack": 2})
     t0 = time.time()
@@ -120,14 +132,14 @@ def test_tiny_spec_on_kubernetes_equals_the_local_backend(kube, kube_ns, write_s
 
 
 def test_controller_killed_mid_run_resumes_without_running_a_step_twice(kube, kube_ns, write_spec, s3_model,
-                                                                         s3_env):
+                                                                         s3_env, ctune, repo):
     from jobs.storage import open_store
 
     rig, agent = kube
     spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust"], repetitions=3)
     env = {**os.environ, "KUBECONFIG": str(rig.kubeconfig())}
     argv = [sys.executable, "-m", "controller.cli", "run", str(spec), "--backend", "kubernetes", "--poll", "1"]
-    first = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     store = open_store(f"s3://{s3_env}/k8s")
     deadline = time.time() + 300
     while time.time() < deadline and len([k for k in store.list("steps") if k.endswith("_SUCCESS")]) < 2:
@@ -145,7 +157,7 @@ def test_controller_killed_mid_run_resumes_without_running_a_step_twice(kube, ku
     assert all(r.exit_code == 0 for r in pods)
 
 
-def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spec, s3_model, s3_env):
+def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spec, s3_model, s3_env, ctune):
     rig, agent = kube
     agent.fail_first.add("ct-cluster-")
     spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["clust"], repetitions=1,
@@ -171,7 +183,7 @@ def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spe
     assert status.returncode == 0 and "max_length 512" in status.stdout
 
 
-def test_backend_needs_an_s3_store_and_a_reachable_cluster(write_spec, tmp_path, s3_env):
+def test_backend_needs_an_s3_store_and_a_reachable_cluster(write_spec, tmp_path, s3_env, ctune):
     spec = write_spec()
     local = ctune("run", str(spec), "--backend", "kubernetes")
     assert local.returncode == 2 and "needs an s3:// store" in local.stderr
@@ -187,7 +199,7 @@ def test_backend_needs_an_s3_store_and_a_reachable_cluster(write_spec, tmp_path,
 
 
 def test_scheduled_retraining_runs_only_what_new_corpus_texts_change(kube, kube_ns, write_spec, s3_model, s3_env,
-                                                                     data_dir):
+                                                                     data_dir, ctune):
     from jobs.storage import open_store
 
     rig, agent = kube
@@ -219,9 +231,16 @@ def test_scheduled_retraining_runs_only_what_new_corpus_texts_change(kube, kube_
     assert sorted(sum(c["sizes"]) for c in clusters) == [120 + 60, 120 + len(unlabeled)]
 
 
-def kubectl(*argv, kubeconfig: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *argv], input=stdin, capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
+@pytest.fixture
+def kubectl(repo):
+    """Run ``kubectl ARGS...`` from the repository (manifest paths are relative to it)."""
+
+    def run(*argv, kubeconfig: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+        config = [f"--kubeconfig={kubeconfig}"] if kubeconfig else []
+        return subprocess.run(["kubectl", *config, *argv], input=stdin, capture_output=True, text=True,
+                              timeout=120, cwd=repo)
+
+    return run
 
 
 def for_kube_1_20(manifests: str) -> str:
@@ -238,7 +257,8 @@ def for_kube_1_20(manifests: str) -> str:
     return yaml.safe_dump_all(docs)
 
 
-def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_model, s3_env, s3_server, tmp_path):
+def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_model, s3_env, s3_server, tmp_path,
+                                                    ctune, kubectl, repo):
     import yaml
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
@@ -257,11 +277,11 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     dev = kubectl("kustomize", "k8s/overlays/dev", kubeconfig=admin)
     # Kueue's LocalQueue is a custom resource: this 1.20 build panics serving custom resources,
     # so it is checked by shape here, and on a real cluster by `make deploy`
-    kueue = yaml.safe_load((REPO / "k8s/components/kueue/localqueue.yaml").read_text())
+    kueue = yaml.safe_load((repo / "k8s/components/kueue/localqueue.yaml").read_text())
     assert (kueue["apiVersion"], kueue["kind"]) == ("kueue.x-k8s.io/v1beta1", "LocalQueue")
     assert kueue["spec"]["clusterQueue"] and kueue["metadata"]["namespace"] == "cluster-tune"
-    template = (REPO / "k8s/base/s3-secret.template.yaml").read_text()
-    spec = load_spec(REPO / "k8s/base/spec.yaml")
+    template = (repo / "k8s/base/s3-secret.template.yaml").read_text()
+    spec = load_spec(repo / "k8s/base/spec.yaml")
     plan = build_plan(spec, {"support_tickets": "datasets/support_tickets-0123456789abcdef"})
     jobs = yaml.safe_dump_all([render_job(u, spec.name, "s3://cluster-tune/runs", spec.kubernetes)
                                for u in pack_units(list(plan.steps.values()), spec.kubernetes.pack)])
@@ -294,3 +314,28 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     with pytest.raises(ApiException) as elsewhere:
         client.BatchV1Api(api).create_namespaced_job("default", job)
     assert elsewhere.value.status == 403
+
+
+def test_k8s_manifests_pass_strict_schema_validation(tmp_path, kubectl):
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    for overlay in ("k8s/base", "k8s/overlays/dev"):
+        built = kubectl("kustomize", overlay)
+        assert built.returncode == 0, built.stderr
+        path = tmp_path / (overlay.replace("/", "-") + ".yaml")
+        path.write_text(built.stdout)
+        result = subprocess.run([str(validate), "--strict", "--quiet", "-k", CURRENT, str(path)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, overlay + ": " + result.stdout + result.stderr
+        assert "kind: CronJob" in built.stdout and "concurrencyPolicy: Forbid" in built.stdout
+
+
+def test_kubernetes_tests_share_one_worker(kube, worker_id, testrun_uid):
+    # the kube fixture claimed the control plane for this worker; a second worker would have failed it
+    assert claim_control_plane(worker_id, testrun_uid) == worker_id
+
+
+def test_a_second_worker_is_refused_the_control_plane(testrun_uid):
+    claim = f"{testrun_uid}-probe-{uuid.uuid4().hex[:6]}"
+    assert claim_control_plane("gw0", claim) == "gw0"
+    assert claim_control_plane("gw1", claim) == "gw0"  # what the kube fixture of gw1 would see, and fail on
+    (Path(tempfile.gettempdir()) / f"ctune-kube-{claim}").unlink()

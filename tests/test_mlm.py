@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from jobs.contract.params import MlmOptimization
 from jobs.lib.models import load_tokenizer
 from jobs.objectives.mlm import load_mlm, mask_tokens, train_mlm
+
+pytestmark = pytest.mark.unit
 
 
 def test_bert_masking_statistics():

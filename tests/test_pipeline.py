@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
+
+import pytest
 
 from jobs.storage import open_store
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.pipeline
 
 
-def ctune(*argv, env=None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=900, **kwargs)
-
-
-def markers(store_root: Path) -> dict[str, dict]:
-    return {str(p.parent.relative_to(store_root)): json.loads(p.read_text())
-            for p in store_root.glob("steps/*/*/_SUCCESS")}
-
-
-def read_results(path: Path) -> list[dict]:
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def test_run_report_and_rerun(write_spec, tmp_path):
+def test_run_report_and_rerun(write_spec, tmp_path, ctune, committed, results):
     # GIVEN a tiny spec: 1 clustering, 1 inter-training, 2 settings x 1 budget x 2 repetitions = 6 steps
     spec = write_spec()
     store = tmp_path / "store"
@@ -39,8 +23,8 @@ def test_run_report_and_rerun(write_spec, tmp_path):
     first = ctune("run", str(spec), "--jobs", "2")
     # THEN every step is done, the report has one row per cell, and the summary is printed
     assert first.returncode == 0, first.stderr
-    assert len(markers(store)) == 6
-    rows = read_results(store / "experiments/tiny/report/results.csv")
+    assert len(committed(store)) == 6
+    rows = results(store / "experiments/tiny/report/results.csv")
     assert sorted((r["setting"], r["repetition"]) for r in rows) == [
         ("bert", "0"), ("bert", "1"), ("clust", "0"), ("clust", "1")]
     for r in rows:
@@ -48,24 +32,24 @@ def test_run_report_and_rerun(write_spec, tmp_path):
         assert r["dataset"] == "ag_news" and r["budget"] == "16"
     assert "| ag_news | 16 |" in first.stdout and "NMI of the clusters" in first.stdout
     # each step keeps its log beside it
-    assert all((store / prefix / "log.txt").is_file() for prefix in markers(store))
+    assert all((store / prefix / "log.txt").is_file() for prefix in committed(store))
 
     # WHEN it runs again, nothing is executed
-    before = markers(store)
+    before = committed(store)
     second = ctune("run", str(spec))
     assert second.returncode == 0, second.stderr
     assert "nothing to run: all 6 steps of tiny are done" in second.stderr
-    assert markers(store) == before
+    assert committed(store) == before
     plan = ctune("plan", str(spec))
     assert "6 steps: 6 done, 0 to run" in plan.stdout
 
 
-def test_same_sample_for_every_setting_and_head_dropped(write_spec, tmp_path):
+def test_same_sample_for_every_setting_and_head_dropped(write_spec, tmp_path, ctune, committed):
     spec = write_spec(repetitions=1)
     assert ctune("run", str(spec)).returncode == 0
     store = tmp_path / "store"
     samples = {}
-    for m in markers(store).values():
+    for m in committed(store).values():
         if m["kind"] == "finetune":
             prefix = store / "steps/finetune" / m["id"]
             setting = "clust" if "encoder" in m["inputs"] else "bert"
@@ -86,46 +70,46 @@ def test_same_sample_for_every_setting_and_head_dropped(write_spec, tmp_path):
     assert sum(clusters["sizes"]) == 240 and 0.0 <= clusters["nmi_with_gold"] <= 1.0
 
 
-def test_killed_run_resumes_without_redoing_finished_steps(write_spec, tmp_path):
+def test_killed_run_resumes_without_redoing_finished_steps(write_spec, tmp_path, ctune, ctune_background,
+                                                          committed):
     spec = write_spec(repetitions=3)
     store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", str(spec)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = ctune_background("run", str(spec), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until some but not all steps are done, then kill the controller hard
     deadline = time.time() + 600
-    while len(markers(store)) < 3 and time.time() < deadline and proc.poll() is None:
+    while len(committed(store)) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = markers(store)
+    finished = committed(store)
     assert 3 <= len(finished) < 8, "the kill should land mid-run"
     time.sleep(1.0)  # a child would die with its parent; give it time to have done so
-    assert markers(store) == finished, "no orphan job may go on after the controller died"
+    assert committed(store) == finished, "no orphan job may go on after the controller died"
 
     again = ctune("run", str(spec))
     assert again.returncode == 0, again.stderr
-    after = markers(store)
+    after = committed(store)
     assert len(after) == 8
     for prefix, record in finished.items():
         assert after[prefix] == record, f"{prefix} was redone"
     assert f"({len(finished)} already done)" in again.stderr
 
 
-def test_s3_store_gives_the_same_results_as_local(write_spec, tmp_path, s3_env):
+def test_s3_store_gives_the_same_results_as_local(write_spec, tmp_path, s3_env, ctune, results):
     local = write_spec(settings=["nb", "clusters"], repetitions=1, budgets=[16])
     assert ctune("run", str(local)).returncode == 0
     remote = ctune("run", str(local), "--store", f"s3://{s3_env}/exp")
     assert remote.returncode == 0, remote.stderr
     s3 = open_store(f"s3://{s3_env}/exp")
     remote_rows = list(csv.DictReader(s3.read_bytes("experiments/tiny/report/results.csv").decode().splitlines()))
-    local_rows = read_results(tmp_path / "store/experiments/tiny/report/results.csv")
+    local_rows = results(tmp_path / "store/experiments/tiny/report/results.csv")
     drop = ("train_s", "eval_s")
     assert [{k: v for k, v in r.items() if k not in drop} for r in remote_rows] == \
         [{k: v for k, v in r.items() if k not in drop} for r in local_rows]
     assert any(k.endswith("/_SUCCESS") for k in s3.list("steps"))
 
 
-def test_failing_step_is_reported_and_blocks_its_dependents(write_spec, tmp_path):
+def test_failing_step_is_reported_and_blocks_its_dependents(write_spec, tmp_path, ctune):
     # a model folder that exists but cannot be loaded: every job using it fails with its error shown
     broken = tmp_path / "broken-model"
     broken.mkdir()
@@ -139,12 +123,12 @@ def test_failing_step_is_reported_and_blocks_its_dependents(write_spec, tmp_path
     assert list(store.glob("steps/cluster/*/_SUCCESS"))  # independent steps still complete
 
 
-def test_cluster_sampling_and_cluster_only_classifier(write_spec, tmp_path):
+def test_cluster_sampling_and_cluster_only_classifier(write_spec, tmp_path, ctune, results):
     spec = write_spec(settings=["nb", "clusters"], sampling=["random", "cluster"], repetitions=2,
                       clustering={"n_clusters": 8, "n_init": 2, "max_iter": 5})
     result = ctune("run", str(spec))
     assert result.returncode == 0, result.stderr
-    rows = read_results(tmp_path / "store/experiments/tiny/report/results.csv")
+    rows = results(tmp_path / "store/experiments/tiny/report/results.csv")
     assert sorted({(r["setting"], r["sampling"]) for r in rows}) == [
         ("clusters", "cluster"), ("nb", "cluster"), ("nb", "random")]
     assert "| ag_news | 16 |" in result.stdout and "nb [cluster sample]" in result.stdout
@@ -157,7 +141,7 @@ def test_cluster_sampling_and_cluster_only_classifier(write_spec, tmp_path):
             assert spread == 8  # every cluster is represented
 
 
-def test_dense_clustering_of_encoder_embeddings(write_spec, tmp_path):
+def test_dense_clustering_of_encoder_embeddings(write_spec, tmp_path, ctune):
     spec = write_spec(settings=["clusters"], repetitions=1,
                       clustering={"method": "hartigan", "n_clusters": 6, "n_init": 2, "max_iter": 5})
     result = ctune("run", str(spec))

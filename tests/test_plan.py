@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from controller.plan import build_plan
 from controller.spec import parse_spec
+
+pytestmark = pytest.mark.unit
 
 PREFIXES = {"ag_news": "datasets/ag_news-aaaa", "dbpedia": "datasets/dbpedia-bbbb"}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from controller.plan import build_plan
 from controller.practitioner import TrainRequest, corpus_clustering, training_plan
@@ -19,7 +20,6 @@ from jobs.contract.params import ClusterParams
 
 pytestmark = pytest.mark.unit
 
-REPO = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((REPO / "tests/golden/plan-ids.json").read_text())
 
 SYNTHETIC = {

@@ -5,20 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+
+pytestmark = pytest.mark.pipeline
 
 
-def ctune(*argv):
-    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], cwd=REPO, capture_output=True,
-                          text=True, env=dict(os.environ), timeout=900)
-
-
-def test_train_then_predict(tmp_path, data_dir, tiny_model):
+def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     src = data_dir / "ag_news"
     lines = (src / "train.jsonl").read_text().splitlines()
     (tmp_path / "labeled.jsonl").write_text("\n".join(lines[:40]) + "\n")
@@ -58,7 +51,7 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model):
     assert "  ... " not in again.stderr  # no step was started
 
 
-def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_path, data_dir, tiny_model):
+def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_path, data_dir, tiny_model, ctune):
     import random
 
     lines = [json.loads(line) for line in (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()]
@@ -77,7 +70,7 @@ def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_p
     assert not list((tmp_path / "store").glob("steps/intertrain/*"))  # no inter-training was run
 
 
-def test_train_needs_two_labels(tmp_path, tiny_model):
+def test_train_needs_two_labels(tmp_path, tiny_model, ctune):
     (tmp_path / "l.jsonl").write_text('{"text": "a b", "label": "x"}\n{"text": "c d", "label": "x"}\n')
     result = ctune("train", str(tmp_path / "l.jsonl"), "--out", str(tmp_path / "m"), "--model", tiny_model,
                    "--store", str(tmp_path / "s"))
@@ -85,7 +78,7 @@ def test_train_needs_two_labels(tmp_path, tiny_model):
     assert result.stderr.strip() == f"error: {tmp_path / 'l.jsonl'}: at least two different labels are needed, found 1"
 
 
-def test_suggest_spreads_the_budget_over_clusters(tmp_path, data_dir):
+def test_suggest_spreads_the_budget_over_clusters(tmp_path, data_dir, ctune):
     corpus = data_dir / "ag_news" / "train.jsonl"
     result = ctune("suggest", str(corpus), "--budget", "12", "--clusters", "8", "--store", str(tmp_path / "s"))
     assert result.returncode == 0, result.stderr

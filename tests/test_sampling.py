@@ -8,6 +8,8 @@ import pytest
 from jobs.contract.errors import JobError
 from jobs.contract.sampling import allocate_by_size, cluster_sample_indices
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("budget, sizes, expected", [
     (64, [100] * 50, [2] * 14 + [1] * 36),

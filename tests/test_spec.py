@@ -7,6 +7,8 @@ import pytest
 from controller.cli import main
 from controller.spec import SpecError, load_spec, parse_spec
 
+pytestmark = pytest.mark.unit
+
 BASE = {"name": "x", "datasets": ["ag_news"]}
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from controller.stats import format_tests, paired_tests
 
+pytestmark = pytest.mark.unit
+
 
 def rows_for(column, accs, dataset="d", budget=64):
     return [{"column": column, "dataset": dataset, "budget": budget, "repetition": i, "accuracy": a}

@@ -6,6 +6,8 @@ import pytest
 
 from jobs.storage import LocalStore, S3Store, StoreError, open_store
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(params=["local", "s3"])
 def store(request, tmp_path):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from jobs.lib.textfeatures import StemmedBagOfWords, normalize, stem_texts, stop_words, top_terms
+
+pytestmark = pytest.mark.unit
 
 
 def test_stop_words_are_the_reference_list():

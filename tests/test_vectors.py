@@ -9,6 +9,8 @@ from sklearn.metrics import normalized_mutual_info_score
 from jobs.contract.errors import JobError
 from jobs.lib.vectors import glove_average, hartigan_kmeans, lloyd_kmeans
 
+pytestmark = pytest.mark.unit
+
 
 def blobs(seed=0):
     rng = np.random.default_rng(seed)

@@ -1,0 +1,146 @@
+"""The Kubernetes backend without a cluster: the pure reconcile (observe -> decide), and the
+backend's loop against a fake API that completes Jobs by committing their steps."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.kube.api import JobState
+from controller.kube.backend import KubernetesBackend
+from controller.kube.reconcile import Observed, reconcile, stale_jobs
+from controller.kube.render import pack_units
+from controller.kube.settings import KubernetesSpec
+from controller.plan import build_plan
+from controller.spec import parse_spec
+from jobs.storage import open_store
+
+pytestmark = pytest.mark.unit
+
+
+def tiny_plan(**overrides):
+    raw = {"name": "grid", "datasets": ["ag_news"], "settings": ["bert", "clust"], "budgets": [64],
+           "repetitions": 2, **overrides}
+    return build_plan(parse_spec(raw), {"ag_news": "datasets/ag_news-0123456789abcdef"})
+
+
+def job(name: str, complete=False, failed=False, message="") -> JobState:
+    return JobState(name, {}, {}, 0 if complete or failed else 1, int(complete), int(failed), complete, failed,
+                    message)
+
+
+def observe(plan, pack=1, jobs=(), done=(), failed_input=(), gave_up=(), reported=(), max_in_flight=20):
+    """What the backend would observe; the units dict is shared with the observation."""
+    units = {u.name: u for u in pack_units(list(plan.steps.values()), pack)}
+    return Observed(units, {j.name: j for j in jobs}, frozenset(done), frozenset(failed_input), frozenset(gave_up),
+                    frozenset(reported), max_in_flight), units
+
+
+def by_kind(plan, kind):
+    return [s for s in plan.steps.values() if s.kind == kind]
+
+
+def test_only_steps_whose_inputs_are_done_are_submitted():
+    # GIVEN nothing done and no Jobs
+    plan = tiny_plan()
+    seen, _ = observe(plan)
+    # WHEN it decides
+    d = reconcile(seen)
+    # THEN the clustering and the bert cells (no inputs but the dataset) are submitted, nothing else
+    assert {u.kind for u in d.submit} == {"cluster", "finetune"}
+    assert all("encoder" not in u.steps[0].inputs for u in d.submit if u.kind == "finetune")
+    assert not d.fail and not d.block and not d.committed
+
+
+def test_max_in_flight_counts_running_jobs():
+    plan = tiny_plan()
+    cluster = by_kind(plan, "cluster")[0]
+    seen, _ = observe(plan, jobs=[job(f"ct-cluster-{cluster.id}")], max_in_flight=2)
+    d = reconcile(seen)
+    assert len(d.submit) == 1  # one running + one new
+
+
+def test_a_committed_step_is_reported_once_and_its_dependents_follow():
+    plan = tiny_plan()
+    cluster = by_kind(plan, "cluster")[0]
+    name = f"ct-cluster-{cluster.id}"
+    seen, _ = observe(plan, jobs=[job(name, complete=True)], done=[cluster.id])
+    d = reconcile(seen)
+    assert d.committed == [cluster] and d.finished == [name]
+    assert [u.kind for u in d.submit].count("intertrain") == 1
+    again, _ = observe(plan, jobs=[job(name, complete=True)], done=[cluster.id], reported=[cluster.id])
+    assert reconcile(again).committed == []
+
+
+def test_bad_input_fails_at_once_and_deletes_the_job():
+    plan = tiny_plan()
+    cluster = by_kind(plan, "cluster")[0]
+    seen, _ = observe(plan, jobs=[job(f"ct-cluster-{cluster.id}")], failed_input=[cluster.id])
+    (f,) = reconcile(seen).fail
+    assert f.delete and f.log_of == cluster
+
+
+def test_jobs_that_gave_up_or_completed_without_commit_fail():
+    plan = tiny_plan()
+    cluster = by_kind(plan, "cluster")[0]
+    name = f"ct-cluster-{cluster.id}"
+    (f,) = reconcile(observe(plan, jobs=[job(name, failed=True, message="BackoffLimitExceeded")])[0]).fail
+    assert not f.delete and "BackoffLimitExceeded" in f.reason
+    (f,) = reconcile(observe(plan, jobs=[job(name, complete=True)])[0]).fail
+    assert "completed but step" in f.reason
+
+
+def test_dependents_of_a_failed_step_are_blocked():
+    plan = tiny_plan()
+    cluster = by_kind(plan, "cluster")[0]
+    seen, units = observe(plan, gave_up=[cluster.id])
+    del units[f"ct-cluster-{cluster.id}"]  # the backend forgets a unit once it failed
+    d = reconcile(seen)
+    assert {u.kind for u in d.block} == {"intertrain"}
+    assert {u.kind for u in d.submit} == {"finetune"}  # the bert cells read no clustering
+    assert all("encoder" not in u.steps[0].inputs for u in d.submit)
+
+
+def test_only_failed_jobs_of_pending_units_are_retried():
+    plan = tiny_plan()
+    _, units = observe(plan)
+    name = next(iter(units))
+    jobs = {name: job(name, failed=True), "ct-other-x": job("ct-other-x", failed=True),
+            next(iter(list(units)[1:])): job("x", complete=True)}
+    assert stale_jobs(units, jobs) == [name]
+
+
+class FakeApi:
+    """Completes every Job at once by committing its steps in the store."""
+
+    def __init__(self, store):
+        self.store, self.created = store, []
+
+    def jobs(self, namespace, selector):
+        return {n: job(n, complete=True) for n in self.created}
+
+    def create_job(self, manifest):
+        self.created.append(manifest["metadata"]["name"])
+        for sid in manifest["metadata"]["annotations"]["cluster-tune.io/steps"].split(","):
+            kind = manifest["metadata"]["labels"]["cluster-tune.io/kind"]
+            self.store.write_bytes(f"steps/{kind}/{sid}/_SUCCESS", b"{}")
+        return True
+
+    def wait_for_change(self, namespace, selector, timeout_s):
+        pass
+
+    def delete_job(self, namespace, name):
+        raise AssertionError("nothing should be deleted")
+
+
+def test_restarted_controller_forms_the_same_packed_jobs(tmp_path):
+    plan = tiny_plan()
+    store = open_store(tmp_path / "store")
+    k = KubernetesSpec(pack=2)
+    expected = {u.name for u in pack_units(list(plan.steps.values()), 2)}
+    first_cell = next(s for s in plan.steps.values() if s.kind == "finetune")
+    store.write_bytes(f"{first_cell.prefix}/_SUCCESS", b"{}")  # done by a Job of the last controller
+    api = FakeApi(store)
+    result = KubernetesBackend(store, "grid", k, api, poll_s=0).run(plan)
+    assert result.ok and result.already_done == 1
+    assert set(api.created) <= expected and len(api.created) == len(expected)  # its group is resubmitted whole
+    assert sorted(result.ran) == sorted(sid for sid in plan.steps if sid != first_cell.id)
