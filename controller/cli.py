@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = _only(s.plan, args.only)
     for p in s.prepared.values():
         if stage_prepared(s.store, p):
-            say(f"staged {p.name}: {len(p.train)} train / {len(p.test)} test texts -> {p.prefix}")
+            say(f"staged {p.name}: {p.summary.n_train} train / {p.summary.n_test} test texts -> {p.prefix}")
     base = f"experiments/{s.spec.name}"
     s.store.write_bytes(f"{base}/spec.yaml", yaml.safe_dump(spec_to_dict(s.spec), sort_keys=False).encode())
     s.store.write_bytes(f"{base}/plan.json", s.plan.to_json().encode())

@@ -11,33 +11,36 @@ from pathlib import Path
 
 import numpy as np
 
+from controller import datacache
+from controller.datacache import DatasetSummary
 from controller.settings import needs_clustering
 from controller.spec import DatasetSpec, ExperimentSpec, SpecError
 from jobs.contract.params import clustering_problem
 from jobs.contract.staging import TEST, TRAIN, StagedDataset, corpus, stage, staged_dataset
+from jobs.contract.steps import is_done
 from jobs.data import DataError, Examples, default_data_dir, find_split, label_names, read_examples
 from jobs.storage import Store
 
 
 @dataclass(frozen=True)
 class PreparedDataset:
+    """A dataset checked against the spec; its files are built only when it must be staged."""
+
     name: str
-    train: Examples
-    test: Examples
-    labels: tuple[str, ...]
-    staged: StagedDataset
-    corpus: StagedDataset | None = None
-    """What clustering and inter-training read when there are extra unlabeled texts: the
-    train texts, then the extra ones (None: the dataset itself)."""
-    n_corpus: int = 0
+    spec: DatasetSpec
+    sources: tuple[str, ...]
+    """train, test, and the extra corpus when there is one."""
+    summary: DatasetSummary
+    staged: tuple[StagedDataset, ...] | None = None
+    """The dataset (and its corpus), when this process read them."""
 
     @property
     def prefix(self) -> str:
-        return self.staged.prefix
+        return self.summary.prefix
 
     @property
     def corpus_prefix(self) -> str:
-        return (self.corpus or self.staged).prefix
+        return self.summary.corpus_prefix
 
 
 def read_source(src: str, text_field: str, label_field: str | None) -> Examples:
@@ -94,12 +97,10 @@ def _subset(examples: Examples, limit: int | None, seed: int) -> Examples:
     return Examples(tuple(examples.texts[i] for i in keep), tuple(examples.labels[i] for i in keep))
 
 
-def prepare(d: DatasetSpec, data_dir: Path | None) -> PreparedDataset:
+def _read(d: DatasetSpec, sources: tuple[str, ...]) -> tuple[StagedDataset, ...]:
     """Read, check and normalize one dataset (in memory; nothing is written)."""
-    train = read_source(_split_path(d, "train", data_dir), d.text_field, d.label_field)
-    test = read_source(_split_path(d, "test", data_dir), d.text_field, d.label_field)
-    train = _subset(train, d.max_train, seed=1)
-    test = _subset(test, d.max_test, seed=2)
+    train = _subset(read_source(sources[0], d.text_field, d.label_field), d.max_train, seed=1)
+    test = _subset(read_source(sources[1], d.text_field, d.label_field), d.max_test, seed=2)
     labels = tuple(label_names(train.labels))
     unseen = sorted({str(y) for y in test.labels if y not in set(labels)})
     if unseen:
@@ -107,11 +108,29 @@ def prepare(d: DatasetSpec, data_dir: Path | None) -> PreparedDataset:
     staged = staged_dataset(d.name, {TRAIN: train, TEST: test}, labels,
                             {"name": d.name, "train": len(train), "test": len(test), "labels": list(labels)})
     if d.corpus is None:
-        return PreparedDataset(d.name, train, test, labels, staged, None, len(train))
-    texts = corpus(train, read_source(d.corpus, d.text_field, None))
-    staged_corpus = staged_dataset(f"{d.name}-corpus", {TRAIN: texts}, None,
-                                   {"name": d.name, "corpus": len(texts), "train": len(train)})
-    return PreparedDataset(d.name, train, test, labels, staged, staged_corpus, len(texts))
+        return (staged,)
+    texts = corpus(train, read_source(sources[2], d.text_field, None))
+    return staged, staged_dataset(f"{d.name}-corpus", {TRAIN: texts}, None,
+                                  {"name": d.name, "corpus": len(texts), "train": len(train)})
+
+
+def _summary(staged: tuple[StagedDataset, ...]) -> DatasetSummary:
+    stats, corpus_stats = staged[0].stats, staged[-1].stats
+    return DatasetSummary(staged[0].prefix, staged[-1].prefix, stats["train"], stats["test"],
+                          corpus_stats.get("corpus", stats["train"]), tuple(stats["labels"]))
+
+
+def prepare(d: DatasetSpec, data_dir: Path | None) -> PreparedDataset:
+    """The dataset's summary: from the cache when its files are unchanged, else read."""
+    sources = (_split_path(d, "train", data_dir), _split_path(d, "test", data_dir), *([d.corpus] if d.corpus else []))
+    key = datacache.fingerprint(d, list(sources))
+    summary = datacache.load(key)
+    if summary is not None:
+        return PreparedDataset(d.name, d, sources, summary)
+    staged = _read(d, sources)
+    summary = _summary(staged)
+    datacache.save(key, summary)
+    return PreparedDataset(d.name, d, sources, summary, staged)
 
 
 def prepare_all(spec: ExperimentSpec, data_dir: Path | None, source: str) -> dict[str, PreparedDataset]:
@@ -120,12 +139,12 @@ def prepare_all(spec: ExperimentSpec, data_dir: Path | None, source: str) -> dic
     problems = []
     clustered = needs_clustering(spec)
     for name, p in prepared.items():
-        n = len(p.train)
+        n = p.summary.n_train
         problems += [f"budgets: {b} is larger than the train set of {name} ({n} texts)" for b in spec.budgets if b > n]
-        problem = clustering_problem(p.n_corpus, spec.clustering.n_clusters) if clustered else None
+        problem = clustering_problem(p.summary.n_corpus, spec.clustering.n_clusters) if clustered else None
         if problem:
             problems.append(f"clustering.n_clusters: {name} has {problem}")
-        if len(p.labels) < 2:
+        if len(p.summary.labels) < 2:
             problems.append(f"datasets: {name} has fewer than two labels in its train set")
     if problems:
         raise SpecError(source, problems)
@@ -134,5 +153,10 @@ def prepare_all(spec: ExperimentSpec, data_dir: Path | None, source: str) -> dic
 
 def stage_prepared(store: Store, p: PreparedDataset) -> bool:
     """Write the dataset (and its corpus) into the store unless there; True when written."""
-    wrote = stage(store, p.corpus) if p.corpus is not None else False
-    return stage(store, p.staged) or wrote
+    if all(is_done(store, prefix) for prefix in {p.prefix, p.corpus_prefix}):
+        return False
+    staged = p.staged or _read(p.spec, p.sources)
+    if _summary(staged) != p.summary:
+        raise DataError(f"dataset {p.name!r} changed while this command ran: run it again")
+    wrote = [stage(store, s) for s in reversed(staged)]  # the corpus first: the dataset's marker ends it
+    return any(wrote)
