@@ -14,7 +14,7 @@ CONTROLLER_BASE_IMAGE ?= python:3.12-slim-bookworm
 # etcd and kubectl for the Kubernetes tier, unpacked from Debian's packages (no service is installed)
 KUBE_TOOLS := $(abspath $(VENV))/kube-tools
 KUBE_STAMP := $(KUBE_TOOLS)/.installed
-TEST_PATH := $(KUBE_TOOLS)/usr/bin:$(PATH)
+TEST_PATH := $(PATH):$(KUBE_TOOLS)/usr/bin
 KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2
 
 .DEFAULT_GOAL := help
@@ -42,13 +42,16 @@ plan: $(STAMP) ## show what `make run` would run and what is done
 report: $(STAMP) ## rebuild the report of SPEC from the done cells
 	$(VENV)/bin/ctune report $(SPEC)
 
+# (a kubectl already on PATH comes first: Debian's 1.20 one builds k8s/ with an older kustomize)
+KUBE_DEBS = etcd-server $(if $(shell command -v kubectl),,kubernetes-client)
+
 $(KUBE_STAMP):
 	mkdir -p $(KUBE_TOOLS)/debs
-	cd $(KUBE_TOOLS)/debs && { apt-get download etcd-server kubernetes-client 2>/dev/null \
-	  || { apt-get update -q && apt-get download etcd-server kubernetes-client; }; }
+	cd $(KUBE_TOOLS)/debs && { apt-get download $(KUBE_DEBS) 2>/dev/null \
+	  || { apt-get update -q && apt-get download $(KUBE_DEBS); }; }
 	for deb in $(KUBE_TOOLS)/debs/*.deb; do dpkg -x $$deb $(KUBE_TOOLS); done
 	rm -rf $(KUBE_TOOLS)/debs
-	$(KUBE_TOOLS)/usr/bin/etcd --version >/dev/null && $(KUBE_TOOLS)/usr/bin/kubectl version --client >/dev/null
+	PATH=$(TEST_PATH) etcd --version >/dev/null && PATH=$(TEST_PATH) kubectl version --client >/dev/null
 	touch $(KUBE_STAMP)
 
 kube-tools: $(KUBE_STAMP) ## etcd and kubectl for the Kubernetes tier, into .venv/kube-tools
