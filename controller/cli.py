@@ -8,14 +8,11 @@ loads torch: steps run in processes (or pods) of their own.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from controller.backends.base import Event
 from controller.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared
@@ -25,6 +22,7 @@ from controller.spec import ExperimentSpec, SpecError, load_spec
 from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CtuneError, cli_exit_code
 from jobs.contract.params import ClusterParams
 from jobs.contract.steps import STEP_KINDS, done_steps
+from jobs.data import output_stream
 from jobs.storage import Store, open_store
 
 
@@ -228,20 +226,11 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     store = _practitioner_store(args)
     rows = suggest(store, Path(args.corpus), args.budget, ClusterParams(n_clusters=args.clusters),
                    args.text_field, Progress(1))
-    with _output(args.output) as out:
+    with output_stream(args.output) as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     say(f"{len(rows)} texts to label, from {len({r['cluster'] for r in rows})} clusters")
     return EXIT_OK
-
-
-@contextlib.contextmanager
-def _output(path: str | None) -> Iterator[IO[str]]:
-    if not path:
-        yield sys.stdout
-        return
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        yield out
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "status": cmd_status, "logs": cmd_logs,

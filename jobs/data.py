@@ -7,13 +7,16 @@ one-line message naming the file and, where it applies, the line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from jobs.contract.errors import BadInput
 
@@ -134,6 +137,16 @@ def read_examples(path: Path, text_field: str = "text", label_field: str | None 
     if path.suffix == ".csv":
         return parse_csv(raw, str(path), text_field, label_field)
     return parse_jsonl(raw, str(path), text_field, label_field)
+
+
+@contextlib.contextmanager
+def output_stream(path: str | None) -> Iterator[IO[str]]:
+    """A text file to write (created or replaced), or standard output when no path is given."""
+    if not path:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        yield out
 
 
 def dump_jsonl(examples: Examples) -> bytes:

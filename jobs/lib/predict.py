@@ -5,18 +5,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
 from jobs.contract.errors import CtuneError, cli_exit_code
-from jobs.data import DataError, read_examples
+from jobs.data import DataError, output_stream, read_examples
 
 
 def read_texts(path: Path, text_field: str) -> list[str]:
@@ -60,15 +58,6 @@ def write_predictions(rows: list[dict], fmt: str, out: IO[str]) -> None:
         writer.writerow([r["text"], r["label"], f"{r['score']:.6f}", *[f"{r['scores'][n]:.6f}" for n in names]])
 
 
-@contextlib.contextmanager
-def _output(path: str | None) -> Iterator[IO[str]]:
-    if not path:
-        yield sys.stdout
-        return
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        yield out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ctune predict")
     parser.add_argument("model")
@@ -82,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except CtuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return cli_exit_code(exc)
-    with _output(args.output) as out:
+    with output_stream(args.output) as out:
         write_predictions(rows, args.format, out)
     return 0
 
