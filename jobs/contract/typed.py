@@ -7,6 +7,7 @@ a user sees all of them at once.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import types
 import typing
@@ -69,7 +70,7 @@ def convert(value: Any, tp: Any, where: str, problems: list[str], exact: bool = 
             return None
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return convert(value, args[0], where, problems, exact)
-    if origin is dict or origin is typing.Mapping:
+    if origin in (dict, collections.abc.Mapping):
         return _mapping(value, tp, where, problems, exact)
     if origin is tuple:
         return _sequence(value, tp, where, problems, exact)
