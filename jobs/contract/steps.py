@@ -25,6 +25,8 @@ STEP_KINDS: tuple[str, ...] = tuple(PARAMS_BY_KIND)
 """Every kind of step; ``python -m jobs <kind>`` runs one (module ``jobs.kinds.<kind>``)."""
 
 STEPS = "steps"
+CACHE = "cache"
+"""What jobs keep to be reused (token ids): keyed by content, never part of a step's result."""
 STEP_FILE = "step.json"
 MARKER = "_SUCCESS"
 """Written last by a job: the step (or a staged dataset) is committed."""

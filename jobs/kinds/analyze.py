@@ -18,10 +18,12 @@ from jobs.contract.outputs import NED, TSNE
 from jobs.contract.params import AnalyzeParams
 from jobs.contract.staging import TEST, read_split
 from jobs.lib import models
+from jobs.lib.inference import embed_cls, embed_mean
 from jobs.lib.ned import ned_permutation_test
 from jobs.lib.runner import StepContext
+from jobs.lib.tokens import split_tokens
 
-POOLINGS = {"cls": models.embed_cls, "mean": models.embed_mean}
+POOLINGS = {"cls": embed_cls, "mean": embed_mean}
 
 
 def tsne_picture(before: np.ndarray, after: np.ndarray, labels: list[str], title: str, seed: int) -> bytes:
@@ -59,15 +61,14 @@ def run(ctx: StepContext[AnalyzeParams]) -> dict:
     rng = np.random.default_rng(p.seed)
     n = min(p.max_texts, len(test))
     idx = np.sort(rng.choice(len(test), size=n, replace=False))
-    texts = [test.texts[i] for i in idx]
     labels = [str(test.labels[i]) for i in idx]
     if len(set(labels)) < 2:
         raise JobError("the analysed test texts hold fewer than two labels")
     t0 = time.time()
     vectors = {}
     for which, source in (("before", p.model), ("after", ctx.starting_model())):
-        vectors[which] = POOLINGS[p.pooling](models.load_encoder(source), models.load_tokenizer(source), texts,
-                                             p.max_length)
+        tokens = split_tokens(ctx.store, ctx.input("dataset"), TEST, models.load_tokenizer(source), p.max_length)
+        vectors[which] = POOLINGS[p.pooling](models.load_encoder(source), tokens.take(idx), p.max_length)
     embed_s = time.time() - t0
     test_result = ned_permutation_test(vectors["before"], vectors["after"], labels,
                                        permutations=p.permutations, seed=p.seed)

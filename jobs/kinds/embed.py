@@ -10,9 +10,11 @@ import time
 
 from jobs.contract.outputs import EMBEDDINGS, npy_bytes
 from jobs.contract.params import EmbedParams
-from jobs.contract.staging import TEST, TRAIN, has_split, read_split
+from jobs.contract.staging import TEST, TRAIN, has_split
 from jobs.lib import models
+from jobs.lib.inference import embed_mean
 from jobs.lib.runner import StepContext
+from jobs.lib.tokens import split_tokens
 
 
 def run(ctx: StepContext[EmbedParams]) -> dict:
@@ -26,8 +28,8 @@ def run(ctx: StepContext[EmbedParams]) -> dict:
     for split in (TRAIN, TEST):
         if not has_split(ctx.store, dataset, split):
             continue  # a clustering corpus has no test split
-        texts = list(read_split(ctx.store, dataset, split).texts)
-        vectors = models.embed_mean(encoder, tokenizer, texts, ctx.params.max_length)
+        tokens = split_tokens(ctx.store, dataset, split, tokenizer, ctx.params.max_length)
+        vectors = embed_mean(encoder, tokens, ctx.params.max_length)
         ctx.put_bytes(EMBEDDINGS.format(split=split), npy_bytes(vectors))
         shapes[split] = list(vectors.shape)
     ctx.timings["embed_s"] = round(time.time() - t0, 3)

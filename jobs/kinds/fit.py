@@ -14,6 +14,8 @@ from jobs.contract.params import FitParams
 from jobs.contract.staging import LABELED, read_label_names, read_split
 from jobs.lib import models
 from jobs.lib.runner import StepContext
+from jobs.lib.tokens import split_tokens
+from jobs.lib.training import train_classifier
 
 
 def run(ctx: StepContext[FitParams]) -> dict:
@@ -31,9 +33,9 @@ def run(ctx: StepContext[FitParams]) -> dict:
     model = models.load_classifier(source, len(names), seed)
     model.config.id2label = dict(enumerate(names))
     model.config.label2id = index
+    tokens = split_tokens(ctx.store, dataset, LABELED, tokenizer, ctx.params.max_length)
     t0 = time.time()
-    stats = models.train_classifier(model, tokenizer, list(labeled.texts), [g for g in gold if g is not None],
-                                    models.TrainArgs(ctx.params), seed=seed)
+    stats = train_classifier(model, tokens, [g for g in gold if g is not None], ctx.params, seed)
     stats["train_s"] = round(time.time() - t0, 3)
     folder = ctx.scratch / MODEL
     model.save_pretrained(folder)

@@ -33,12 +33,13 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[di
     from transformers import AutoModelForSequenceClassification
 
     from jobs.lib import models
+    from jobs.lib.inference import predict_texts
 
     if not (model_dir / "config.json").is_file():
         raise DataError(f"{model_dir} is not a model folder (no config.json)")
     tokenizer = models.load_tokenizer(str(model_dir))
     model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
-    logits = models.predict_logits(model, tokenizer, texts, max_length)
+    logits = predict_texts(model, tokenizer, texts, max_length)
     z = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     names = [model.config.id2label[i] for i in range(probs.shape[1])]

@@ -8,8 +8,11 @@ from collections.abc import Callable, Sequence
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import read_cluster_ids
 from jobs.contract.params import IntertrainParams
+from jobs.contract.staging import TRAIN
 from jobs.lib import models
 from jobs.lib.runner import StepContext
+from jobs.lib.tokens import split_tokens
+from jobs.lib.training import train_classifier
 
 
 def train(ctx: StepContext[IntertrainParams], texts: Sequence[str], source: str,
@@ -18,13 +21,14 @@ def train(ctx: StepContext[IntertrainParams], texts: Sequence[str], source: str,
     if len(assignments) != len(texts):
         raise JobError(f"{len(assignments)} cluster ids for {len(texts)} corpus texts")
     n_clusters = max(assignments) + 1
-    args = models.TrainArgs(ctx.params.options, group_by_length=True)
+    options = ctx.params.options
     tokenizer = models.load_tokenizer(source)
+    tokens = split_tokens(ctx.store, ctx.input("dataset"), TRAIN, tokenizer, options.max_length)
     model = models.load_classifier(source, n_clusters, ctx.params.seed)
     t0 = time.time()
-    stats = models.train_classifier(model, tokenizer, texts, assignments, args, seed=ctx.params.seed,
-                                    progress=progress)
+    stats = train_classifier(model, tokens, assignments, options, ctx.params.seed, group_by_length=True,
+                             progress=progress)
     seconds = time.time() - t0
     stats.update(n_clusters=n_clusters, train_s=round(seconds, 3),
-                 texts_per_s=round(len(texts) * args.epochs / max(seconds, 1e-9), 2))
+                 texts_per_s=round(len(texts) * options.epochs / max(seconds, 1e-9), 2))
     return model, tokenizer, stats

@@ -18,13 +18,16 @@ import torch
 from jobs.contract.errors import JobError
 from jobs.contract.params import IntertrainParams, MlmOptimization
 from jobs.lib import models
+from jobs.lib.models import accelerator
 from jobs.lib.runner import StepContext
+from jobs.lib.tokens import Tokens
+from jobs.lib.training import DeviceTokens, batch_width, run_epochs
 
 log = logging.getLogger(__name__)
 
 
-def mask_tokens(token_ids: Sequence[int], special: Sequence[bool], rng: np.random.Generator, mask_id: int,
-                vocab_size: int, mask_prob: float = 0.15) -> tuple[list[int], list[int]]:
+def mask_tokens(token_ids: Sequence[int] | np.ndarray, special: Sequence[bool] | np.ndarray, rng: np.random.Generator,
+                mask_id: int, vocab_size: int, mask_prob: float = 0.15) -> tuple[list[int], list[int]]:
     """Return (input ids, labels) for one text; labels are -100 where nothing is predicted."""
     ids = np.asarray(token_ids)
     candidates = ~np.asarray(special, dtype=bool)
@@ -46,35 +49,48 @@ def load_mlm(name: str, seed: int):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     models.seed_everything(seed)
     return models.load_pretrained(AutoModelForMaskedLM.from_pretrained, name)
 
 
+def masked_versions(tokens: Tokens, special: np.ndarray, mask_id: int, vocab_size: int,
+                    options: MlmOptimization, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels [replication, n, max_length] of every static mask of every text;
+    ``special``: the tokens the tokenizer added ([CLS], [SEP]), never masked."""
+    rng = np.random.default_rng([seed, 1])
+    reps, (n, width) = options.replication, tokens.ids.shape
+    inputs = np.full((reps, n, width), tokens.pad_id, dtype=np.int64)
+    labels = np.full((reps, n, width), -100, dtype=np.int64)
+    for r in range(reps):
+        for i in range(n):
+            length = int(tokens.lengths[i])
+            inp, lab = mask_tokens(tokens.ids[i, :length], special[i, :length], rng, mask_id, vocab_size,
+                                   options.mask_prob)
+            inputs[r, i, :length], labels[r, i, :length] = inp, lab
+    return inputs, labels
+
+
 def train_mlm(model, tokenizer, texts: Sequence[str], options: MlmOptimization, seed: int, progress=None,
               group_by_length: bool = False) -> dict:
-    args = models.TrainArgs(options, group_by_length)
-    enc = tokenizer(list(texts), truncation=True, max_length=args.max_length, return_special_tokens_mask=True)
-    rng = np.random.default_rng([seed, 1])
-    replication = options.replication
-    masks = [[mask_tokens(ids, sp, rng, tokenizer.mask_token_id, len(tokenizer), options.mask_prob)
-              for ids, sp in zip(enc["input_ids"], enc["special_tokens_mask"])] for _ in range(replication)]
-    lengths = np.array([len(ids) for ids in enc["input_ids"]])
-    pad = tokenizer.pad_token_id
+    """Epoch e reads mask version e mod replication."""
+    acc = accelerator()
+    enc = tokenizer(list(texts), truncation=True, max_length=options.max_length, padding="max_length",
+                    return_special_tokens_mask=True, return_tensors="np")
+    tokens = Tokens(np.asarray(enc["input_ids"], dtype=np.int32),
+                    np.asarray(enc["attention_mask"]).sum(axis=1).astype(np.int32), int(tokenizer.pad_token_id))
+    inputs, labels = masked_versions(tokens, np.asarray(enc["special_tokens_mask"], dtype=bool),
+                                     tokenizer.mask_token_id, len(tokenizer), options, seed)
+    versions = [(DeviceTokens(Tokens(inputs[r], tokens.lengths, tokens.pad_id), acc, labels[r]))
+                for r in range(options.replication)]
+    reps = options.replication
 
-    def batch(idx, epoch):
-        version = masks[epoch % replication]
-        width = int(lengths[idx].max())
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        labels = torch.full((len(idx), width), -100, dtype=torch.long)
-        attention = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            inp, lab = version[i]
-            ids[row, :len(inp)] = torch.tensor(inp)
-            labels[row, :len(lab)] = torch.tensor(lab)
-            attention[row, :len(inp)] = 1
-        return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+    def batch(idx: np.ndarray, epoch: int) -> dict[str, torch.Tensor]:
+        width = batch_width(int(tokens.lengths[idx].max()), options.max_length, acc)
+        return versions[epoch % reps].batch(idx, width)
 
-    return models.run_epochs(model, len(texts), args, seed, lengths if group_by_length else None, batch, progress)
+    return run_epochs(model, len(tokens), options, seed, batch, tokens.lengths if group_by_length else None,
+                      progress, acc)
 
 
 def train(ctx: StepContext[IntertrainParams], texts: Sequence[str], source: str,
