@@ -62,7 +62,7 @@ class Progress:
 
     def __call__(self, e: Event) -> None:
         if e.kind == "start":
-            say(f"  ... {e.step.kind:<10} {e.step.label}")
+            say(f"  ... {e.step.kind:<10} {e.step.label}" + (f" ({e.detail})" if e.detail else ""))
             return
         self.finished += 1
         mark = {"done": "ok", "failed": "FAILED", "blocked": "blocked"}[e.kind]
@@ -110,7 +110,7 @@ def _backend(s: Session, args: argparse.Namespace):
     from controller.backends.local import LocalBackend, check_job_packages
 
     check_job_packages()
-    return LocalBackend(s.store, jobs=args.jobs)
+    return LocalBackend(s.store, jobs=args.jobs, pack=args.pack)
 
 
 def _write_report(s: Session) -> None:
@@ -127,8 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from controller.spec import spec_to_dict
 
-    if args.jobs < 1:
-        raise SpecError("--jobs", [f"must be at least 1, got {args.jobs}"])
+    for option in ("jobs", "pack"):
+        if getattr(args, option) < 1:
+            raise SpecError(f"--{option}", [f"must be at least 1, got {getattr(args, option)}"])
     s = open_session(args)
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)

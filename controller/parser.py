@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping
 
+from controller.packing import AUTO_PACK
+
 Command = Callable[[argparse.Namespace], int]
 
 SPEC_COMMANDS = (
@@ -27,7 +29,9 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
     if name in ("status", "logs"):
         p.add_argument("--kubernetes", action="store_true", help="also ask the cluster")
     if name == "run":
-        p.add_argument("--jobs", type=int, default=1, help="steps at once (default 1)")
+        p.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
+        p.add_argument("--pack", type=int, default=AUTO_PACK,
+                       help=f"cells per process, for the local backend (default {AUTO_PACK}; 1: one process per cell)")
         p.add_argument("--backend", choices=["local", "kubernetes"], default="local",
                        help="local processes (default) or Kubernetes Jobs (needs an s3:// store)")
         p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)

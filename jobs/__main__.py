@@ -1,7 +1,9 @@
 """Entry point of every step: ``python -m jobs <kind> --step <uri of step.json> [--step ...]``.
 
-Several ``--step`` run one after another in this process (a packed Kubernetes Job); steps
-already done are skipped, so a retried pod resumes where the last one stopped.
+Several ``--step`` (a pack of cells) run one after another in this process, reading the
+encoder and the token ids once; ``--workers N`` splits them over N processes instead (small
+models leave a GPU mostly idle). Steps already done are skipped, so a retried pod resumes
+where the last one stopped; a step with a bad input is reported and the next one still runs.
 Exit codes: see ``jobs.contract.errors`` (0 done, 2 not retryable, 1 otherwise).
 """
 
@@ -13,6 +15,7 @@ import importlib
 import io
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -28,14 +31,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__)
     parser.add_argument("kind", choices=STEP_KINDS)
     parser.add_argument("--step", required=True, action="append", help="URI of the step's step.json in the store")
+    parser.add_argument("--workers", type=int, default=1, help="processes to share the steps (default 1)")
     args = parser.parse_args(argv)
+    if args.workers > 1 and len(args.step) > 1:
+        return _run_workers(args.kind, args.step, args.workers)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
     handler = importlib.import_module(f"jobs.kinds.{args.kind}").run
+    worst = EXIT_OK
     for uri in args.step:
         code = _run_one(uri, args.kind, handler)
-        if code:
+        if code == EXIT_BAD_INPUT:
+            worst = code  # reported in the store (_FAILED); the pack's other cells may be fine
+        elif code:
             return code
-    return EXIT_OK
+    return worst
+
+
+def _run_workers(kind: str, steps: list[str], workers: int) -> int:
+    """Every ``workers``-th step to each of ``workers`` processes; the worst exit code."""
+    env = dict(os.environ)
+    threads = max(1, int(env.get("CTUNE_THREADS") or os.cpu_count() or 1) // workers)
+    env["CTUNE_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
+    procs = [subprocess.Popen([sys.executable, "-m", "jobs", kind, *[a for uri in steps[w::workers]
+                                                                      for a in ("--step", uri)]], env=env)
+             for w in range(workers)]
+    codes = [p.wait() for p in procs]
+    failed = [c for c in codes if c not in (EXIT_OK, EXIT_BAD_INPUT)]
+    return failed[0] if failed else max(codes)
 
 
 class _Tee(io.TextIOBase):

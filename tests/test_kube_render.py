@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.kube.render import JobUnit, pack_units, render_job
+from controller.kube.render import JobUnit, pack_units, render_job, unit_sizes
 from controller.kube.settings import KubernetesSpec, Toleration
 from controller.plan import build_plan
 from controller.spec import parse_spec
@@ -149,3 +149,24 @@ def test_api_calls_retry_transient_errors_and_name_the_rest():
         api._call("creating Job x", forbidden)
     assert len(calls) == 1  # not retried
     assert api._call("creating Job x", lambda: (_ for _ in ()).throw(ApiException(status=409)), ok_status=(409,)) is None
+
+
+def test_auto_packs_cells_on_gpu_nodes_and_workers_share_a_pod():
+    # GIVEN 3 settings x 20 repetitions and the default packing (auto)
+    _, plan = tiny_plan(settings=["bert", "clust", "nb"], repetitions=20)
+    steps = list(plan.steps.values())
+    auto = pack_units(steps, unit_sizes(KubernetesSpec()))
+    # THEN fine-tune cells (GPU) and classic cells (CPU) go 16 to a Job, the rest alone
+    sizes = sorted(len(u.steps) for u in auto if u.kind in ("finetune", "classic"))
+    assert sizes == [4, 4, 4, 16, 16, 16]
+    assert all(len(u.steps) == 1 for u in auto if u.kind not in ("finetune", "classic"))
+    # AND with no GPUs the fine-tunes are not packed; a number packs every kind of cell
+    assert unit_sizes(KubernetesSpec(gpus=0)) == {"finetune": 1, "classic": 16}
+    assert unit_sizes(KubernetesSpec(pack=3)) == {"finetune": 3, "classic": 3}
+    # AND workers split a pack over processes of one pod
+    pack = next(u for u in auto if u.kind == "finetune" and len(u.steps) == 16)
+    command = render_job(pack, "grid", STORE, KubernetesSpec(workers=4))["spec"]["template"]["spec"]["containers"][0]
+    assert command["command"][4:10] == ["python", "-m", "jobs", "finetune", "--workers", "4"]
+    single = next(u for u in auto if len(u.steps) == 1)
+    assert "--workers" not in render_job(single, "grid", STORE, KubernetesSpec(workers=4))["spec"]["template"][
+        "spec"]["containers"][0]["command"]

@@ -136,7 +136,8 @@ def test_controller_killed_mid_run_resumes_without_running_a_step_twice(kube, ku
     from jobs.storage import open_store
 
     rig, agent = kube
-    spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust"], repetitions=3)
+    spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust"], repetitions=3,
+                     kubernetes={"pack": 1})  # one pod per step: each must run exactly once
     env = {**os.environ, "KUBECONFIG": str(rig.kubeconfig())}
     argv = [sys.executable, "-m", "controller.cli", "run", str(spec), "--backend", "kubernetes", "--poll", "1"]
     first = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

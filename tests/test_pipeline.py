@@ -149,3 +149,26 @@ def test_dense_clustering_of_encoder_embeddings(write_spec, tmp_path, ctune):
     clusters = json.loads(next((tmp_path / "store").glob("steps/cluster/*/clusters.json")).read_text())
     assert clusters["method"] == "hartigan" and sum(clusters["sizes"]) == 240 and min(clusters["sizes"]) > 0
     assert clusters["nmi_with_gold"] is not None and clusters["top_terms"]["0"]
+
+
+def test_packed_cells_give_the_same_results_as_one_process_each(write_spec, tmp_path, ctune, results):
+    # GIVEN a tiny grid with fine-tune and probe cells
+    spec = write_spec(settings=["bert", "clust", "probe"], repetitions=2)
+    alone, packed = tmp_path / "alone", tmp_path / "packed"
+    # WHEN it runs with one process per cell, and with the cells of each start packed
+    first = ctune("run", str(spec), "--store", str(alone), "--pack", "1")
+    second = ctune("run", str(spec), "--store", str(packed), "--pack", "8")
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    # THEN every cell's result is the same (timings aside) and its predictions byte for byte
+    timing = ("train_s", "eval_s")
+    rows = [[{k: v for k, v in r.items() if k not in timing} for r in results(root / "experiments/tiny/report/results.csv")]
+            for root in (alone, packed)]
+    assert rows[0] == rows[1] and len(rows[0]) == 6
+    for r in rows[0]:
+        kind = "classic" if r["setting"] == "probe" else "finetune"
+        assert (alone / "steps" / kind / r["step"] / "predictions.jsonl").read_bytes() == \
+            (packed / "steps" / kind / r["step"] / "predictions.jsonl").read_bytes()
+    assert first.stderr.count("  ... finetune") == 4 and "more cell(s)" not in first.stderr
+    assert second.stderr.count("  ... finetune") == 2  # 2 packs (bert, clust) of 2 cells
+    assert second.stderr.count("(+1 more cell(s) in this process)") == 3  # and the probes' pack

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from controller.packing import JobUnit
 from jobs.contract.steps import STEP_FILE, StepSpec
 from jobs.storage import Store
 
@@ -36,6 +37,12 @@ class RunResult:
     def gave_up(self, sid: str) -> bool:
         """The step failed or will not run: its dependents cannot."""
         return sid in self.failed or sid in self.blocked
+
+
+def start_event(unit: JobUnit, todo: int | None = None) -> Event:
+    """One line for a unit's start: its first step, and how many more cells run with it."""
+    more = (len(unit.steps) if todo is None else todo) - 1
+    return Event("start", unit.steps[0], detail=f"+{more} more cell(s) in this process" if more > 0 else "")
 
 
 def write_step_files(store: Store, steps: Iterable[StepSpec]) -> None:

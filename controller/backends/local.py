@@ -1,7 +1,8 @@
 """The embedded backend: each ready step as its own local process, at most ``jobs`` at once.
 
 Each process runs the same entry point a container runs (``python -m jobs <kind> --step
-<uri>``). Its output is kept in the store as the step's ``log.txt``. Children die with the controller
+<uri> [--step ...]``, a pack of cells in one process). Each step keeps its own output in the
+store as its ``log.txt``. Children die with the controller
 (``PR_SET_PDEATHSIG``), so a killed run leaves no orphan writing results.
 """
 
@@ -19,7 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.backends.base import Event, OnEvent, RunResult, tail, write_step_files
+from controller.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
+from controller.packing import JobUnit, pack_units
 from controller.plan import Plan
 from jobs.contract.errors import BadInput
 from jobs.contract.steps import LOG, StepSpec, done_steps, is_done, step_uri
@@ -44,6 +46,7 @@ def job_env(jobs: int = 1) -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", env["CTUNE_THREADS"])
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    env["CTUNE_LOG_TO_STORE"] = "1"  # each step of a pack keeps its own log
     return env
 
 
@@ -57,59 +60,76 @@ def check_job_packages() -> None:
 
 @dataclass
 class _Running:
+    unit: JobUnit
     proc: subprocess.Popen
     log: Path
     started: float
 
 
+def unit_deps(unit: JobUnit) -> set[str]:
+    """The steps a unit reads that it does not run itself."""
+    return {d for s in unit.steps for d in s.deps()} - {s.id for s in unit.steps}
+
+
 class LocalBackend:
-    def __init__(self, store: Store, jobs: int = 1, python: str = sys.executable, poll_s: float = 0.2):
+    """``pack``: cells per process (see ``controller.packing``); ``jobs``: processes at once."""
+
+    def __init__(self, store: Store, jobs: int = 1, pack: int = 1, python: str = sys.executable,
+                 poll_s: float = 0.2):
         self.store = store
         self.jobs = max(1, jobs)
+        self.pack = max(1, pack)
         self.python = python
         self.poll_s = poll_s
 
-    def _launch(self, step: StepSpec, logdir: Path) -> _Running:
-        log = logdir / f"{step.kind}-{step.id}.log"
+    def _launch(self, unit: JobUnit, logdir: Path) -> _Running:
+        log = logdir / f"{unit.name}.log"
+        argv = [self.python, "-m", "jobs", unit.kind]
+        for step in unit.steps:
+            argv += ["--step", step_uri(self.store.root, step.prefix)]
         with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [self.python, "-m", "jobs", step.kind, "--step", step_uri(self.store.root, step.prefix)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=job_env(self.jobs), cwd=PACKAGE_ROOT, preexec_fn=_die_with_parent,
-            )
-        return _Running(proc, log, time.time())
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=job_env(self.jobs), cwd=PACKAGE_ROOT,
+                                    preexec_fn=_die_with_parent)
+        return _Running(unit, proc, log, time.time())
 
-    def _start_ready(self, plan: Plan, pending: list[str], done: set[str], running: dict[str, _Running],
+    def _start_ready(self, pending: list[JobUnit], done: set[str], running: dict[str, _Running],
                      result: RunResult, logdir: Path, on_event: OnEvent) -> None:
-        for sid in list(pending):
-            deps = plan.deps(sid)
+        for unit in list(pending):
+            deps = unit_deps(unit)
             if any(result.gave_up(d) for d in deps):
-                pending.remove(sid)
-                result.blocked.append(sid)
-                on_event(Event("blocked", plan.steps[sid]))
-            elif len(running) < self.jobs and all(d in done for d in deps):
-                pending.remove(sid)
-                running[sid] = self._launch(plan.steps[sid], logdir)
-                on_event(Event("start", plan.steps[sid]))
+                pending.remove(unit)
+                for step in unit.steps:
+                    result.blocked.append(step.id)
+                    on_event(Event("blocked", step))
+            elif len(running) < self.jobs and deps <= done:
+                pending.remove(unit)
+                running[unit.name] = self._launch(unit, logdir)
+                on_event(start_event(unit))
 
-    def _collect_finished(self, plan: Plan, done: set[str], running: dict[str, _Running], result: RunResult,
-                          on_event: OnEvent) -> None:
-        for sid, r in list(running.items()):
+    def _failure(self, step: StepSpec, output: str) -> str:
+        """The step's own log (a pack's process runs several), else the process's output."""
+        if self.store.exists(f"{step.prefix}/{LOG}"):
+            return tail(self.store.read_bytes(f"{step.prefix}/{LOG}").decode(errors="replace"))
+        self.store.write_bytes(f"{step.prefix}/{LOG}", output.encode())
+        return tail(output)
+
+    def _collect(self, done: set[str], running: dict[str, _Running], result: RunResult, on_event: OnEvent) -> None:
+        for name, r in list(running.items()):
             code = r.proc.poll()
+            for step in r.unit.steps:  # a pack commits its cells one by one
+                if step.id not in done and is_done(self.store, step.prefix):
+                    done.add(step.id)
+                    result.ran.append(step.id)
+                    on_event(Event("done", step, time.time() - r.started))
             if code is None:
                 continue
-            del running[sid]
-            step = plan.steps[sid]
-            text = r.log.read_text(errors="replace")
-            self.store.write_bytes(f"{step.prefix}/{LOG}", text.encode())
-            seconds = time.time() - r.started
-            if code == 0 and is_done(self.store, step.prefix):
-                done.add(sid)
-                result.ran.append(sid)
-                on_event(Event("done", step, seconds))
-            else:
-                result.failed[sid] = tail(text)
-                on_event(Event("failed", step, seconds, tail(text)))
+            del running[name]
+            output = r.log.read_text(errors="replace")
+            for step in r.unit.steps:
+                if step.id not in done:
+                    result.failed[step.id] = self._failure(step, output)
+                    on_event(Event("failed", step, time.time() - r.started, result.failed[step.id]))
 
     def run(self, plan: Plan, on_event: OnEvent = lambda e: None) -> RunResult:
         check_job_packages()
@@ -117,14 +137,15 @@ class LocalBackend:
         committed = done_steps(self.store)
         done = {sid for sid, s in plan.steps.items() if s.prefix in committed}
         result.already_done = len(done)
-        pending = [sid for sid in plan.steps if sid not in done]
-        write_step_files(self.store, (plan.steps[sid] for sid in pending))
+        todo = [s for sid, s in plan.steps.items() if sid not in done]
+        write_step_files(self.store, todo)
+        pending = pack_units(todo, self.pack)
         running: dict[str, _Running] = {}
         logdir = Path(tempfile.mkdtemp(prefix="ctune-logs-"))
         try:
             while pending or running:
-                self._start_ready(plan, pending, done, running, result, logdir, on_event)
-                self._collect_finished(plan, done, running, result, on_event)
+                self._start_ready(pending, done, running, result, logdir, on_event)
+                self._collect(done, running, result, on_event)
                 if running:
                     time.sleep(self.poll_s)
         finally:
@@ -132,4 +153,3 @@ class LocalBackend:
                 r.proc.kill()
             shutil.rmtree(logdir, ignore_errors=True)
         return result
-

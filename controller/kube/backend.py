@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import time
 
-from controller.backends.base import Event, OnEvent, RunResult, tail, write_step_files
+from controller.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
 from controller.kube.api import KubeApi
 from controller.kube.reconcile import Decision, Failure, Observed, reconcile, stale_jobs
-from controller.kube.render import EXPERIMENT, JobUnit, pack_units, render_job
+from controller.kube.render import EXPERIMENT, JobUnit, pack_units, render_job, unit_sizes
 from controller.kube.settings import KubernetesSpec
 from controller.plan import Plan
 from jobs.contract.steps import FAILED, LOG, is_done, read_failure, scan_markers
@@ -79,7 +79,7 @@ class KubernetesBackend:
         write_step_files(self.store, (s for sid, s in plan.steps.items() if sid not in done))
         # Grouping over every step, done or not, so a restarted controller forms the same
         # groups and finds the Jobs the last one created instead of submitting steps again.
-        units = {u.name: u for u in pack_units(list(plan.steps.values()), self.k.pack)
+        units = {u.name: u for u in pack_units(list(plan.steps.values()), unit_sizes(self.k))
                  if any(s.id not in done for s in u.steps)}
         for name in stale_jobs(units, self.api.jobs(self.k.namespace, self.selector)):
             self.api.delete_job(self.k.namespace, name)
@@ -122,9 +122,7 @@ class KubernetesBackend:
                     self.store.delete_prefix(f"{s.prefix}/{FAILED}")
             self.api.create_job(render_job(unit, self.experiment, self.store.root, self.k))
             started.setdefault(unit.name, time.time())
-            for s in unit.steps:
-                if s.id not in reported:
-                    on_event(Event("start", s))
+            on_event(start_event(unit, sum(s.id not in reported for s in unit.steps)))
 
     @staticmethod
     def _finish(units: dict[str, JobUnit], unit: JobUnit, kind: str, detail: str, result: RunResult,

@@ -7,7 +7,7 @@ from collections import Counter
 
 from controller.kube.api import KubeApi, KubeError, load_api_client
 from controller.kube.backend import KubernetesBackend, cancel_marker, experiment_selector
-from controller.kube.render import JobUnit
+from controller.packing import JobUnit
 from controller.plan import Plan
 from controller.spec import ExperimentSpec
 from jobs.contract.steps import LOG, done_steps, read_failure

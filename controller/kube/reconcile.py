@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from controller.kube.api import JobState
-from controller.kube.render import JobUnit
+from controller.packing import JobUnit
 from jobs.contract.steps import StepSpec
 
 

@@ -1,19 +1,19 @@
 """Render steps as ``batch/v1`` Jobs: pure functions from specs to manifests (no API calls).
 
 One Job per step, or per packed group of fine-tune cells that share a starting model
-(``kubernetes.pack``): the pod runs the same entry point as the local backend,
+(``kubernetes.pack``, ``auto`` by default; see ``controller.packing``): the pod runs the same entry point as the local backend,
 ``python -m jobs <kind> --step <uri> [--step <uri> ...]``, reading and writing only the
 store. Names are derived from step ids, so a Job is created at most once per step.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-
 from controller.kube.settings import KubernetesSpec
+from controller.packing import AUTO_PACK, PACKABLE, JobUnit, pack_units
 from jobs.contract.errors import EXIT_BAD_INPUT
-from jobs.contract.steps import StepSpec, step_uri
+from jobs.contract.steps import step_uri
+
+__all__ = ["JobUnit", "pack_units", "render_job", "unit_sizes"]
 
 LABEL_PREFIX = "cluster-tune.io"
 EXPERIMENT = f"{LABEL_PREFIX}/experiment"
@@ -27,44 +27,13 @@ AWS_KEYS = (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False),
             ("AWS_ENDPOINT_URL", True), ("AWS_DEFAULT_REGION", True))
 
 
-@dataclass(frozen=True)
-class JobUnit:
-    """What one Job runs: one step, or several steps of the same kind, in order."""
-
-    steps: tuple[StepSpec, ...]
-
-    @property
-    def kind(self) -> str:
-        return self.steps[0].kind
-
-    @property
-    def key(self) -> str:
-        """The step id, or for a group a digest of its step ids."""
-        if len(self.steps) == 1:
-            return self.steps[0].id
-        return hashlib.sha256(",".join(s.id for s in self.steps).encode()).hexdigest()[:16]
-
-    @property
-    def name(self) -> str:
-        return f"ct-{self.kind}-{self.key}"
-
-
-def pack_units(steps: list[StepSpec], pack: int) -> list[JobUnit]:
-    """Group fine-tune steps that share a starting model (same inputs but the sample) into
-    Jobs of at most ``pack`` steps; every other step is a Job of its own."""
-    if pack <= 1:
-        return [JobUnit((s,)) for s in steps]
-    units: list[JobUnit] = []
-    groups: dict[tuple, list[StepSpec]] = {}
-    for s in steps:
-        if s.kind != "finetune":
-            units.append(JobUnit((s,)))
-            continue
-        start = (tuple(sorted(s.inputs.items())), getattr(s.params, "model", None))
-        groups.setdefault(start, []).append(s)
-    units += [JobUnit(tuple(members[i:i + pack])) for members in groups.values()
-              for i in range(0, len(members), pack)]
-    return units
+def unit_sizes(k: KubernetesSpec) -> dict[str, int]:
+    """Cells per Job, by kind: ``pack`` as given, or with ``auto`` a pack of ``AUTO_PACK`` for
+    cells on a GPU (a pod start and a model load cost more than a 64-label cell's training)
+    and for the CPU cells (``classic``: seconds each)."""
+    if k.pack != "auto":
+        return {kind: int(k.pack) for kind in PACKABLE}
+    return {kind: AUTO_PACK if (kind not in k.gpu_kinds or k.gpus > 0) else 1 for kind in PACKABLE}
 
 
 def _env(k: KubernetesSpec) -> list[dict]:
@@ -89,8 +58,10 @@ def _resources(k: KubernetesSpec, gpu: bool) -> dict:
     return {"requests": requests, "limits": limits}
 
 
-def _command(unit: JobUnit, store_root: str) -> list[str]:
+def _command(unit: JobUnit, store_root: str, workers: int) -> list[str]:
     command = ["python", "-m", "jobs", unit.kind]
+    if workers > 1 and len(unit.steps) > 1:
+        command += ["--workers", str(min(workers, len(unit.steps)))]
     for s in unit.steps:
         command += ["--step", step_uri(store_root, s.prefix)]
     prepare = f"mkdir -p {SCRATCH}/tmp {SCRATCH}/cache {SCRATCH}/hf"
@@ -102,7 +73,7 @@ def _container(unit: JobUnit, store_root: str, k: KubernetesSpec, gpu: bool) -> 
         "name": CONTAINER,
         "image": k.image,
         "imagePullPolicy": k.image_pull_policy,
-        "command": _command(unit, store_root),
+        "command": _command(unit, store_root, k.workers),
         "env": _env(k),
         "resources": _resources(k, gpu),
         "securityContext": {

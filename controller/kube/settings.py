@@ -51,8 +51,11 @@ class KubernetesSpec:
     ttl_after_finished_s: int = 24 * 3600
     max_in_flight: int = 20
     """Jobs at once."""
-    pack: int = 1
-    """Fine-tune cells per Job: cells sharing a starting model run in one pod, one after another."""
+    pack: int | str = "auto"
+    """Cells per Job (cells sharing a starting model run in one pod, one after another): a
+    number, or ``auto`` (16 on GPU nodes and for the CPU-only cells, else 1)."""
+    workers: int = 1
+    """Processes per pod for a pack, sharing its GPU (small models leave a GPU mostly idle)."""
 
     def problems(self) -> list[str]:
         """Every invalid value, as ``"<key>: <message>"`` lines."""
@@ -76,6 +79,8 @@ class KubernetesSpec:
         out += [f"{key}: must not be negative, got {getattr(self, key)}"
                 for key in ("gpus", "backoff_limit") if getattr(self, key) < 0]
         out += [f"{key}: must be at least 1, got {getattr(self, key)}"
-                for key in ("active_deadline_s", "ttl_after_finished_s", "max_in_flight", "pack")
+                for key in ("active_deadline_s", "ttl_after_finished_s", "max_in_flight", "workers")
                 if getattr(self, key) < 1]
+        if self.pack != "auto" and (isinstance(self.pack, str) or self.pack < 1):
+            out.append(f"pack: must be at least 1 cell (or auto), got {self.pack!r}")
         return out

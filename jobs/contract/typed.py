@@ -60,16 +60,30 @@ def _record(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -
     return build(tp, value, where, problems, exact)
 
 
+def _union(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -> Any:
+    """The first member type the value fits (``int | str``: 4 stays 4, ``auto`` stays a string)."""
+    if value is None:
+        return None
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    for arg in args:
+        tried: list[str] = []
+        converted = convert(value, arg, where, tried, exact)
+        if not tried:
+            return converted
+        if len(args) == 1:
+            problems += tried
+            return None
+    problems.append(f"{where}: expected {' or '.join(type_name(a) for a in args)}, got {type(value).__name__} {value!r}")
+    return None
+
+
 def convert(value: Any, tp: Any, where: str, problems: list[str], exact: bool = False) -> Any:
     """Check ``value`` against the annotation ``tp`` and return it converted (None on a
     problem). ``exact``: keep integers given for float fields as integers (job parameters
     must hash as written); otherwise they become floats."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return convert(value, args[0], where, problems, exact)
+        return _union(value, tp, where, problems, exact)
     if origin in (dict, collections.abc.Mapping):
         return _mapping(value, tp, where, problems, exact)
     if origin is tuple:
