@@ -1,10 +1,15 @@
-"""Benchmarks: ``make bench``.  Each prints a ratio against a baseline measured in the same run.
+"""Benchmarks: ``make bench`` (this machine) and ``bench/gpu.sh`` (a GPU machine). Each line
+prints ours, the peer measured in the same run on the same data, model and device, and the
+ratio; bigger is better.
 
-* ``ctune plan experiments/paper.yaml`` (3,174 steps) against a bare interpreter's start
-  (target: under 1.5 s on 2 cores), cold (datasets read) and warm (dataset summaries cached);
-* inter-training throughput with length-grouped batches vs plain random batches;
-* prediction throughput with length-sorted batches vs batches in corpus order.
-The last two on the packaged MiniLM and real AG News texts; bigger ratios are better.
+* ``ctune plan experiments/paper.yaml`` (3,174 steps) against a bare interpreter's start,
+  cold (datasets read) and warm (dataset summaries cached); target under 1.5 s;
+* training texts/s against ``transformers.Trainer`` (defaults, padded to 128; and with
+  ``DataCollatorWithPadding``), evaluation texts/s against ``pipeline("text-classification")``
+  and a plain padded loop (packaged MiniLM, real AG News texts, length 128);
+* N 64-label cells as N step processes against one packed process;
+* the projected accelerator hours of ``experiments/paper.yaml`` with MiniLM and with a
+  BERT-base-sized model, from the rates measured here.
 """
 
 from __future__ import annotations
@@ -14,27 +19,20 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-
-from jobs.contract.params import Optimization
+from bench import cost, packing, throughput
 from jobs.data import default_data_dir, read_examples
 from jobs.lib import models
 
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+SECTIONS = ("plan", "training", "evaluation", "packing", "cost")
 
 
-def bench_plan(runs: int = 3) -> None:
+def bench_plan(runs: int = 3) -> str:
     repo = Path(__file__).resolve().parents[1]
 
     def run(argv: list[str], env: dict) -> float:
-        return timed(lambda: subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True))
+        return throughput.timed(lambda: subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True))
 
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CTUNE_CACHE": cache}
@@ -42,57 +40,52 @@ def bench_plan(runs: int = 3) -> None:
         bare = min(run([sys.executable, "-c", "pass"], env) for _ in range(runs))
         cold = run(plan, env)
         warm = min(run(plan, env) for _ in range(runs))
-    print(f"ctune plan experiments/paper.yaml: cold {cold:.2f} s, warm {warm:.2f} s (target 1.5 s); "
-          f"a bare interpreter starts in {bare:.2f} s, ratio warm/bare {warm / bare:.1f}x")
+    return (f"ctune plan experiments/paper.yaml: cold {cold:.2f} s, warm {warm:.2f} s (target 1.5 s); "
+            f"a bare interpreter starts in {bare:.2f} s, ratio warm/bare {warm / bare:.1f}x")
 
 
-def bench_training(texts, labels, n_texts: int) -> None:
-    tok = models.load_tokenizer("minilm")
-    texts, labels = texts[:n_texts], labels[:n_texts]
-    results = {}
-    for grouped in (False, True):
-        model = models.load_classifier("minilm", 50, seed=0)
-        args = models.TrainArgs(Optimization(epochs=1, batch_size=32), group_by_length=grouped)
-        results[grouped] = timed(lambda m=model, a=args: models.train_classifier(m, tok, texts, labels, a, seed=0))
-    print(f"inter-training, {n_texts} texts: plain {n_texts / results[False]:.1f} texts/s, "
-          f"length-grouped {n_texts / results[True]:.1f} texts/s, ratio {results[False] / results[True]:.2f}x")
-
-
-def bench_prediction(texts, n_texts: int) -> None:
-    tok = models.load_tokenizer("minilm")
-    model = models.load_classifier("minilm", 4, seed=0)
-    texts = texts[:n_texts]
-
-    def unsorted():
-        import torch
-
-        with torch.inference_mode():
-            for i in range(0, len(texts), 128):
-                enc = tok(texts[i:i + 128], truncation=True, max_length=128, padding=True, return_tensors="pt")
-                model(**enc)
-
-    base = timed(unsorted)
-    fast = timed(lambda: models.predict_logits(model, tok, texts, 128))
-    print(f"prediction, {n_texts} texts: corpus order {n_texts / base:.1f} texts/s, "
-          f"length-sorted {n_texts / fast:.1f} texts/s, ratio {base / fast:.2f}x")
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--texts", type=int, default=512)
-    parser.add_argument("--only", choices=["plan", "models"])
-    args = parser.parse_args()
-    if args.only != "models":
-        bench_plan()
-    if args.only == "plan":
-        return
-    data = read_examples(default_data_dir() / "ag_news" / "train.jsonl")
-    rng = np.random.default_rng(0)
-    idx = rng.permutation(len(data))[: args.texts * 2]
-    texts = [data.texts[i] for i in idx]
-    labels = [int(i) % 50 for i in idx]
-    bench_prediction(texts, args.texts * 2)
-    bench_training(texts, labels, args.texts)
+    parser.add_argument("--texts", type=int, default=512, help="training texts per contender")
+    parser.add_argument("--eval-texts", type=int, default=1000)
+    parser.add_argument("--cells", type=int, default=4)
+    parser.add_argument("--base-texts", type=int, default=64, help="training texts for the BERT-base-sized model")
+    parser.add_argument("--only", help=f"comma-separated sections ({', '.join(SECTIONS)})")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    models.configure_threads()
+    print(f"device: {models.device()}" + (f" ({_gpu_name()})" if models.device().type == "cuda" else
+                                          f" ({os.cpu_count()} CPU cores)"), flush=True)
+    if "plan" in only:
+        print(bench_plan(), flush=True)
+    data_dir = default_data_dir()
+    if data_dir is None:
+        raise SystemExit("the shared datasets are needed (set CTUNE_DATA_DIR)")
+    texts = list(read_examples(data_dir / "ag_news" / "train.jsonl").texts)
+    rates: dict[str, cost.Rates] = {}
+    if only & {"training", "cost"}:
+        train_texts, labels = throughput.sample_texts(texts, args.texts)
+        measured = throughput.training(train_texts, labels, "minilm")
+        print(throughput.report(f"training, MiniLM, {args.texts} texts, batch 64, length 128", measured), flush=True)
+    if only & {"evaluation", "cost"}:
+        evaluated = throughput.evaluation(texts[:args.eval_texts], "minilm")
+        print(throughput.report(f"evaluation, MiniLM, {args.eval_texts} texts", evaluated), flush=True)
+    per_cell = 0.0
+    if only & {"packing", "cost"}:
+        text, per_cell = packing.run(data_dir, args.cells)
+        print(text, flush=True)
+    if "cost" in only:
+        minilm = cost.Rates(measured[0].texts_per_s, evaluated[0].texts_per_s)
+        overhead = cost.cell_overhead(per_cell, minilm, 500)
+        rates["MiniLM"] = cost.Rates(minilm.train, minilm.eval, overhead)
+        rates["BERT-base-sized"] = cost.bert_base_rates(texts, args.base_texts, args.base_texts * 2, overhead)
+        print(cost.project(rates), flush=True)
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return str(torch.cuda.get_device_name(0))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""What the paper's grid costs on this device, projected from measured rates.
+
+Each accelerated step of ``experiments/paper.yaml`` is priced from its texts: an
+inter-training at the training rate (masked-LM: 30 epochs, priced like classification, its
+larger output layer ignored), a cell at the training rate for its budget and epochs plus its
+test set at the evaluation rate plus a cell's measured fixed cost, an embedding or analysis
+at the evaluation rate. Clustering and the classic cells run on CPU and are left out.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.throughput import LENGTH, evaluation, sample_texts, timed, training
+from controller.datasets import prepare, resolve_data_dir
+from controller.plan import build_plan
+from controller.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Rates:
+    train: float
+    """Texts/s, training (forward and backward)."""
+    eval: float
+    """Texts/s, evaluation."""
+    per_cell_s: float = 0.0
+    """A cell's fixed cost beyond its texts (model copy, head, optimizer)."""
+
+
+def bert_base_sized(folder: Path) -> str:
+    """A randomly initialised BERT-base (12 layers, 768 wide) with MiniLM's tokenizer: the
+    paper's model's cost, no download."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from jobs.lib import models
+
+    tokenizer = models.load_tokenizer("minilm")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def measure(texts: list[str], model: str, n_train: int, n_eval: int) -> Rates:
+    train_texts, labels = sample_texts(texts, n_train)
+    return Rates(training(train_texts, labels, model)[0].texts_per_s, evaluation(texts[:n_eval], model)[0].texts_per_s)
+
+
+def step_seconds(plan, summaries: dict, rates: Rates) -> dict[str, float]:
+    """Projected seconds per step kind."""
+    out: dict[str, float] = {}
+    for step in plan.steps.values():
+        p, kind = step.params, step.kind
+        name = step.label.split()[0]
+        n_train, n_test, n_corpus = (summaries[name].n_train, summaries[name].n_test, summaries[name].n_corpus)
+        if kind == "intertrain":
+            seconds = n_corpus * p.options.epochs / rates.train
+        elif kind == "finetune":
+            seconds = p.budget * p.epochs / rates.train + n_test / rates.eval + rates.per_cell_s
+        elif kind == "embed":
+            seconds = (n_train + n_test) / rates.eval
+        elif kind == "analyze":
+            seconds = 2 * min(p.max_texts, n_test) / rates.eval
+        else:
+            continue
+        out[kind] = out.get(kind, 0.0) + seconds
+    return out
+
+
+def project(rates: dict[str, Rates], spec_path: str = "experiments/paper.yaml") -> str:
+    spec = load_spec(REPO / spec_path)
+    data_dir = resolve_data_dir(spec, None)
+    prepared = {d.name: prepare(d, data_dir) for d in spec.datasets}
+    plan = build_plan(spec, {n: p.prefix for n, p in prepared.items()}, {n: p.corpus_prefix for n, p in prepared.items()})
+    summaries = {n: p.summary for n, p in prepared.items()}
+    lines = [f"projected accelerator hours of {spec_path} ({len(plan.steps)} steps, at length {LENGTH}):"]
+    for model, r in rates.items():
+        by_kind = step_seconds(plan, summaries, r)
+        parts = ", ".join(f"{k} {v / 3600:.1f}" for k, v in sorted(by_kind.items()))
+        lines.append(f"  {model:<18} {sum(by_kind.values()) / 3600:8.1f} h  ({parts}); rates: train {r.train:.0f}, "
+                     f"eval {r.eval:.0f} texts/s, {r.per_cell_s:.1f} s a cell")
+    return "\n".join(lines)
+
+
+def bert_base_rates(texts: list[str], n_train: int, n_eval: int, per_cell_s: float) -> Rates:
+    with tempfile.TemporaryDirectory() as folder:
+        measured = measure(texts, bert_base_sized(Path(folder)), n_train, n_eval)
+        return Rates(measured.train, measured.eval, per_cell_s)
+
+
+def cell_overhead(per_cell_s: float, rates: Rates, max_test: int) -> float:
+    """A packed cell's wall time beyond its texts' compute (64 labels x 10 epochs, the test set)."""
+    return max(0.0, per_cell_s - 64 * 10 / rates.train - max_test / rates.eval)
+
+
+__all__ = ["Rates", "bert_base_rates", "cell_overhead", "measure", "project", "timed"]

@@ -1,0 +1,56 @@
+"""N fine-tune cells (64 labels, the paper's protocol) as N step processes against one packed
+process, through the job entry point the backends start; also gives a cell's wall time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.throughput import timed
+from controller.backends.base import write_step_files
+from controller.backends.local import job_env
+from controller.datasets import prepare, stage_prepared
+from controller.plan import build_plan
+from controller.spec import parse_spec
+from jobs.contract.steps import step_uri
+from jobs.storage import open_store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cells(store_root: str, data_dir: Path, n: int, max_test: int) -> list:
+    spec = parse_spec({"name": "bench", "datasets": [{"name": "ag_news", "max_test": max_test}],
+                       "settings": ["bert"], "budgets": [64], "repetitions": n})
+    prepared = prepare(spec.datasets[0], data_dir)
+    store = open_store(store_root)
+    stage_prepared(store, prepared)
+    plan = build_plan(spec, {"ag_news": prepared.prefix})
+    steps = list(plan.steps.values())
+    write_step_files(store, steps)
+    return steps
+
+
+def run(data_dir: Path, n: int = 4, max_test: int = 500) -> tuple[str, float]:
+    """n cells one process each, then packed in one process (fresh stores): the report and
+    a packed cell's wall time."""
+    seconds = {}
+    for mode in ("processes", "packed"):
+        with tempfile.TemporaryDirectory() as root:
+            steps = cells(root, data_dir, n, max_test)
+            uris = [step_uri(root, s.prefix) for s in steps]
+            argv = [sys.executable, "-m", "jobs", "finetune"]
+
+            def go(uris=uris, argv=argv, mode=mode) -> None:
+                groups = [[u] for u in uris] if mode == "processes" else [uris]
+                for group in groups:
+                    subprocess.run([*argv, *[a for u in group for a in ("--step", u)]], cwd=REPO, env=job_env(),
+                                   check=True, capture_output=True)
+
+            seconds[mode] = timed(go)
+    text = (f"{n} cells (64 labels, 10 epochs, {max_test} test texts): one process each "
+            f"{seconds['processes']:.1f} s ({seconds['processes'] / n:.1f} s a cell), packed in one process "
+            f"{seconds['packed']:.1f} s ({seconds['packed'] / n:.1f} s a cell); "
+            f"ratio {seconds['processes'] / seconds['packed']:.2f}x")
+    return text, seconds["packed"] / n
