@@ -70,15 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     if only & {"evaluation", "cost"}:
         evaluated = throughput.evaluation(texts[:args.eval_texts], "minilm")
         print(throughput.report(f"evaluation, MiniLM, {args.eval_texts} texts", evaluated), flush=True)
-    per_cell = 0.0
     if only & {"packing", "cost"}:
-        text, per_cell = packing.run(data_dir, args.cells)
+        text, cell = packing.run(data_dir, args.cells)
         print(text, flush=True)
     if "cost" in only:
-        minilm = cost.Rates(measured[0].texts_per_s, evaluated[0].texts_per_s)
-        overhead = cost.cell_overhead(per_cell, minilm, 500)
-        rates["MiniLM"] = cost.Rates(minilm.train, minilm.eval, overhead)
-        rates["BERT-base-sized"] = cost.bert_base_rates(texts, args.base_texts, args.base_texts * 2, overhead)
+        rates["MiniLM"] = cost.from_cells(measured[0].texts_per_s, evaluated[0].texts_per_s, cell)
+        rates["BERT-base-sized"] = cost.bert_base_rates(texts, args.base_texts, args.base_texts * 2, rates["MiniLM"])
         print(cost.project(rates), flush=True)
 
 

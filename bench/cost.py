@@ -13,7 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.throughput import LENGTH, evaluation, sample_texts, timed, training
+from bench.packing import CellCost
+from bench.throughput import LENGTH, evaluation, sample_texts, training
 from controller.datasets import prepare, resolve_data_dir
 from controller.plan import build_plan
 from controller.spec import load_spec
@@ -24,11 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Rates:
     train: float
-    """Texts/s, training (forward and backward)."""
+    """Texts/s, training on a corpus (forward and backward)."""
     eval: float
     """Texts/s, evaluation."""
+    cell_train: float = 0.0
+    """Texts/s of a cell's training (small random batches), as the cells measured it."""
     per_cell_s: float = 0.0
-    """A cell's fixed cost beyond its texts (model copy, head, optimizer)."""
+    """A packed cell's wall time beyond its training and evaluation (model copy, head, I/O)."""
 
 
 def bert_base_sized(folder: Path) -> str:
@@ -61,7 +64,7 @@ def step_seconds(plan, summaries: dict, rates: Rates) -> dict[str, float]:
         if kind == "intertrain":
             seconds = n_corpus * p.options.epochs / rates.train
         elif kind == "finetune":
-            seconds = p.budget * p.epochs / rates.train + n_test / rates.eval + rates.per_cell_s
+            seconds = p.budget * p.epochs / (rates.cell_train or rates.train) + n_test / rates.eval + rates.per_cell_s
         elif kind == "embed":
             seconds = (n_train + n_test) / rates.eval
         elif kind == "analyze":
@@ -82,20 +85,20 @@ def project(rates: dict[str, Rates], spec_path: str = "experiments/paper.yaml") 
     for model, r in rates.items():
         by_kind = step_seconds(plan, summaries, r)
         parts = ", ".join(f"{k} {v / 3600:.1f}" for k, v in sorted(by_kind.items()))
-        lines.append(f"  {model:<18} {sum(by_kind.values()) / 3600:8.1f} h  ({parts}); rates: train {r.train:.0f}, "
-                     f"eval {r.eval:.0f} texts/s, {r.per_cell_s:.1f} s a cell")
+        lines.append(f"  {model:<18} {sum(by_kind.values()) / 3600:8.1f} h  ({parts}); texts/s: train {r.train:.1f}, "
+                     f"a cell's training {r.cell_train:.1f}, eval {r.eval:.1f}; {r.per_cell_s:.1f} s more a cell")
     return "\n".join(lines)
 
 
-def bert_base_rates(texts: list[str], n_train: int, n_eval: int, per_cell_s: float) -> Rates:
+def from_cells(train: float, evaluation: float, cell: CellCost) -> Rates:
+    """MiniLM's rates, with the cells' own measure of their training and their fixed cost."""
+    return Rates(train, evaluation, cell.train_texts / cell.train_s,
+                 max(0.0, cell.wall_s - cell.train_s - cell.eval_s))
+
+
+def bert_base_rates(texts: list[str], n_train: int, n_eval: int, minilm: Rates) -> Rates:
+    """Measured for the BERT-base-sized model; a cell's training scaled like the corpus rate."""
     with tempfile.TemporaryDirectory() as folder:
         measured = measure(texts, bert_base_sized(Path(folder)), n_train, n_eval)
-        return Rates(measured.train, measured.eval, per_cell_s)
-
-
-def cell_overhead(per_cell_s: float, rates: Rates, max_test: int) -> float:
-    """A packed cell's wall time beyond its texts' compute (64 labels x 10 epochs, the test set)."""
-    return max(0.0, per_cell_s - 64 * 10 / rates.train - max_test / rates.eval)
-
-
-__all__ = ["Rates", "bert_base_rates", "cell_overhead", "measure", "project", "timed"]
+    scale = measured.train / minilm.train
+    return Rates(measured.train, measured.eval, minilm.cell_train * scale, minilm.per_cell_s)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.throughput import timed
@@ -14,6 +15,7 @@ from controller.backends.local import job_env
 from controller.datasets import prepare, stage_prepared
 from controller.plan import build_plan
 from controller.spec import parse_spec
+from jobs.contract.outputs import read_metrics
 from jobs.contract.steps import step_uri
 from jobs.storage import open_store
 
@@ -32,10 +34,22 @@ def cells(store_root: str, data_dir: Path, n: int, max_test: int) -> list:
     return steps
 
 
-def run(data_dir: Path, n: int = 4, max_test: int = 500) -> tuple[str, float]:
+@dataclass(frozen=True)
+class CellCost:
+    wall_s: float
+    """A packed cell's wall time."""
+    train_s: float
+    eval_s: float
+    """What the cell measured of its own training and evaluation."""
+    train_texts: int
+    eval_texts: int
+
+
+def run(data_dir: Path, n: int = 4, max_test: int = 500) -> tuple[str, CellCost]:
     """n cells one process each, then packed in one process (fresh stores): the report and
-    a packed cell's wall time."""
+    what a packed cell cost."""
     seconds = {}
+    measured: list[dict] = []
     for mode in ("processes", "packed"):
         with tempfile.TemporaryDirectory() as root:
             steps = cells(root, data_dir, n, max_test)
@@ -49,8 +63,12 @@ def run(data_dir: Path, n: int = 4, max_test: int = 500) -> tuple[str, float]:
                                    check=True, capture_output=True)
 
             seconds[mode] = timed(go)
+            if mode == "packed":
+                measured = [read_metrics(open_store(root), s.prefix) for s in steps]
     text = (f"{n} cells (64 labels, 10 epochs, {max_test} test texts): one process each "
             f"{seconds['processes']:.1f} s ({seconds['processes'] / n:.1f} s a cell), packed in one process "
             f"{seconds['packed']:.1f} s ({seconds['packed'] / n:.1f} s a cell); "
             f"ratio {seconds['processes'] / seconds['packed']:.2f}x")
-    return text, seconds["packed"] / n
+    cost = CellCost(seconds["packed"] / n, sum(m["train_s"] for m in measured) / n,
+                    sum(m["eval_s"] for m in measured) / n, 64 * 10, max_test)
+    return text, cost
