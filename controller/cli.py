@@ -21,7 +21,7 @@ from controller.plan import Plan, build_plan
 from controller.spec import ExperimentSpec, SpecError, load_spec
 from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CtuneError, cli_exit_code
 from jobs.contract.params import ClusterParams
-from jobs.contract.steps import STEP_KINDS, done_steps
+from jobs.contract.steps import STEP_KINDS
 from jobs.data import output_stream
 from jobs.storage import Store, open_store
 
@@ -74,9 +74,16 @@ class Progress:
                 say(f"    | {line}")
 
 
+def committed_steps(s: Session, recheck: bool = False) -> set[str]:
+    """The prefixes of the plan's committed steps (see ``controller.committed``)."""
+    from controller.committed import committed
+
+    return committed(s.store, s.spec.name, (step.prefix for step in s.plan.steps.values()), recheck)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     s = open_session(args)
-    done = done_steps(s.store)
+    done = committed_steps(s)
     finished = 0
     lines = []
     for sid, step in s.plan.steps.items():
@@ -113,10 +120,10 @@ def _backend(s: Session, args: argparse.Namespace):
     return LocalBackend(s.store, jobs=args.jobs, pack=args.pack)
 
 
-def _write_report(s: Session) -> None:
+def _write_report(s: Session, done: set[str] | None = None) -> None:
     from controller.report import build_report, write_report
 
-    report = build_report(s.store, s.spec, s.plan)
+    report = build_report(s.store, s.spec, s.plan, committed_steps(s) if done is None else done)
     prefix = write_report(s.store, s.spec, report)
     print(report.summary)
     say(f"report: {s.store.root}/{prefix}/results.csv, summary.md")
@@ -139,20 +146,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     base = f"experiments/{s.spec.name}"
     s.store.write_bytes(f"{base}/spec.yaml", yaml.safe_dump(spec_to_dict(s.spec), sort_keys=False).encode())
     s.store.write_bytes(f"{base}/plan.json", s.plan.to_json().encode())
-    done = done_steps(s.store)
+    done = committed_steps(s, args.recheck)
     todo = [sid for sid, st in plan.steps.items() if st.prefix not in done]
-    ok = True
     if not todo:
         say(f"nothing to run: all {len(plan.steps)} steps of {s.spec.name} are done")
-    else:
-        say(f"running {len(todo)} of {len(plan.steps)} steps ({len(plan.steps) - len(todo)} already done) "
-            f"with {args.jobs} at once; store {s.store.root}")
-        result = backend.run(plan, Progress(len(todo)))
-        ok = result.ok
-        if not ok:
-            say(f"{len(result.failed)} step(s) failed, {len(result.blocked)} not run because of them")
+        _write_report(s, done)
+        return EXIT_OK
+    say(f"running {len(todo)} of {len(plan.steps)} steps ({len(plan.steps) - len(todo)} already done) "
+        f"with {args.jobs} at once; store {s.store.root}")
+    result = backend.run(plan, Progress(len(todo)))
+    if not result.ok:
+        say(f"{len(result.failed)} step(s) failed, {len(result.blocked)} not run because of them")
     _write_report(s)
-    return EXIT_OK if ok else EXIT_FAILED
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def cmd_report(args: argparse.Namespace) -> int:

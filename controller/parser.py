@@ -37,6 +37,8 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
         p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
         p.add_argument("--only", help="run only steps of these kinds (comma-separated, e.g. cluster) "
                                       "and the steps they read")
+        p.add_argument("--recheck", action="store_true",
+                       help="list the store for committed steps even when the run's record says all are done")
     if name in ("run", "status", "logs", "cancel"):
         p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
     p.set_defaults(fn=fn)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.advice import advise, format_advice, judge, sample_agreement
 from controller.plan import Plan
 from controller.plots import accuracy_plot
+from controller.reportcache import CellCache
 from controller.spec import ExperimentSpec
 from controller.stats import format_tests, mean_sem, paired_tests
 from jobs.contract.outputs import (
@@ -37,21 +39,27 @@ class Report:
     csv: str
     summary: str
     plot: bytes | None
-    """accuracy.png, when there is more than one budget to draw."""
+    """accuracy.png, when there is more than one budget to draw and it changed."""
+    pictures: dict[str, str] = field(default_factory=dict)
+    """t-SNE pictures to copy into the report (name -> analyze step id), those that changed."""
 
 
 def report_prefix(spec: ExperimentSpec) -> str:
     return f"experiments/{spec.name}/report"
 
 
-def collect(store: Store, plan: Plan, done: set[str]) -> tuple[list[dict], int]:
+def _metrics(store: Store, prefix: str) -> dict:
+    return {k: v for k, v in read_metrics(store, prefix).items() if k in COLUMNS}
+
+
+def collect(store: Store, plan: Plan, done: set[str], cache: CellCache) -> tuple[list[dict], int]:
     rows, missing = [], 0
     for cell in plan.cells:
         prefix = step_prefix(cell.kind, cell.step)
         if prefix not in done:
             missing += 1
             continue
-        m = read_metrics(store, prefix)
+        m = cache.of_step(cell.step, "metrics", functools.partial(_metrics, store, prefix))
         rows.append({**{k: m.get(k) for k in COLUMNS if k in m},
                      "dataset": cell.dataset, "setting": cell.setting, "protocol": cell.protocol, "sampling": cell.sampling,
                      "budget": cell.budget, "repetition": cell.repetition, "step": cell.step,
@@ -59,41 +67,53 @@ def collect(store: Store, plan: Plan, done: set[str]) -> tuple[list[dict], int]:
     return rows, missing
 
 
-def cluster_nmi(store: Store, plan: Plan, done: set[str]) -> dict[str, float | None]:
+def _nmi(store: Store, prefix: str) -> float | None:
+    value: float | None = read_cluster_summary(store, prefix).get("nmi_with_gold")
+    return value
+
+
+def cluster_nmi(store: Store, plan: Plan, done: set[str], cache: CellCache) -> dict[str, float | None]:
     nmi = {}
     for dataset, sid in plan.clusterings.items():
         prefix = step_prefix("cluster", sid)
         if prefix in done:
-            nmi[dataset] = read_cluster_summary(store, prefix).get("nmi_with_gold")
+            nmi[dataset] = cache.of_step(sid, "nmi", functools.partial(_nmi, store, prefix))
     return nmi
 
 
-def attach_advice(store: Store, plan: Plan, rows: list[dict], done: set[str]) -> None:
+def attach_advice(store: Store, plan: Plan, rows: list[dict], done: set[str], cache: CellCache) -> None:
     """Add ``sample_ami`` (clusters vs labels on the cell's labeled sample) and ``advice``."""
     ids: dict[str, list[int]] = {}
     labels: dict[str, tuple] = {}
-    for row in rows:
-        sid = plan.clusterings.get(row["dataset"])
-        if sid is None or step_prefix("cluster", sid) not in done:
-            continue
-        if row["dataset"] not in ids:
+
+    def agreement(row: dict, sid: str) -> float:
+        if row["dataset"] not in ids:  # read only when a cell's agreement is not known yet
             train = read_split(store, plan.steps[row["step"]].inputs["dataset"], TRAIN)
             ids[row["dataset"]] = labeled_cluster_ids(read_cluster_ids(store, step_prefix("cluster", sid)),
                                                       len(train))
             labels[row["dataset"]] = train.labels
         sample = read_sample(store, plan.steps[row["step"]].prefix)
-        row["sample_ami"] = sample_agreement([ids[row["dataset"]][i] for i in sample],
-                                             [labels[row["dataset"]][i] for i in sample])
+        return sample_agreement([ids[row["dataset"]][i] for i in sample], [labels[row["dataset"]][i] for i in sample])
+
+    for row in rows:
+        sid = plan.clusterings.get(row["dataset"])
+        if sid is None or step_prefix("cluster", sid) not in done:
+            continue
+        row["sample_ami"] = cache.agreement(row["step"], sid, functools.partial(agreement, row, sid))
         row["advice"] = advise(row["sample_ami"])
 
 
-def collect_analyses(store: Store, plan: Plan, done: set[str]) -> list[dict]:
+def _analysis(store: Store, prefix: str) -> dict:
+    return {"tsne": store.exists(f"{prefix}/{TSNE}"), **read_ned(store, prefix)}
+
+
+def collect_analyses(store: Store, plan: Plan, done: set[str], cache: CellCache) -> list[dict]:
     out = []
     for dataset, start, sid in plan.analyses:
         prefix = step_prefix("analyze", sid)
         if prefix in done:
             out.append({"dataset": dataset, "inter_training": start, "step": sid,
-                        "tsne": store.exists(f"{prefix}/{TSNE}"), **read_ned(store, prefix)})
+                        **cache.of_step(sid, "analysis", functools.partial(_analysis, store, prefix))})
     return out
 
 
@@ -157,27 +177,34 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
     return "\n".join(lines) + "\n"
 
 
-def build_report(store: Store, spec: ExperimentSpec, plan: Plan) -> Report:
-    done = done_steps(store)
-    rows, missing = collect(store, plan, done)
-    attach_advice(store, plan, rows, done)
-    nmi = cluster_nmi(store, plan, done)
-    analyses = collect_analyses(store, plan, done)
+def build_report(store: Store, spec: ExperimentSpec, plan: Plan, done: set[str] | None = None) -> Report:
+    """``done``: the committed steps' prefixes, when the caller has listed them already."""
+    done = done_steps(store) if done is None else done
+    cache = CellCache(store, report_prefix(spec))
+    rows, missing = collect(store, plan, done, cache)
+    attach_advice(store, plan, rows, done, cache)
+    nmi = cluster_nmi(store, plan, done, cache)
+    analyses = collect_analyses(store, plan, done, cache)
     plot = None
-    if len({r["budget"] for r in rows}) > 1:
-        plot = accuracy_plot(rows, [d.name for d in spec.datasets], list(dict.fromkeys(c.column for c in plan.cells)))
+    columns = list(dict.fromkeys(c.column for c in plan.cells))
+    plot_key = f"{report_prefix(spec)}/accuracy.png"
+    if len({r["budget"] for r in rows}) > 1 and not cache.unchanged(plot_key, rows, columns):
+        plot = accuracy_plot(rows, [d.name for d in spec.datasets], columns)
+    pictures = {f"tsne-{a['dataset']}-{a['inter_training']}.png": a["step"] for a in analyses
+                if a["tsne"] and not cache.unchanged(f"{report_prefix(spec)}/tsne-{a['dataset']}-{a['inter_training']}.png",
+                                                     a["step"])}
+    cache.save()
     return Report(tuple(rows), missing, nmi, tuple(analyses), to_csv(rows),
-                  summarize(spec, plan, rows, missing, nmi, tuple(analyses)), plot)
+                  summarize(spec, plan, rows, missing, nmi, tuple(analyses)), plot, pictures)
 
 
 def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
+    """Write what changed: the tables always, the plot and pictures when their inputs did."""
     prefix = report_prefix(spec)
     store.write_bytes(f"{prefix}/results.csv", report.csv.encode())
     store.write_bytes(f"{prefix}/summary.md", report.summary.encode())
     if report.plot:
         store.write_bytes(f"{prefix}/accuracy.png", report.plot)
-    for a in report.analyses:
-        if a["tsne"]:
-            picture = store.read_bytes(f"{step_prefix('analyze', a['step'])}/{TSNE}")
-            store.write_bytes(f"{prefix}/tsne-{a['dataset']}-{a['inter_training']}.png", picture)
+    for name, step in report.pictures.items():
+        store.write_bytes(f"{prefix}/{name}", store.read_bytes(f"{step_prefix('analyze', step)}/{TSNE}"))
     return prefix

@@ -37,6 +37,7 @@ class Store(Protocol):
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def delete(self, key: str) -> None: ...
     def upload_file(self, local: Path, key: str) -> None: ...
     def fetch_dir(self, prefix: str) -> Path: ...
     def check(self) -> None: ...
@@ -111,6 +112,10 @@ class LocalStore:
         if path.is_file():
             path.unlink()
         shutil.rmtree(path, ignore_errors=True)
+
+    def delete(self, key: str) -> None:
+        """Remove one object (none there is fine)."""
+        self._p(key).unlink(missing_ok=True)
 
     def fetch_dir(self, prefix: str) -> Path:
         path = self._p(prefix)
@@ -203,6 +208,10 @@ class S3Store:
 
     def list(self, prefix: str) -> list[str]:
         return sorted(self._iter_keys(prefix))
+
+    def delete(self, key: str) -> None:
+        """Remove one object (none there is fine: S3 answers a delete of nothing with success)."""
+        self._call(key, self._client.delete_object, Bucket=self.bucket, Key=self._k(key))
 
     def delete_prefix(self, prefix: str) -> None:
         keys = [self._k(k) for k in self._iter_keys(prefix)]

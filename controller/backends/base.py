@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from controller.packing import JobUnit
@@ -46,8 +47,14 @@ def start_event(unit: JobUnit, todo: int | None = None) -> Event:
 
 
 def write_step_files(store: Store, steps: Iterable[StepSpec]) -> None:
-    for step in steps:
-        store.write_bytes(f"{step.prefix}/{STEP_FILE}", step.to_json().encode())
+    """Each step's ``step.json``; many at once on a store over the network."""
+    todo = list(steps)
+    if len(todo) < 4:
+        for step in todo:
+            store.write_bytes(f"{step.prefix}/{STEP_FILE}", step.to_json().encode())
+        return
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda s: store.write_bytes(f"{s.prefix}/{STEP_FILE}", s.to_json().encode()), todo))
 
 
 def tail(text: str, lines: int = 15) -> str:

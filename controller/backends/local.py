@@ -104,6 +104,7 @@ class LocalBackend:
                     on_event(Event("blocked", step))
             elif len(running) < self.jobs and deps <= done:
                 pending.remove(unit)
+                write_step_files(self.store, unit.steps)  # written when needed: a grid has thousands
                 running[unit.name] = self._launch(unit, logdir)
                 on_event(start_event(unit))
 
@@ -138,7 +139,6 @@ class LocalBackend:
         done = {sid for sid, s in plan.steps.items() if s.prefix in committed}
         result.already_done = len(done)
         todo = [s for sid, s in plan.steps.items() if sid not in done]
-        write_step_files(self.store, todo)
         pending = pack_units(todo, self.pack)
         running: dict[str, _Running] = {}
         logdir = Path(tempfile.mkdtemp(prefix="ctune-logs-"))

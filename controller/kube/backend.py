@@ -41,15 +41,19 @@ class KubernetesBackend:
         self.k = k
         self.api = api
         self.poll_s = poll_s
+        self.stale_failures: set[str] = set()
+        self.owner: dict[str, str] = {}
 
     @property
     def selector(self) -> str:
         return experiment_selector(self.experiment)
 
-    def _observe_start(self, plan: Plan) -> set[str]:
-        """Ids of the committed steps, from one listing of the store."""
-        done, _ = scan_markers(self.store)
-        return {sid for sid, s in plan.steps.items() if s.prefix in done}
+    def _observe_start(self, plan: Plan) -> tuple[set[str], set[str]]:
+        """Ids of the committed steps and of those an earlier run left ``_FAILED``, from one
+        listing of the store."""
+        done, failed = scan_markers(self.store)
+        ids = {s.prefix: sid for sid, s in plan.steps.items()}
+        return {ids[p] for p in done if p in ids}, {ids[p] for p in failed if p in ids}
 
     def _observe_jobs(self, units: dict[str, JobUnit], jobs: dict, done: set[str]) -> tuple[set[str], set[str]]:
         """Of the steps whose Job exists (the only ones that can change): which are now
@@ -73,10 +77,9 @@ class KubernetesBackend:
 
     def run(self, plan: Plan, on_event: OnEvent = lambda e: None) -> RunResult:
         result = RunResult()
-        self.store.delete_prefix(cancel_marker(self.experiment))
-        done = self._observe_start(plan)
+        self.store.delete(cancel_marker(self.experiment))
+        done, self.stale_failures = self._observe_start(plan)
         result.already_done = len(done)
-        write_step_files(self.store, (s for sid, s in plan.steps.items() if sid not in done))
         # Grouping over every step, done or not, so a restarted controller forms the same
         # groups and finds the Jobs the last one created instead of submitting steps again.
         units = {u.name: u for u in pack_units(list(plan.steps.values()), unit_sizes(self.k))
@@ -85,6 +88,7 @@ class KubernetesBackend:
             self.api.delete_job(self.k.namespace, name)
         reported = set(done)
         started: dict[str, float] = {}
+        self.owner = {s.id: name for name, u in units.items() for s in u.steps}
         while units:
             if self.store.exists(cancel_marker(self.experiment)):
                 for unit in list(units.values()):
@@ -106,8 +110,7 @@ class KubernetesBackend:
         for step in d.committed:
             reported.add(step.id)
             result.ran.append(step.id)
-            owner = next((n for n, u in units.items() if step in u.steps), "")
-            on_event(Event("done", step, time.time() - started.get(owner, time.time())))
+            on_event(Event("done", step, time.time() - started.get(self.owner.get(step.id, ""), time.time())))
         for name in d.finished:
             del units[name]
         for unit in d.block:
@@ -116,10 +119,12 @@ class KubernetesBackend:
             if f.delete:
                 self.api.delete_job(self.k.namespace, f.unit.name)  # retrying a bad input will not help
             self._finish(units, f.unit, "failed", self._detail(f), result, reported, started, on_event)
+        todo = [s for unit in d.submit for s in unit.steps if s.id not in reported]
+        for s in todo:  # a bad input reported by an earlier run may have been fixed
+            if s.id in self.stale_failures:
+                self.store.delete(f"{s.prefix}/{FAILED}")
+        write_step_files(self.store, todo)  # written when needed: a grid has thousands
         for unit in d.submit:
-            for s in unit.steps:  # a bad input reported by an earlier run may have been fixed
-                if s.id not in reported:
-                    self.store.delete_prefix(f"{s.prefix}/{FAILED}")
             self.api.create_job(render_job(unit, self.experiment, self.store.root, self.k))
             started.setdefault(unit.name, time.time())
             on_event(start_event(unit, sum(s.id not in reported for s in unit.steps)))

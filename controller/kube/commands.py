@@ -10,7 +10,7 @@ from controller.kube.backend import KubernetesBackend, cancel_marker, experiment
 from controller.packing import JobUnit
 from controller.plan import Plan
 from controller.spec import ExperimentSpec
-from jobs.contract.steps import LOG, done_steps, read_failure
+from jobs.contract.steps import LOG, read_failure, scan_markers
 from jobs.storage import Store
 
 
@@ -32,13 +32,13 @@ def kubernetes_backend(spec: ExperimentSpec, store: Store, kubeconfig: str | Non
 def print_status(spec: ExperimentSpec, store: Store, plan: Plan, kubeconfig: str | None, with_jobs: bool) -> None:
     counts: Counter = Counter()
     failed = []
-    done = done_steps(store)
+    done, bad = scan_markers(store)
     for step in plan.steps.values():
         if step.prefix in done:
             counts[(step.kind, "done")] += 1
         else:
             counts[(step.kind, "to do")] += 1
-            failure = read_failure(store, step.prefix)
+            failure = read_failure(store, step.prefix) if step.prefix in bad else None
             if failure:
                 failed.append((step, failure["error"]))
     print(f"{spec.name}: store {store.root}")
