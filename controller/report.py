@@ -6,7 +6,10 @@ import csv
 import functools
 import io
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from controller.advice import advise, format_advice, judge, sample_agreement
 from controller.plan import Plan
@@ -52,14 +55,24 @@ def _metrics(store: Store, prefix: str) -> dict:
     return {k: v for k, v in read_metrics(store, prefix).items() if k in COLUMNS}
 
 
+def fetch(store: Store, prefixes: list[str], read: Callable[[Store, str], Any]) -> dict[str, Any]:
+    """``read(store, prefix)`` of many steps at once (a report of a new grid reads thousands)."""
+    if len(prefixes) < 4:
+        return {p: read(store, p) for p in prefixes}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(zip(prefixes, pool.map(lambda p: read(store, p), prefixes)))
+
+
 def collect(store: Store, plan: Plan, done: set[str], cache: CellCache) -> tuple[list[dict], int]:
     rows, missing = [], 0
+    new = fetch(store, [step_prefix(c.kind, c.step) for c in plan.cells
+                        if step_prefix(c.kind, c.step) in done and not cache.has(c.step, "metrics")], _metrics)
     for cell in plan.cells:
         prefix = step_prefix(cell.kind, cell.step)
         if prefix not in done:
             missing += 1
             continue
-        m = cache.of_step(cell.step, "metrics", functools.partial(_metrics, store, prefix))
+        m = cache.of_step(cell.step, "metrics", functools.partial(new.get, prefix))
         rows.append({**{k: m.get(k) for k in COLUMNS if k in m},
                      "dataset": cell.dataset, "setting": cell.setting, "protocol": cell.protocol, "sampling": cell.sampling,
                      "budget": cell.budget, "repetition": cell.repetition, "step": cell.step,
@@ -86,13 +99,17 @@ def attach_advice(store: Store, plan: Plan, rows: list[dict], done: set[str], ca
     ids: dict[str, list[int]] = {}
     labels: dict[str, tuple] = {}
 
+    samples = fetch(store, [plan.steps[r["step"]].prefix for r in rows if (sid := plan.clusterings.get(r["dataset"]))
+                            and step_prefix("cluster", sid) in done and not cache.has(r["step"], "ami", sid)],
+                    read_sample)
+
     def agreement(row: dict, sid: str) -> float:
         if row["dataset"] not in ids:  # read only when a cell's agreement is not known yet
             train = read_split(store, plan.steps[row["step"]].inputs["dataset"], TRAIN)
             ids[row["dataset"]] = labeled_cluster_ids(read_cluster_ids(store, step_prefix("cluster", sid)),
                                                       len(train))
             labels[row["dataset"]] = train.labels
-        sample = read_sample(store, plan.steps[row["step"]].prefix)
+        sample = samples[plan.steps[row["step"]].prefix]
         return sample_agreement([ids[row["dataset"]][i] for i in sample], [labels[row["dataset"]][i] for i in sample])
 
     for row in rows:

@@ -43,6 +43,10 @@ class CellCache:
             self.dirty = True
         return entry[what]
 
+    def has(self, step: str, what: str, clustering: str | None = None) -> bool:
+        entry = self.cells.get(step, {})
+        return what in entry and (clustering is None or clustering in entry[what])
+
     def agreement(self, cell: str, clustering: str, compute: Callable[[], float]) -> float:
         entry = self.cells.setdefault(cell, {}).setdefault("ami", {})
         if clustering not in entry:

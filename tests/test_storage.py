@@ -78,3 +78,11 @@ def test_missing_bucket_is_refused(s3_env):
     store = open_store("s3://no-such-bucket-here/p")
     with pytest.raises(StoreError, match="bucket no-such-bucket-here does not exist"):
         store.check()
+
+
+def test_delete_removes_one_object_and_tolerates_none(store):
+    store.write_bytes("experiments/x/_CANCELLED", b"1")
+    store.write_bytes("experiments/x/_CANCELLED_not", b"2")
+    store.delete("experiments/x/_CANCELLED")
+    store.delete("experiments/x/_CANCELLED")  # again: nothing there is fine
+    assert not store.exists("experiments/x/_CANCELLED") and store.exists("experiments/x/_CANCELLED_not")
