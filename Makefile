@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[jobs,test,lint]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[jobs,test,lint,bench]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install everything (CPU torch)
@@ -71,8 +71,9 @@ test: $(STAMP) $(KUBE_STAMP) lint ## lint, then every test tier (unit, pipeline,
 test-unit: $(STAMP) ## the unit tier alone (no job processes, no control plane)
 	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
 
-bench: $(STAMP) ## run the benchmarks (ratios against a baseline measured in the same run)
+bench: $(STAMP) $(KUBE_STAMP) ## benchmarks, each against a peer measured in the same run (about 15 min)
 	$(PY) -m bench
+	PATH=$(TEST_PATH) $(PY) -m bench.controller
 
 images: ## build the job (CUDA) and controller images with podman (JOB_BASE_IMAGE=, CONTROLLER_BASE_IMAGE=, VERSION=)
 	podman build -f images/job.Dockerfile --build-arg BASE_IMAGE=$(JOB_BASE_IMAGE) -t cluster-tune-job:$(VERSION) .

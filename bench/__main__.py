@@ -15,6 +15,7 @@ ratio; bigger is better.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bench import cost, packing, throughput
+from controller.datacache import DatasetSummary
 from jobs.data import default_data_dir, read_examples
 from jobs.lib import models
 
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells", type=int, default=4)
     parser.add_argument("--base-texts", type=int, default=64, help="training texts for the BERT-base-sized model")
     parser.add_argument("--only", help=f"comma-separated sections ({', '.join(SECTIONS)})")
+    parser.add_argument("--summaries", help="the paper's dataset sizes as JSON (bench/prepare_gpu.sh), else read here")
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     models.configure_threads()
@@ -76,7 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     if "cost" in only:
         rates["MiniLM"] = cost.from_cells(measured[0].texts_per_s, evaluated[0].texts_per_s, cell)
         rates["BERT-base-sized"] = cost.bert_base_rates(texts, args.base_texts, args.base_texts * 2, rates["MiniLM"])
-        print(cost.project(rates), flush=True)
+        if args.summaries:
+            raw = json.loads(Path(args.summaries).read_text())
+            summaries = {k: DatasetSummary(**{**v, "labels": tuple(v["labels"])}) for k, v in raw.items()}
+        else:
+            summaries = cost.summaries_of()
+        print(cost.project(rates, summaries), flush=True)
 
 
 def _gpu_name() -> str:

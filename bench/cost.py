@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.packing import CellCost
 from bench.throughput import LENGTH, evaluation, sample_texts, training
+from controller.datacache import DatasetSummary
 from controller.datasets import prepare, resolve_data_dir
 from controller.plan import build_plan
 from controller.spec import load_spec
@@ -75,12 +76,17 @@ def step_seconds(plan, summaries: dict, rates: Rates) -> dict[str, float]:
     return out
 
 
-def project(rates: dict[str, Rates], spec_path: str = "experiments/paper.yaml") -> str:
+def summaries_of(spec_path: str = "experiments/paper.yaml") -> dict[str, DatasetSummary]:
+    """The datasets' sizes (read here; ``bench/prepare_gpu.sh`` carries them to a GPU machine)."""
     spec = load_spec(REPO / spec_path)
     data_dir = resolve_data_dir(spec, None)
-    prepared = {d.name: prepare(d, data_dir) for d in spec.datasets}
-    plan = build_plan(spec, {n: p.prefix for n, p in prepared.items()}, {n: p.corpus_prefix for n, p in prepared.items()})
-    summaries = {n: p.summary for n, p in prepared.items()}
+    return {d.name: prepare(d, data_dir).summary for d in spec.datasets}
+
+
+def project(rates: dict[str, Rates], summaries: dict[str, DatasetSummary],
+            spec_path: str = "experiments/paper.yaml") -> str:
+    spec = load_spec(REPO / spec_path)
+    plan = build_plan(spec, {n: s.prefix for n, s in summaries.items()}, {n: s.corpus_prefix for n, s in summaries.items()})
     lines = [f"projected accelerator hours of {spec_path} ({len(plan.steps)} steps, at length {LENGTH}):"]
     for model, r in rates.items():
         by_kind = step_seconds(plan, summaries, r)
