@@ -114,10 +114,13 @@ def _interrupt(proc: subprocess.Popen) -> None:
 
 
 def main() -> None:
+    import logging
+
     import boto3
     from kubernetes import client, config
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     from tests.kube_rig import KubeRig
 
     with tempfile.TemporaryDirectory() as tmp:
