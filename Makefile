@@ -16,6 +16,9 @@ KUBE_TOOLS := $(abspath $(VENV))/kube-tools
 KUBE_STAMP := $(KUBE_TOOLS)/.installed
 TEST_PATH := $(PATH):$(KUBE_TOOLS)/usr/bin
 KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cu128
+IMAGES_STAMP := $(VENV)/.images-$(VERSION)
+export CONTAINERS_CONF ?= $(abspath images/containers.conf)
 
 .DEFAULT_GOAL := help
 
@@ -75,9 +78,21 @@ bench: $(STAMP) $(KUBE_STAMP) ## benchmarks, each against a peer measured in the
 	$(PY) -m bench
 	PATH=$(TEST_PATH) $(PY) -m bench.controller
 
-images: ## build the job (CUDA) and controller images with podman (JOB_BASE_IMAGE=, CONTROLLER_BASE_IMAGE=, VERSION=)
-	podman build -f images/job.Dockerfile --build-arg BASE_IMAGE=$(JOB_BASE_IMAGE) -t cluster-tune-job:$(VERSION) .
-	podman build -f images/controller.Dockerfile --build-arg BASE_IMAGE=$(CONTROLLER_BASE_IMAGE) -t cluster-tune-controller:$(VERSION) .
+IMAGE_ARGS = --format docker --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown)
+
+images: ## build the job (CUDA) and controller images with podman (JOB_BASE_IMAGE=, TORCH_INDEX_URL=, BUILD_OPTS=, VERSION=)
+	podman build $(IMAGE_ARGS) $(BUILD_OPTS) -f images/job.Dockerfile --build-arg BASE_IMAGE=$(JOB_BASE_IMAGE) \
+	  --build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL) -t cluster-tune-job:$(VERSION) .
+	podman build $(IMAGE_ARGS) $(BUILD_OPTS) -f images/controller.Dockerfile \
+	  --build-arg BASE_IMAGE=$(CONTROLLER_BASE_IMAGE) -t cluster-tune-controller:$(VERSION) .
+
+$(IMAGES_STAMP): images/job.Dockerfile images/controller.Dockerfile images/build-local.sh pyproject.toml constraints.txt $(shell git ls-files jobs controller)
+	command -v podman >/dev/null && command -v debootstrap >/dev/null && command -v runc >/dev/null \
+	  || apt-get install -y -q podman debootstrap runc || (apt-get update -q && apt-get install -y -q podman debootstrap runc)
+	images/build-local.sh $(VERSION)
+	mkdir -p $(dir $(IMAGES_STAMP)) && touch $(IMAGES_STAMP)
+
+images-local: $(IMAGES_STAMP) ## build both images here: a debootstrap'ed Debian base, CPU torch, no registry
 
 deploy: ## apply k8s/overlays/$(OVERLAY) to the current kubectl context
 	kubectl apply -k k8s/overlays/$(OVERLAY)
@@ -93,4 +108,4 @@ clean: ## remove the local store of runs and what the tests cache (keeps .venv)
 	rm -rf $${TMPDIR:-/tmp}/ctune-cache* $${TMPDIR:-/tmp}/ctune-kube-* $${TMPDIR:-/tmp}/pytest-of-$$(id -un)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install run plan report kube-tools kube-binaries lint test test-unit bench clean images deploy submit status
+.PHONY: help install run plan report kube-tools kube-binaries lint test test-unit bench clean images images-local deploy submit status

