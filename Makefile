@@ -18,6 +18,8 @@ TEST_PATH := $(PATH):$(KUBE_TOOLS)/usr/bin
 KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cu128
 IMAGES_STAMP := $(VENV)/.images-$(VERSION)
+IMAGE_INPUTS := images/job.Dockerfile images/controller.Dockerfile images/build-local.sh pyproject.toml constraints.txt \
+  $(shell git ls-files jobs controller 2>/dev/null)
 export CONTAINERS_CONF ?= $(abspath images/containers.conf)
 
 .DEFAULT_GOAL := help
@@ -68,7 +70,7 @@ lint: $(STAMP) ## ruff, mypy, import contracts, complexity (no function above 15
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m tests.complexity controller jobs --max 15
 
-test: $(STAMP) $(KUBE_STAMP) lint ## lint, then every test tier (unit, pipeline, Kubernetes integration)
+test: $(STAMP) $(KUBE_STAMP) $(VENV)/.images-test lint ## lint, images (VERSION=test), then every test tier
 	PATH=$(TEST_PATH) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## the unit tier alone (no job processes, no control plane)
@@ -86,11 +88,13 @@ images: ## build the job (CUDA) and controller images with podman (JOB_BASE_IMAG
 	podman build $(IMAGE_ARGS) $(BUILD_OPTS) -f images/controller.Dockerfile \
 	  --build-arg BASE_IMAGE=$(CONTROLLER_BASE_IMAGE) -t cluster-tune-controller:$(VERSION) .
 
-$(IMAGES_STAMP): images/job.Dockerfile images/controller.Dockerfile images/build-local.sh pyproject.toml constraints.txt $(shell git ls-files jobs controller)
-	command -v podman >/dev/null && command -v debootstrap >/dev/null && command -v runc >/dev/null \
+PODMAN_DEPS = command -v podman >/dev/null && command -v debootstrap >/dev/null && command -v runc >/dev/null \
 	  || apt-get install -y -q podman debootstrap runc || (apt-get update -q && apt-get install -y -q podman debootstrap runc)
-	images/build-local.sh $(VERSION)
-	mkdir -p $(dir $(IMAGES_STAMP)) && touch $(IMAGES_STAMP)
+
+$(VENV)/.images-%: $(IMAGE_INPUTS) | $(STAMP)
+	$(PODMAN_DEPS)
+	images/build-local.sh $*
+	touch $@
 
 images-local: $(IMAGES_STAMP) ## build both images here: a debootstrap'ed Debian base, CPU torch, no registry
 

@@ -2,7 +2,8 @@
 
 Every test belongs to exactly one tier (``pytestmark = pytest.mark.<tier>`` in its file):
 ``unit`` (in-process, seconds), ``pipeline`` (the real CLI and job processes), ``kube``
-(a real API server). ``make test`` runs all three, ``make test-unit`` the first.
+(a real API server), ``container`` (the images, run with podman). ``make test`` runs them
+all, ``make test-unit`` the first.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import pytest
 from jobs.data import default_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-TIERS = ("unit", "pipeline", "kube")
+TIERS = ("unit", "pipeline", "kube", "container")
 
 
 def pytest_collection_modifyitems(config, items):
     wrong = [f"{item.nodeid}: {tiers or 'no tier'}" for item in items
              if len(tiers := [m.name for m in item.iter_markers() if m.name in TIERS]) != 1]
     if wrong:
-        raise pytest.UsageError("each test needs exactly one tier marker (unit, pipeline, kube):\n  "
+        raise pytest.UsageError(f"each test needs exactly one tier marker ({', '.join(TIERS)}):\n  "
                                 + "\n  ".join(wrong))
 
 
@@ -179,3 +180,15 @@ def s3_env(s3_server, monkeypatch):
     monkeypatch.setenv("CTUNE_CACHE", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"ctune-cache-{bucket}"))
     yield bucket
     shutil.rmtree(os.environ["CTUNE_CACHE"], ignore_errors=True)
+
+
+@pytest.fixture
+def s3_model(tiny_model, s3_env):
+    """The tiny model uploaded to the bucket: pods get models from the store, not from disk."""
+    from jobs.storage import open_store
+
+    store = open_store(f"s3://{s3_env}")
+    for path in Path(tiny_model).rglob("*"):
+        if path.is_file():
+            store.upload_file(path, f"models/tiny/{path.relative_to(tiny_model).as_posix()}")
+    return f"s3://{s3_env}/models/tiny"

@@ -131,6 +131,10 @@ class KubeRig:
             time.sleep(0.3)
         raise RigUnavailable("kube-apiserver was not ready in time: " + self.log_tail("kube-apiserver"))
 
+    def ca_file(self) -> Path:
+        """The API server's self-signed serving certificate (what a Pod trusts in-cluster)."""
+        return next((self.workdir / "certs").glob("*.crt"))
+
     def log_tail(self, name: str, lines: int = 10) -> str:
         path = self.workdir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
