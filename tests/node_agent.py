@@ -8,8 +8,9 @@ ServiceAccount's token, CA and namespace when the Pod mounts them, memory and CP
 the host's network (the test S3 and API server listen on loopback). A Pod deleted while it
 runs has its container stopped (SIGTERM, SIGKILL after 30 s), as a kubelet does. In
 **process** mode (only where podman cannot run) the container's command runs as a local
-process with the Pod's env and volumes, the project's Python first on PATH. The Pod's status is patched Running, then Succeeded or Failed with the
-exit code, which drives the real Job controller. Output is kept per Pod (``runs``).
+process with the Pod's env and volumes, the project's Python first on PATH. The Pod's status
+is patched Running, then Succeeded or Failed with the exit code, which drives the real Job
+controller. Output is kept per Pod (``runs``).
 """
 
 from __future__ import annotations
