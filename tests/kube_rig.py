@@ -106,7 +106,7 @@ class KubeRig:
         self._wait_ready()
         self._spawn("kube-controller-manager", [
             str(bins / "kube-controller-manager"), f"--kubeconfig={self.kubeconfig()}",
-            "--controllers=job,garbagecollector,ttl-after-finished,namespace", "--leader-elect=false",
+            "--controllers=job,cronjob,garbagecollector,ttl-after-finished,namespace", "--leader-elect=false",
             "--port=0", "--secure-port=0", "--feature-gates=TTLAfterFinished=true"])
         return self
 
