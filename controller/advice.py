@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.agreement import ami
+
 THRESHOLD = 0.12
 """Inter-train when the sample AMI is at least this; calibrated on the shared datasets at
 64 labels (see README, "Advice")."""
@@ -24,13 +26,11 @@ PAIRS = (("bert", "clust"), ("probe", "clust+probe"))
 
 def sample_agreement(cluster_ids, labels) -> float:
     """AMI between the cluster ids and the gold labels of the labeled texts."""
-    from sklearn.metrics import adjusted_mutual_info_score
-
     if len(cluster_ids) != len(labels):
         raise ValueError("one cluster id per labeled text is needed")
     if len(set(labels)) < 2:
         return 0.0
-    return float(adjusted_mutual_info_score(list(labels), list(cluster_ids)))
+    return ami(list(labels), list(cluster_ids))
 
 
 def advise(ami: float, threshold: float = THRESHOLD) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.advice import THRESHOLD, advise, sample_agreement
+from controller.agreement import nmi
 from controller.backends.base import RunResult
 from controller.backends.local import LocalBackend, job_env
 from controller.plan import Plan, cluster_step, fit_step, intertrain_step
@@ -94,10 +95,8 @@ def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
 
 def labeled_agreement(store: Store, clust: StepSpec, labeled: Examples) -> dict:
     """NMI and AMI between the clusters and the labels, on the labeled texts alone."""
-    from sklearn.metrics import normalized_mutual_info_score
-
     mine = labeled_cluster_ids(read_cluster_ids(store, clust.prefix), len(labeled))
-    return {"labeled_nmi": float(normalized_mutual_info_score(list(labeled.labels), mine)),
+    return {"labeled_nmi": nmi(list(labeled.labels), mine),
             "labeled_ami": sample_agreement(mine, list(labeled.labels))}
 
 

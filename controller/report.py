@@ -42,7 +42,7 @@ class Report:
     csv: str
     summary: str
     plot: bytes | None
-    """accuracy.png, when there is more than one budget to draw and it changed."""
+    """accuracy.svg, when there is more than one budget to draw and it changed."""
     pictures: dict[str, str] = field(default_factory=dict)
     """t-SNE pictures to copy into the report (name -> analyze step id), those that changed."""
 
@@ -204,7 +204,7 @@ def build_report(store: Store, spec: ExperimentSpec, plan: Plan, done: set[str] 
     analyses = collect_analyses(store, plan, done, cache)
     plot = None
     columns = list(dict.fromkeys(c.column for c in plan.cells))
-    plot_key = f"{report_prefix(spec)}/accuracy.png"
+    plot_key = f"{report_prefix(spec)}/accuracy.svg"
     if len({r["budget"] for r in rows}) > 1 and not cache.unchanged(plot_key, rows, columns):
         plot = accuracy_plot(rows, [d.name for d in spec.datasets], columns)
     pictures = {f"tsne-{a['dataset']}-{a['inter_training']}.png": a["step"] for a in analyses
@@ -221,7 +221,7 @@ def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:
     store.write_bytes(f"{prefix}/results.csv", report.csv.encode())
     store.write_bytes(f"{prefix}/summary.md", report.summary.encode())
     if report.plot:
-        store.write_bytes(f"{prefix}/accuracy.png", report.plot)
+        store.write_bytes(f"{prefix}/accuracy.svg", report.plot)
     for name, step in report.pictures.items():
         store.write_bytes(f"{prefix}/{name}", store.read_bytes(f"{step_prefix('analyze', step)}/{TSNE}"))
     return prefix

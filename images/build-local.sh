@@ -8,20 +8,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=${1:-latest}
 CACHE=${CTUNE_IMAGE_CACHE:-$HOME/.cache/cluster-tune-images}
-BASE=localhost/ctune-base:bookworm
+# bump REV when the base recipe changes (it names the cached tarball and the image)
+REV=2
+BASE=localhost/ctune-base:bookworm-r$REV
 WHEELS=${CTUNE_TORCH_WHEELS:-/opt/wheels}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/images/containers.conf}
 mkdir -p "$CACHE"
 
 if ! podman image exists "$BASE"; then
-  if [ ! -f "$CACHE/base.tar" ]; then
+  if [ ! -f "$CACHE/base-r$REV.tar" ]; then
     rm -rf "$CACHE/rootfs"
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$CACHE/rootfs" \
       http://deb.debian.org/debian >"$CACHE/debootstrap.log"
-    rm -rf "$CACHE"/rootfs/var/cache/apt/archives/*.deb "$CACHE"/rootfs/var/lib/apt/lists/*
-    tar -C "$CACHE/rootfs" -cf "$CACHE/base.tar" . && rm -rf "$CACHE/rootfs"
+    # as Debian's slim images: no docs, man pages or translations, now or from later apt installs
+    rm -rf "$CACHE"/rootfs/var/cache/apt/archives/*.deb "$CACHE"/rootfs/var/lib/apt/lists/* \
+      "$CACHE"/rootfs/usr/share/{man,info,locale}/*
+    find "$CACHE/rootfs/usr/share/doc" -type f ! -name copyright -delete
+    printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+      'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' 'path-exclude /usr/share/locale/*' \
+      >"$CACHE/rootfs/etc/dpkg/dpkg.cfg.d/docker-slim"
+    tar -C "$CACHE/rootfs" -cf "$CACHE/base-r$REV.tar" . && rm -rf "$CACHE/rootfs"
   fi
-  podman import "$CACHE/base.tar" "$BASE" >/dev/null
+  podman import "$CACHE/base-r$REV.tar" "$BASE" >/dev/null
 fi
 
 # a PEP 503 index of the torch wheels on this disk, on a free loopback port

@@ -17,16 +17,22 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH \
     HOME=/scratch
 
-# The controller plans, submits Jobs and reports: it installs no torch (the jobs' extra is
-# not installed; import-linter keeps torch out of the controller's imports).
+# The controller plans, submits Jobs and reports: it installs no torch, scikit-learn, SciPy or
+# matplotlib (the jobs' extra is not installed; import-linter keeps them out of its imports).
 WORKDIR /opt/cluster-tune
 COPY pyproject.toml README.md constraints.txt ./
-# the dependencies first (a layer that changes only with pyproject.toml), then the code
+# The dependencies first (a layer that changes only with pyproject.toml), then pip leaves the
+# image: the code is not pip-installed but found through a .pth file, so its layer is the
+# code alone, compiled.
 RUN python3 -m venv /opt/venv && mkdir -p jobs controller && touch jobs/__init__.py controller/__init__.py \
-    && pip install -c constraints.txt . && pip uninstall -y -q cluster-tune && rm -rf jobs controller
+    && pip install -c constraints.txt . && pip uninstall -y -q cluster-tune && rm -rf jobs controller \
+    && pip uninstall -y -q setuptools pip \
+    && echo /opt/cluster-tune > "$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/cluster-tune.pth" \
+    && printf '%s\n' '#!/opt/venv/bin/python' 'import sys' 'from controller.cli import main' 'sys.exit(main())' \
+       > /opt/venv/bin/ctune && chmod 755 /opt/venv/bin/ctune
 COPY jobs ./jobs
 COPY controller ./controller
-RUN pip install --no-deps . && ctune --help > /dev/null
+RUN python3 -m compileall -q jobs controller && ctune --help > /dev/null
 
 USER 1000:1000
 WORKDIR /scratch

@@ -1,6 +1,7 @@
-"""The controller's own process never loads torch or transformers: plan, report, status, logs,
-cancel, and a whole run on the Kubernetes backend (against a fake API that commits each Job's
-steps as it is created), each in a fresh interpreter that then lists its modules."""
+"""The controller's own process never loads torch, transformers, scikit-learn, SciPy or
+matplotlib: plan, report, status, logs, cancel, and a whole run on the Kubernetes backend
+(against a fake API that commits each Job's steps as it is created), each in a fresh
+interpreter that then lists its modules."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from conftest import REPO
 
 pytestmark = pytest.mark.unit
 
-HEAVY = ("torch", "transformers", "sentence_transformers", "sib")
+HEAVY = ("torch", "transformers", "sentence_transformers", "sib", "sklearn", "scipy", "matplotlib")
 
 SCRIPT = textwrap.dedent('''
     import json, sys

@@ -42,11 +42,34 @@ def test_bonferroni_multiplies_and_caps():
     assert raw[0].p == pytest.approx(min(1.0, 2 * single[0].p))
 
 
-def test_accuracy_plot_is_a_png():
+def test_accuracy_plot_is_an_svg_that_draws_the_means():
+    import xml.etree.ElementTree as ET
+
     from controller.plots import accuracy_plot
 
     rows = []
     for b, base in ((64, 0.4), (128, 0.6), (256, 0.7)):
         rows += rows_for("bert", [base, base + 0.02], "d", b) + rows_for("clust", [base + 0.2, base + 0.22], "d", b)
-    png = accuracy_plot(rows, ["d", "e"], ["bert", "clust"])
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    rows += rows_for("bert", [0.3], "e", 64)  # a dataset with one cell so far
+    svg = ET.fromstring(accuracy_plot(rows, ["d", "e"], ["bert", "clust"]))
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    panels = svg.findall("s:g[@class='panel']", ns)
+    assert [p.get("data-dataset") for p in panels] == ["d", "e"]
+    lines = {(p.get("data-dataset"), g.get("data-setting")): g for p in panels for g in p.findall("s:g", ns)}
+    assert set(lines) == {("d", "bert"), ("d", "clust"), ("e", "bert")}
+
+    def points(key):
+        return [tuple(map(float, xy.split(","))) for xy in lines[key].find("s:polyline", ns).get("points").split()]
+
+    bert, clust = points(("d", "bert")), points(("d", "clust"))
+    assert len(bert) == len(clust) == 3 and len(points(("e", "bert"))) == 1
+    # budgets left to right at equal log steps; higher accuracy higher up (smaller y)
+    assert bert[0][0] < bert[1][0] < bert[2][0]
+    assert bert[1][0] - bert[0][0] == pytest.approx(bert[2][0] - bert[1][0], abs=0.2)
+    assert bert[0][1] > bert[1][1] > bert[2][1] and all(c[1] < b[1] for b, c in zip(bert, clust))
+    # error bars (SEM of 1 point) on the two-repetition cells; none on a single cell
+    assert len(lines[("d", "bert")].findall("s:line", ns)) == 3 * 3
+    assert not lines[("e", "bert")].findall("s:line", ns)
+    assert "clust at 128: 81.0 ± 1.0" in [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+
+
