@@ -16,10 +16,10 @@ from pathlib import Path
 
 from controller.backends.base import Event
 from controller.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared
-from controller.parser import build_parser
+from controller.parser import MAX_CELLS, build_parser
 from controller.plan import Plan, build_plan
-from controller.spec import ExperimentSpec, SpecError, load_spec
-from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CtuneError, cli_exit_code
+from controller.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths
+from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CtuneError, cli_exit_code, redact
 from jobs.contract.params import ClusterParams
 from jobs.contract.steps import STEP_KINDS
 from jobs.data import output_stream
@@ -40,6 +40,10 @@ def store_uri(spec_store: str | None, override: str | None) -> str:
 
 def open_session(args: argparse.Namespace) -> Session:
     spec = load_spec(args.spec)
+    cells = grid_cells(spec)
+    if cells > MAX_CELLS and not getattr(args, "allow_large", False):
+        raise SpecError(args.spec, [f"the grid has {cells:,} cells, more than {MAX_CELLS:,} "
+                                    "(check repetitions and budgets; --allow-large to plan it anyway)"])
     prepared = prepare_all(spec, resolve_data_dir(spec, args.data_dir), args.spec)
     store = open_store(store_uri(spec.store, args.store))
     store.check()
@@ -107,9 +111,10 @@ def _only(plan: Plan, only: str | None) -> Plan:
 
 
 def _backend(s: Session, args: argparse.Namespace):
-    from controller.modelcheck import check_model
+    from controller.modelcheck import check_lengths, check_model
 
-    check_model(s.spec.model, local=args.backend == "local")
+    config = check_model(s.spec.model, local=args.backend == "local")
+    check_lengths(s.spec.model, config, max_lengths(s.spec))
     if args.backend == "kubernetes":  # before anything is written: the cluster must answer
         from controller.kube.commands import kubernetes_backend
 
@@ -219,8 +224,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from controller.modelcheck import check_classifier
     from controller.practitioner import run_predict
 
+    check_classifier(Path(args.model).expanduser())
     argv = [args.model, args.texts, "--format", args.format, "--text-field", args.text_field]
     return run_predict(argv + (["--output", args.output] if args.output else []))
 
@@ -251,10 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except SpecError as exc:
         for line in str(exc).splitlines():
-            say(f"error: {line}")
+            say(f"error: {redact(line)}")
         return cli_exit_code(exc)
     except CtuneError as exc:
-        say(f"error: {exc}")
+        say(f"error: {redact(str(exc))}")
         return cli_exit_code(exc)
     except KeyboardInterrupt:
         say("interrupted: finished steps are kept; run again to continue")

@@ -19,7 +19,7 @@ from typing import Any
 
 from jobs.storage import cache_dir
 
-VERSION = 1
+VERSION = 2
 """Bump when what an entry means changes (the staged layout, the summary's fields)."""
 
 
@@ -33,6 +33,10 @@ class DatasetSummary:
     n_test: int
     n_corpus: int
     labels: tuple[str, ...]
+    n_nonempty: int
+    """Train texts that are not empty."""
+    n_worded: int
+    """Texts to cluster that keep a word after stop-word removal (sIB needs words)."""
 
 
 def fingerprint(spec: Any, sources: list[str]) -> str | None:

@@ -18,6 +18,7 @@ from controller.spec import DatasetSpec, ExperimentSpec, SpecError
 from jobs.contract.params import clustering_problem
 from jobs.contract.staging import TEST, TRAIN, StagedDataset, corpus, stage, staged_dataset
 from jobs.contract.steps import is_done
+from jobs.contract.texts import count_worded
 from jobs.data import DataError, Examples, default_data_dir, find_split, label_names, read_examples
 from jobs.storage import Store
 
@@ -60,7 +61,10 @@ def read_source(src: str, text_field: str, label_field: str | None) -> Examples:
     texts: list[str] = []
     labels: list[str | None] = []
     for k in keys:
-        raw = store.read_bytes(k).decode("utf-8", errors="strict")
+        try:
+            raw = store.read_bytes(k).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{root}/{k}: not UTF-8 text ({exc.reason})") from None
         parse = parse_csv if k.endswith(".csv") else parse_jsonl
         part = parse(raw, f"{root}/{k}", text_field, label_field)
         texts += part.texts
@@ -106,18 +110,22 @@ def _read(d: DatasetSpec, sources: tuple[str, ...]) -> tuple[StagedDataset, ...]
     if unseen:
         raise DataError(f"dataset {d.name!r}: test labels absent from train: {', '.join(unseen[:5])}")
     staged = staged_dataset(d.name, {TRAIN: train, TEST: test}, labels,
-                            {"name": d.name, "train": len(train), "test": len(test), "labels": list(labels)})
+                            {"name": d.name, "train": len(train), "test": len(test), "labels": list(labels),
+                             "nonempty": sum(1 for t in train.texts if t.strip()),
+                             "worded": count_worded(train.texts)})
     if d.corpus is None:
         return (staged,)
     texts = corpus(train, read_source(sources[2], d.text_field, None))
     return staged, staged_dataset(f"{d.name}-corpus", {TRAIN: texts}, None,
-                                  {"name": d.name, "corpus": len(texts), "train": len(train)})
+                                  {"name": d.name, "corpus": len(texts), "train": len(train),
+                                   "worded": count_worded(texts.texts)})
 
 
 def _summary(staged: tuple[StagedDataset, ...]) -> DatasetSummary:
     stats, corpus_stats = staged[0].stats, staged[-1].stats
     return DatasetSummary(staged[0].prefix, staged[-1].prefix, stats["train"], stats["test"],
-                          corpus_stats.get("corpus", stats["train"]), tuple(stats["labels"]))
+                          corpus_stats.get("corpus", stats["train"]), tuple(stats["labels"]),
+                          stats["nonempty"], corpus_stats["worded"])
 
 
 def prepare(d: DatasetSpec, data_dir: Path | None) -> PreparedDataset:
@@ -144,6 +152,11 @@ def prepare_all(spec: ExperimentSpec, data_dir: Path | None, source: str) -> dic
         problem = clustering_problem(p.summary.n_corpus, spec.clustering.n_clusters) if clustered else None
         if problem:
             problems.append(f"clustering.n_clusters: {name} has {problem}")
+        elif clustered and p.summary.n_worded < spec.clustering.n_clusters:
+            problems.append(f"datasets: {name} has {p.summary.n_worded} texts with a word left after stop-word "
+                            f"removal, fewer than clustering.n_clusters={spec.clustering.n_clusters}")
+        if p.summary.n_nonempty == 0:
+            problems.append(f"datasets: every train text of {name} is empty")
         if len(p.summary.labels) < 2:
             problems.append(f"datasets: {name} has fewer than two labels in its train set")
     if problems:

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from collections.abc import Callable, Mapping
 
 from controller.packing import AUTO_PACK
 
 Command = Callable[[argparse.Namespace], int]
+
+MAX_CELLS = 100_000
+"""Grids above this many cells are refused unless ``--allow-large``: a typo in
+``repetitions`` should be one line, not a process killed for memory."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``error: ctune suggest: --budget: ...``), exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (--help for usage)\n")
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"at least {low}"
+    return parse
 
 SPEC_COMMANDS = (
     ("run", "run every step of the spec that is not done, then report"),
@@ -24,6 +50,8 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
     p.add_argument("spec", help="experiment spec (YAML)")
     p.add_argument("--store", help="store root: a folder or s3://bucket/prefix (default: spec, $CTUNE_STORE, ./store)")
     p.add_argument("--data-dir", help="folder of datasets (default: spec, $CTUNE_DATA_DIR, ../shared/data)")
+    p.add_argument("--allow-large", action="store_true",
+                   help=f"plan a grid of more than {MAX_CELLS:,} cells")
     if name == "logs":
         p.add_argument("step", help="step id, or its first characters")
     if name in ("status", "logs"):
@@ -45,7 +73,7 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
 
 
 def _corpus_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--clusters", type=int, default=50, help="number of clusters (default 50)")
+    p.add_argument("--clusters", type=at_least(2), default=50, help="number of clusters (default 50)")
     p.add_argument("--text-field", default="text")
     p.add_argument("--store", help="where steps are cached (default $CTUNE_STORE, ./store)")
 
@@ -65,7 +93,7 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
     t.set_defaults(fn=commands["train"])
     sg = sub.add_parser("suggest", help="propose which texts to label first (spread over clusters by size)")
     sg.add_argument("corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
-    sg.add_argument("--budget", type=int, required=True, help="how many texts to propose")
+    sg.add_argument("--budget", type=at_least(1), required=True, help="how many texts to propose")
     sg.add_argument("--output", help="JSONL file to write (default: standard output)")
     _corpus_options(sg)
     sg.set_defaults(fn=commands["suggest"])
@@ -80,7 +108,7 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
 
 def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     """``commands``: subcommand name -> the function that runs it."""
-    parser = argparse.ArgumentParser(prog="ctune", description="Cluster & Tune experiments.")
+    parser = Parser(prog="ctune", description="Cluster & Tune experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in SPEC_COMMANDS:
         _spec_command(sub, name, text, commands[name])

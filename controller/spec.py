@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from controller.kube.settings import KubernetesSpec
 from controller.settings import all_settings
+from controller.yamlload import YamlProblem, load_yaml
 from jobs.contract.errors import BadInput
 from jobs.contract.intertrainings import sections
 from jobs.contract.params import (
@@ -134,6 +133,8 @@ def _check_grid(spec: ExperimentSpec) -> list[str]:
         f"name: {spec.name!r} must be lower case letters, digits, '.', '_' or '-' (at most 63)"]
     out += _listed("settings", spec.settings, all_settings(), "setting")
     out += [f"budgets: {b} is not a positive number of labels" for b in spec.budgets if b < 1]
+    out += [f"budgets: {b} is listed twice (each sample would count twice)"
+            for b in sorted({b for b in spec.budgets if spec.budgets.count(b) > 1})]
     if not spec.budgets:
         out.append("budgets: at least one budget is needed")
     if spec.repetitions < 1:
@@ -150,6 +151,18 @@ def _check_sections(spec: ExperimentSpec) -> list[str]:
     if c.method != "sib" and c.embedding == "glove" and c.glove and not Path(c.glove).expanduser().is_file():
         out.append(f"clustering.glove: no such file {c.glove}")
     return out
+
+
+def max_lengths(spec: ExperimentSpec) -> dict[str, int]:
+    """``section.max_length`` of every section that tokenizes, for checks against the model."""
+    parts = {"finetune": spec.finetune, "strong": spec.strong, **{n: spec.section(n) for n in sections()}}
+    return {f"{n}.max_length": v for n, part in parts.items() if isinstance(v := getattr(part, "max_length", None), int)}
+
+
+def grid_cells(spec: ExperimentSpec) -> int:
+    """How many fine-tuning cells the grid holds (an upper bound, before any step is built)."""
+    return (len(spec.datasets) * len(spec.settings) * len(spec.protocols) * len(spec.sampling)
+            * len(spec.budgets) * spec.repetitions)
 
 
 def parse_spec(raw: Any, source: str = "spec") -> ExperimentSpec:
@@ -174,11 +187,11 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     if not path.is_file():
         raise SpecError(str(path), ["no such spec file"])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(str(path), [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+        raw = load_yaml(path)
+    except YamlProblem as exc:
+        raise SpecError(str(path), [str(exc)]) from None
+    except OSError as exc:
+        raise SpecError(str(path), [f"cannot read: {exc.strerror}"]) from None
     return parse_spec(raw, str(path))
 
 

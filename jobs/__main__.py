@@ -19,7 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_OK, CtuneError, job_exit_code
+from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_OK, CtuneError, job_exit_code, redact
 from jobs.contract.steps import LOG, STEP_KINDS, split_step_uri, write_failure
 from jobs.lib.runner import Handler, run_step
 from jobs.storage import open_store
@@ -102,7 +102,7 @@ def _run_one(uri: str, kind: str, handler: Handler) -> int:
         try:
             record = run_step(uri, kind, handler)
         except CtuneError as exc:
-            print(f"error: {kind}: {exc}", file=sys.stderr)
+            print(f"error: {kind}: {redact(str(exc))}", file=sys.stderr)
             code = job_exit_code(exc)
             if code == EXIT_BAD_INPUT:
                 with contextlib.suppress(Exception):

@@ -69,6 +69,7 @@ def _label(value) -> str | None:
 
 
 def parse_jsonl(raw: str, source: str, text_field: str, label_field: str | None) -> Examples:
+    raw = raw.removeprefix("\ufeff")  # a byte-order mark, as spreadsheet exports write
     texts: list[str] = []
     labels: list[str | None] = []
     for lineno, line in enumerate(raw.splitlines(), 1):
@@ -86,7 +87,7 @@ def parse_jsonl(raw: str, source: str, text_field: str, label_field: str | None)
 
 
 def parse_csv(raw: str, source: str, text_field: str, label_field: str | None) -> Examples:
-    reader = csv.DictReader(io.StringIO(raw))
+    reader = csv.DictReader(io.StringIO(raw.removeprefix("\ufeff")))
     if reader.fieldnames is None:
         raise DataError(f"{source}: file is empty")
     if text_field not in reader.fieldnames:
@@ -116,7 +117,11 @@ def _gold(row: dict, field: str | None, source: str, lineno: int) -> str | None:
         return None
     if field not in row or _label(row[field]) is None:
         raise DataError(f"{source}:{lineno}: missing field {field!r}")
-    return _label(row[field])
+    value = row[field]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(f"{source}:{lineno}: field {field!r} must be a string or a number, "
+                        f"got {type(value).__name__} {json.dumps(value)[:40]}")
+    return _label(value)
 
 
 def _nonempty(examples: Examples, source: str) -> Examples:
@@ -130,6 +135,8 @@ def read_examples(path: Path, text_field: str = "text", label_field: str | None 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if path.suffix not in FORMATS:
+        raise DataError(f"{path}: not a {' or '.join(FORMATS)} file")
     try:
         raw = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -19,6 +19,8 @@ steps ran and some failed (:class:`StepsFailed`), ``130`` when interrupted.
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -56,3 +58,13 @@ def job_exit_code(exc: BaseException) -> int:
 def cli_exit_code(exc: CtuneError) -> int:
     """The exit code of ``ctune`` for an error it reports."""
     return EXIT_FAILED if isinstance(exc, StepsFailed) else EXIT_BAD_INPUT
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:x-amz-signature|x-amz-credential|x-amz-security-token|signature|"
+                           r"awsaccesskeyid|token|password)=)[^&\s]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials in URLs masked: ``user:password@`` and signed query values."""
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", text))

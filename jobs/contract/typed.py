@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
@@ -22,15 +23,32 @@ def type_name(tp: Any) -> str:
     return str(names.get(tp) or getattr(tp, "__name__", tp))
 
 
+def _fits(value: Any, tp: Any) -> bool:
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return tp is str and isinstance(value, str)
+
+
+def _range_problem(value: Any, tp: Any, where: str) -> str | None:
+    """Values no field takes: an infinite or NaN number, a seed outside numpy's range."""
+    if tp is float and not math.isfinite(value):
+        return f"{where}: must be a finite number, got {value!r}"
+    if tp is int and where.rsplit(".", 1)[-1].endswith("seed") and not 0 <= value < 2**32:
+        return f"{where}: a seed is between 0 and 2**32 - 1, got {value!r}"
+    return None
+
+
 def _scalar(value: Any, tp: Any, where: str, problems: list[str], exact: bool) -> Any:
-    ok = (
-        (tp is bool and isinstance(value, bool))
-        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
-        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-        or (tp is str and isinstance(value, str))
-    )
-    if not ok:
+    if not _fits(value, tp):
         problems.append(f"{where}: expected {type_name(tp)}, got {type(value).__name__} {value!r}")
+        return None
+    problem = _range_problem(value, tp, where)
+    if problem:
+        problems.append(problem)
         return None
     return float(value) if tp is float and not exact else value
 

@@ -9,35 +9,16 @@ spaces that gives the same tokens as a whitespace split, without NLTK data downl
 
 from __future__ import annotations
 
-import re
-import string
 from collections.abc import Sequence
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 import scipy.sparse as sp
 import snowballstemmer
 from sklearn.feature_extraction.text import CountVectorizer
 
-_PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))
+from jobs.contract.texts import normalize, stop_words
 
-
-@lru_cache(maxsize=1)
-def stop_words() -> tuple[str, ...]:
-    text = resources.files("jobs.lib").joinpath("stop_words.txt").read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines() if line.strip())
-
-
-@lru_cache(maxsize=1)
-def _stop_pattern() -> re.Pattern:
-    return re.compile(r"\b(" + "|".join(re.escape(w) for w in stop_words()) + r")\b")
-
-
-def normalize(text: str) -> str:
-    """Lower case, drop stop words, punctuation to spaces, collapse whitespace."""
-    text = re.sub(r" +", " ", _stop_pattern().sub("", str(text).lower())).strip()
-    return " ".join(text.translate(_PUNCTUATION).split())
+__all__ = ["StemmedBagOfWords", "normalize", "stem_texts", "stop_words", "top_terms"]
 
 
 class _Stemmer:
