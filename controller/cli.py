@@ -22,7 +22,7 @@ from controller.spec import ExperimentSpec, SpecError, grid_cells, load_spec, ma
 from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CtuneError, cli_exit_code, redact
 from jobs.contract.params import ClusterParams
 from jobs.contract.steps import STEP_KINDS
-from jobs.data import output_stream
+from jobs.data import DataError, output_stream
 from jobs.storage import Store, open_store
 
 
@@ -227,6 +227,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from controller.modelcheck import check_classifier
     from controller.practitioner import run_predict
 
+    if not Path(args.texts).is_file():
+        raise DataError(f"{args.texts}: no such file")
     check_classifier(Path(args.model).expanduser())
     argv = [args.model, args.texts, "--format", args.format, "--text-field", args.text_field]
     return run_predict(argv + (["--output", args.output] if args.output else []))
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"error: {redact(line)}")
         return cli_exit_code(exc)
     except CtuneError as exc:
-        say(f"error: {redact(str(exc))}")
+        say(f"error: {redact(' '.join(str(exc).split()))}")  # one line, even for a library's message
         return cli_exit_code(exc)
     except KeyboardInterrupt:
         say("interrupted: finished steps are kept; run again to continue")

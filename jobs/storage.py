@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -124,6 +125,9 @@ class LocalStore:
         return path
 
 
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+
+
 class S3Store:
     """``s3://bucket/prefix`` on any S3-compatible server.
 
@@ -137,6 +141,11 @@ class S3Store:
         bucket, _, prefix = rest.partition("/")
         if not bucket:
             raise StoreError(f"invalid S3 URI {uri!r}: no bucket")
+        if "@" in bucket:
+            raise StoreError("an s3:// store URI carries no credentials (user:password@): "
+                             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
+        if not _BUCKET.match(bucket):
+            raise StoreError(f"invalid S3 URI {uri!r}: bucket names are 3-63 letters, digits, '.', '-' or '_'")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.root = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
