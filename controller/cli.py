@@ -71,8 +71,9 @@ class Progress:
         self.finished += 1
         mark = {"done": "ok", "failed": "FAILED", "blocked": "blocked"}[e.kind]
         elapsed = time.time() - self.t0
+        how = f"{e.detail}; " if e.kind == "done" and e.detail else ""
         say(f"[{self.finished}/{self.total}] {mark:<7} {e.step.kind:<10} {e.step.label} "
-            f"({e.seconds:.0f}s; {elapsed / 60:.1f} min elapsed)")
+            f"({how}{e.seconds:.0f}s; {elapsed / 60:.1f} min elapsed)")
         if e.kind == "failed":
             for line in e.detail.splitlines():
                 say(f"    | {line}")

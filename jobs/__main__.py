@@ -19,8 +19,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_OK, CtuneError, job_exit_code, redact
-from jobs.contract.steps import LOG, STEP_KINDS, split_step_uri, write_failure
+from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_OK, Claimed, CtuneError, job_exit_code, redact
+from jobs.contract.steps import LOG, STEP_KINDS, is_done, split_step_uri, write_failure
 from jobs.lib.runner import Handler, run_step
 from jobs.storage import open_store
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         code = _run_one(uri, args.kind, handler)
         if code == EXIT_BAD_INPUT:
             worst = code  # reported in the store (_FAILED); the pack's other cells may be fine
+        elif code == EXIT_CLAIMED:
+            worst = worst or code  # another process computes it; the pack's other cells go on
         elif code:
             return code
     return worst
@@ -75,11 +77,14 @@ class _Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def _log_to_store(uri: str) -> Iterator[None]:
+def _log_to_store(uri: str) -> Iterator[dict]:
     """With CTUNE_LOG_TO_STORE=1 (set in Kubernetes pods), the step's output is also saved
-    in the store as its log.txt, whatever the outcome: pod logs vanish with the pod."""
+    in the store as its log.txt, whatever the outcome: pod logs vanish with the pod. Not when
+    this process did not run the step (done before, or claimed by another): the log there is
+    the one of the process that did."""
+    keep = {"write": True}
     if os.environ.get("CTUNE_LOG_TO_STORE") != "1":
-        yield
+        yield keep
         return
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
@@ -88,19 +93,29 @@ def _log_to_store(uri: str) -> Iterator[None]:
     old_err, old_out = sys.stderr, sys.stdout
     sys.stderr, sys.stdout = _Tee(old_err, buffer), _Tee(old_out, buffer)
     try:
-        yield
+        yield keep
     finally:
         sys.stderr, sys.stdout = old_err, old_out
         logging.getLogger().removeHandler(handler)
-        with contextlib.suppress(Exception):
-            root, prefix = split_step_uri(uri)
-            open_store(root).write_bytes(f"{prefix}/{LOG}", buffer.getvalue().encode())
+        if keep["write"]:
+            with contextlib.suppress(Exception):
+                root, prefix = split_step_uri(uri)
+                open_store(root).write_bytes(f"{prefix}/{LOG}", buffer.getvalue().encode())
 
 
 def _run_one(uri: str, kind: str, handler: Handler) -> int:
-    with _log_to_store(uri):
+    with _log_to_store(uri) as log:
         try:
+            root, prefix = split_step_uri(uri)
+            if is_done(open_store(root), prefix):
+                log["write"] = False
+                print(f"done {kind} {prefix} (already)", file=sys.stderr)
+                return EXIT_OK
             record = run_step(uri, kind, handler)
+        except Claimed as exc:
+            log["write"] = False
+            print(f"claimed: {kind}: {exc}", file=sys.stderr)
+            return EXIT_CLAIMED
         except CtuneError as exc:
             print(f"error: {kind}: {redact(str(exc))}", file=sys.stderr)
             code = job_exit_code(exc)

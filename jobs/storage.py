@@ -35,6 +35,7 @@ class Store(Protocol):
 
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
+    def create_bytes(self, key: str, data: bytes) -> bool: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> None: ...
@@ -88,6 +89,21 @@ class LocalStore:
         tmp.write_bytes(data)
         os.replace(tmp, target)
 
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if absent (atomically: a hard link fails when the name exists);
+        False when it was there already."""
+        target = self._p(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.write_bytes(data)
+        try:
+            os.link(tmp, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def upload_file(self, local: Path, key: str) -> None:
         target = self._p(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +139,11 @@ class LocalStore:
         if not path.is_dir():
             raise StoreError(f"missing in store: {prefix}/")
         return path
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
@@ -189,6 +210,19 @@ class S3Store:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self._call(key, self._client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data)
+
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if absent (a conditional PUT, ``If-None-Match: *``); False when
+        it was there already."""
+        try:
+            self._call(key, self._client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data,
+                       IfNoneMatch="*")
+            return True
+        except StoreError as exc:
+            if isinstance(exc.__cause__, Exception) and _error_code(exc.__cause__) in ("PreconditionFailed", "412",
+                                                                                       "ConditionalRequestConflict", "409"):
+                return False
+            raise
 
     def upload_file(self, local: Path, key: str) -> None:
         self._call(key, self._client.upload_file, str(local), self.bucket, self._k(key))

@@ -172,3 +172,31 @@ def test_packed_cells_give_the_same_results_as_one_process_each(write_spec, tmp_
     assert first.stderr.count("  ... finetune") == 4 and "more cell(s)" not in first.stderr
     assert second.stderr.count("  ... finetune") == 2  # 2 packs (bert, clust) of 2 cells
     assert second.stderr.count("(+1 more cell(s) in this process)") == 3  # and the probes' pack
+
+
+def test_two_controllers_on_one_store_compute_each_step_once(write_spec, tmp_path, ctune_background, committed,
+                                                            results):
+    # GIVEN the same spec started twice on one store, the second a moment after the first
+    spec = write_spec(repetitions=3)
+    store = tmp_path / "store"
+    first = ctune_background("run", str(spec), "--pack", "1", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    second = ctune_background("run", str(spec), "--pack", "1", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    outs = [p.communicate(timeout=900) for p in (first, second)]
+    # THEN both finish cleanly with the whole grid
+    assert first.returncode == 0 and second.returncode == 0, [o[1][-2000:] for o in outs]
+    done = committed(store)
+    assert len(done) == 8
+    # AND no step was computed twice: one claim generation each, and no output rewritten after _SUCCESS
+    for prefix, record in done.items():
+        generations = sorted(p.name for p in (store / prefix / "_claims").iterdir())
+        assert generations == ["00000000"], f"{prefix} claimed {len(generations)} times"
+        assert record["claim"] == 0
+        committed_at = (store / prefix / "_SUCCESS").stat().st_mtime
+        late = [p.name for p in (store / prefix).rglob("*") if p.is_file() and p.stat().st_mtime > committed_at
+                and p.name != "log.txt" and "_claims" not in p.parts]
+        assert not late, f"{prefix}: {late} written after its commit"
+    # (both set out to run the whole grid: they overlapped)
+    assert all("running 8 of 8 steps (0 already done)" in err for _, err in outs)
+    assert len(results(store / "experiments/tiny/report/results.csv")) == 6

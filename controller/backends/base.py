@@ -30,6 +30,8 @@ class RunResult:
     failed: dict[str, str] = field(default_factory=dict)
     blocked: list[str] = field(default_factory=list)
     already_done: int = 0
+    elsewhere: list[str] = field(default_factory=list)
+    """Steps another controller's process computed while this run waited for them."""
 
     @property
     def ok(self) -> bool:

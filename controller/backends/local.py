@@ -23,7 +23,8 @@ from pathlib import Path
 from controller.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
 from controller.packing import JobUnit, pack_units
 from controller.plan import Plan
-from jobs.contract.errors import BadInput
+from jobs.contract import claims
+from jobs.contract.errors import EXIT_CLAIMED, BadInput
 from jobs.contract.steps import LOG, StepSpec, done_steps, is_done, step_uri
 from jobs.storage import Store
 
@@ -66,6 +67,11 @@ class _Running:
     started: float
 
 
+def _held_elsewhere(store: Store, step: StepSpec) -> bool:
+    held = claims.current(store, step.prefix)
+    return held is not None and held.live()
+
+
 def unit_deps(unit: JobUnit) -> set[str]:
     """The steps a unit reads that it does not run itself."""
     return {d for s in unit.steps for d in s.deps()} - {s.id for s in unit.steps}
@@ -81,6 +87,7 @@ class LocalBackend:
         self.pack = max(1, pack)
         self.python = python
         self.poll_s = poll_s
+        self.wait_poll_s = max(poll_s, 1.0)
 
     def _launch(self, unit: JobUnit, logdir: Path) -> _Running:
         log = logdir / f"{unit.name}.log"
@@ -115,7 +122,8 @@ class LocalBackend:
         self.store.write_bytes(f"{step.prefix}/{LOG}", output.encode())
         return tail(output)
 
-    def _collect(self, done: set[str], running: dict[str, _Running], result: RunResult, on_event: OnEvent) -> None:
+    def _collect(self, done: set[str], running: dict[str, _Running], waiting: dict[str, StepSpec],
+                 result: RunResult, on_event: OnEvent) -> None:
         for name, r in list(running.items()):
             code = r.proc.poll()
             for step in r.unit.steps:  # a pack commits its cells one by one
@@ -128,9 +136,24 @@ class LocalBackend:
             del running[name]
             output = r.log.read_text(errors="replace")
             for step in r.unit.steps:
-                if step.id not in done:
+                if step.id not in done and (code == EXIT_CLAIMED or _held_elsewhere(self.store, step)):
+                    waiting[step.id] = step  # another controller's process may compute it: see later
+                elif step.id not in done:
                     result.failed[step.id] = self._failure(step, output)
                     on_event(Event("failed", step, time.time() - r.started, result.failed[step.id]))
+
+    def _recheck_waiting(self, waiting: dict[str, StepSpec], pending: list[JobUnit], done: set[str],
+                         result: RunResult, on_event: OnEvent) -> None:
+        """Steps claimed by another process: done there, or to run here once its claim lapsed."""
+        for sid, step in list(waiting.items()):
+            if is_done(self.store, step.prefix):
+                del waiting[sid]
+                done.add(sid)
+                result.elsewhere.append(sid)
+                on_event(Event("done", step, detail="by another process"))
+            elif not _held_elsewhere(self.store, step):
+                del waiting[sid]
+                pending.insert(0, JobUnit((step,)))
 
     def run(self, plan: Plan, on_event: OnEvent = lambda e: None) -> RunResult:
         check_job_packages()
@@ -141,12 +164,17 @@ class LocalBackend:
         todo = [s for sid, s in plan.steps.items() if sid not in done]
         pending = pack_units(todo, self.pack)
         running: dict[str, _Running] = {}
+        waiting: dict[str, StepSpec] = {}
         logdir = Path(tempfile.mkdtemp(prefix="ctune-logs-"))
+        rechecked = 0.0
         try:
-            while pending or running:
+            while pending or running or waiting:
                 self._start_ready(pending, done, running, result, logdir, on_event)
-                self._collect(done, running, result, on_event)
-                if running:
+                self._collect(done, running, waiting, result, on_event)
+                if waiting and time.time() - rechecked > self.wait_poll_s:
+                    self._recheck_waiting(waiting, pending, done, result, on_event)
+                    rechecked = time.time()
+                if running or waiting:
                     time.sleep(self.poll_s)
         finally:
             for r in running.values():

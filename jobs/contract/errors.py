@@ -9,6 +9,8 @@ A job (``python -m jobs``) exits with
 * ``2`` (:data:`EXIT_BAD_INPUT`) when an error is not retryable: a bad input or parameter,
   a missing or refused object in the store. The step writes ``_FAILED``; a Kubernetes Job
   is stopped (``podFailurePolicy``) instead of retried;
+* ``75`` (:data:`EXIT_CLAIMED`) when another live process holds the step's claim
+  (``jobs.contract.claims``): nothing was computed; the step is done, or will be, elsewhere;
 * ``1`` (:data:`EXIT_FAILED`) for a retryable error (the store cannot be reached) and for
   anything unexpected (a traceback): the Job controller may retry the pod.
 
@@ -25,6 +27,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_CLAIMED = 75
 
 
 class CtuneError(Exception):
@@ -42,6 +45,12 @@ class JobError(BadInput):
     """A step's inputs or parameters are wrong, found by the job."""
 
 
+class Claimed(CtuneError):
+    """Another live process holds the step's claim: this one must not compute it now."""
+
+    retryable = True
+
+
 class StepsFailed(CtuneError):
     """Steps ran and some failed; their logs were shown."""
 
@@ -50,6 +59,8 @@ class StepsFailed(CtuneError):
 
 def job_exit_code(exc: BaseException) -> int:
     """The exit code of a job that raised ``exc``."""
+    if isinstance(exc, Claimed):
+        return EXIT_CLAIMED
     if isinstance(exc, CtuneError) and not exc.retryable:
         return EXIT_BAD_INPUT
     return EXIT_FAILED

@@ -6,6 +6,7 @@ The commit is ``_SUCCESS``, written last and only once every output the kind mus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -18,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+from jobs.contract.claims import Claimed, Heartbeat, acquire, current, new_owner, release
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import MODEL, REQUIRED
 from jobs.contract.params import Params
@@ -48,6 +50,8 @@ class StepContext(Generic[P]):
     outputs: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per phase, recorded in ``_SUCCESS``."""
+    guard: Callable[[], None] = lambda: None
+    """Raises once this process may no longer hold the step's claim: checked before each write."""
 
     @property
     def params(self) -> P:
@@ -72,6 +76,7 @@ class StepContext(Generic[P]):
         return model
 
     def put_bytes(self, name: str, data: bytes) -> None:
+        self.guard()
         self.store.write_bytes(f"{self.prefix}/{name}", data)
         self.outputs.append(name)
 
@@ -81,6 +86,7 @@ class StepContext(Generic[P]):
     def put_dir(self, local: Path, name: str) -> None:
         for path in sorted(Path(local).rglob("*")):
             if path.is_file():
+                self.guard()
                 rel = f"{name}/{path.relative_to(local).as_posix()}"
                 self.store.upload_file(path, f"{self.prefix}/{rel}")
                 self.outputs.append(rel)
@@ -105,17 +111,38 @@ def run_step(uri: str, kind: str, handler: Handler) -> dict:
     if is_done(store, prefix):
         return read_record(store, prefix)
     _check_inputs(store, spec)
+    claim = acquire(store, prefix, new_owner())
+    if claim is None:
+        held = current(store, prefix)
+        raise Claimed(f"step {prefix} is being computed by {held.owner if held else 'another process'}")
+    beat = Heartbeat(store, claim)
+    try:
+        with beat:
+            record = _compute(store, spec, prefix, kind, handler, beat)
+            beat.check()
+            if is_done(store, prefix):
+                raise Claimed(f"step {prefix} was committed by another process meanwhile")
+            store.write_bytes(f"{prefix}/{MARKER}", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            release(store, beat.claim)
+        raise
+    return record
+
+
+def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Handler, beat: Heartbeat) -> dict:
+    """Run the handler under the claim; the ``_SUCCESS`` record it earns (not yet written)."""
     started = time.time()
     scratch = Path(tempfile.mkdtemp(prefix=f"ctune-{kind}-"))
     try:
-        ctx: StepContext = StepContext(store, spec, prefix, scratch)
+        ctx: StepContext = StepContext(store, spec, prefix, scratch, guard=beat.check)
         summary = handler(ctx) or {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     missing = [name for name in REQUIRED.get(kind, ()) if name not in ctx.outputs]
     if missing:
         raise RuntimeError(f"the {kind} job wrote no {', '.join(missing)}: not committed")
-    record = {
+    return {
         "kind": spec.kind,
         "id": spec.id,
         "label": spec.label,
@@ -125,10 +152,9 @@ def run_step(uri: str, kind: str, handler: Handler) -> dict:
         "summary": summary,
         "versions": versions(),
         "host": socket.gethostname(),
+        "claim": beat.claim.generation,
         "started": started,
         "finished": time.time(),
         "seconds": round(time.time() - started, 3),
         "timings": ctx.timings,
     }
-    store.write_bytes(f"{prefix}/{MARKER}", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
-    return record
