@@ -36,7 +36,7 @@ def unit_sizes(k: KubernetesSpec) -> dict[str, int]:
     return {kind: AUTO_PACK if (kind not in k.gpu_kinds or k.gpus > 0) else 1 for kind in PACKABLE}
 
 
-def _env(k: KubernetesSpec) -> list[dict]:
+def _env(k: KubernetesSpec, job: str) -> list[dict]:
     env: list[dict] = [
         {"name": "HOME", "value": SCRATCH},
         {"name": "TMPDIR", "value": f"{SCRATCH}/tmp"},
@@ -44,6 +44,8 @@ def _env(k: KubernetesSpec) -> list[dict]:
         {"name": "HF_HOME", "value": f"{SCRATCH}/hf"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "CTUNE_LOG_TO_STORE", "value": "1"},
+        # the Job is the claimant: its retried pod takes over the steps of the one that died
+        {"name": "CTUNE_CLAIM_OWNER", "value": f"job/{k.namespace}/{job}"},
     ]
     refs = [{"name": k.s3_secret, "key": key, **({"optional": True} if optional else {})} for key, optional in AWS_KEYS]
     return env + [{"name": ref["key"], "valueFrom": {"secretKeyRef": ref}} for ref in refs]
@@ -74,7 +76,7 @@ def _container(unit: JobUnit, store_root: str, k: KubernetesSpec, gpu: bool) -> 
         "image": k.image,
         "imagePullPolicy": k.image_pull_policy,
         "command": _command(unit, store_root, k.workers),
-        "env": _env(k),
+        "env": _env(k, unit.name),
         "resources": _resources(k, gpu),
         "securityContext": {
             "allowPrivilegeEscalation": False,
