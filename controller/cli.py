@@ -19,9 +19,9 @@ from controller.datasets import PreparedDataset, prepare_all, resolve_data_dir, 
 from controller.parser import MAX_CELLS, build_parser
 from controller.plan import Plan, build_plan
 from controller.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths
-from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CtuneError, cli_exit_code, redact
+from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, CtuneError, cli_exit_code, redact
 from jobs.contract.params import ClusterParams
-from jobs.contract.steps import STEP_KINDS
+from jobs.contract.steps import STEP_KINDS, is_done
 from jobs.data import DataError, output_stream
 from jobs.storage import Store, open_store
 
@@ -92,9 +92,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     finished = 0
     lines = []
     for sid, step in s.plan.steps.items():
-        is_done = step.prefix in done
-        finished += is_done
-        lines.append(f"{'done' if is_done else 'todo':<5} {step.kind:<10} {sid}  {step.label}")
+        committed = step.prefix in done
+        finished += committed
+        lines.append(f"{'done' if committed else 'todo':<5} {step.kind:<10} {sid}  {step.label}")
     print("\n".join(lines))
     print(f"{len(s.plan.steps)} steps: {finished} done, {len(s.plan.steps) - finished} to run "
           f"({len(s.plan.cells)} result cells); store {s.store.root}")
@@ -146,13 +146,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     s = open_session(args)
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)
+    done = _check_inputs(s, plan, committed_steps(s, args.recheck))
     for p in s.prepared.values():
         if stage_prepared(s.store, p):
             say(f"staged {p.name}: {p.summary.n_train} train / {p.summary.n_test} test texts -> {p.prefix}")
     base = f"experiments/{s.spec.name}"
     s.store.write_bytes(f"{base}/spec.yaml", yaml.safe_dump(spec_to_dict(s.spec), sort_keys=False).encode())
     s.store.write_bytes(f"{base}/plan.json", s.plan.to_json().encode())
-    done = committed_steps(s, args.recheck)
     todo = [sid for sid, st in plan.steps.items() if st.prefix not in done]
     if not todo:
         say(f"nothing to run: all {len(plan.steps)} steps of {s.spec.name} are done")
@@ -194,6 +194,57 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     n = cancel(s.spec, s.store, args.kubeconfig)
     say(f"cancelled {s.spec.name}: {n} Job(s) deleted in namespace {s.spec.kubernetes.namespace}")
     return EXIT_OK
+
+
+def _one_step(s: Session, start: str) -> str:
+    matches = [sid for sid in s.plan.steps if sid.startswith(start)]
+    if len(matches) != 1:
+        what = "no step" if not matches else f"{len(matches)} steps"
+        raise BadInput(f"{what} of {s.spec.name} with an id starting with {start!r} (see ctune plan)")
+    return matches[0]
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from controller.verify import check, uncommit_broken
+
+    s = open_session(args)
+    done = committed_steps(s, recheck=True)
+    datasets = {p for prep in s.prepared.values() for p in {prep.prefix, prep.corpus_prefix}}
+    broken = check(s.store, done | {p for p in datasets if is_done(s.store, p)}, deep=args.deep)
+    for prefix, problems in broken.items():
+        say(f"corrupt: {prefix}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    uncommit_broken(s.store, broken)
+    checked = len(done) + len(datasets)
+    how = "every file hashed" if args.deep else "sizes, small files hashed"
+    outcome = f"{len(broken)} corrupt, uncommitted: `ctune run` computes them again" if broken else "all intact"
+    say(f"verified {checked} committed steps and datasets ({how}): {outcome}")
+    return EXIT_FAILED if broken else EXIT_OK
+
+
+def cmd_invalidate(args: argparse.Namespace) -> int:
+    from controller.verify import dependents, invalidate
+
+    s = open_session(args)
+    sids = dependents(s.plan, _one_step(s, args.step))
+    done = committed_steps(s, recheck=True)
+    removed = invalidate(s.store, s.plan, [sid for sid in sids if s.plan.steps[sid].prefix in done])
+    say(f"invalidated {len(removed)} step(s): {sids[0][:16]} and {len(sids) - 1} computed from it "
+        f"({len(removed)} were committed); `ctune run` computes them again")
+    return EXIT_OK
+
+
+def _check_inputs(s: Session, plan, done: set[str]) -> set[str]:
+    """Uncommit the committed steps the run is about to read whose files do not match their
+    records; the committed set without them."""
+    from controller.verify import check, read_by, uncommit_broken
+
+    todo = [sid for sid, st in plan.steps.items() if st.prefix not in done]
+    datasets = {p for prep in s.prepared.values() for p in {prep.prefix, prep.corpus_prefix}}
+    broken = check(s.store, read_by(plan, todo, datasets) & (done | datasets))
+    for prefix, problems in broken.items():
+        say(f"warning: {prefix} is corrupt ({problems[0]}): computing it again")
+    uncommit_broken(s.store, broken)
+    return done - set(broken)
 
 
 def _practitioner_store(args: argparse.Namespace) -> Store:
@@ -251,7 +302,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "status": cmd_status, "logs": cmd_logs,
-            "cancel": cmd_cancel, "train": cmd_train, "suggest": cmd_suggest, "predict": cmd_predict}
+            "cancel": cmd_cancel, "verify": cmd_verify, "invalidate": cmd_invalidate, "train": cmd_train,
+            "suggest": cmd_suggest, "predict": cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> int:

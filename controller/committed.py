@@ -1,7 +1,8 @@
 """Which of a plan's steps are committed, without listing the whole store every time.
 
-A step, once committed, stays committed (its ``_SUCCESS`` is never removed by this
-project), so what a run saw committed is kept beside the experiment
+A step, once committed, stays committed unless ``ctune verify`` or ``ctune invalidate``
+uncommits it (they then :func:`forget` it in every experiment's record), so what a run saw
+committed is kept beside the experiment
 (``experiments/<name>/committed.json``) and trusted: the store is listed only when a step of
 the plan is not known committed yet. A grid that is done answers from one read; one that
 runs lists the store once per command. ``ctune run --recheck`` lists it whatever the cache
@@ -46,3 +47,12 @@ def remember(store: Store, experiment: str, prefixes: set[str]) -> None:
     """Keep what was seen committed (merged with what was known)."""
     every = sorted(prefixes | _read(store, experiment))
     store.write_bytes(_key(experiment), json.dumps({"steps": every}, separators=(",", ":")).encode())
+
+
+def forget(store: Store, prefixes: set[str]) -> None:
+    """Drop uncommitted steps from every experiment's record (a step may serve several)."""
+    for key in [k for k in store.list("experiments") if k.endswith(f"/{COMMITTED}")]:
+        experiment = key.split("/")[1]
+        known = _read(store, experiment)
+        if known & prefixes:
+            store.write_bytes(key, json.dumps({"steps": sorted(known - prefixes)}, separators=(",", ":")).encode())

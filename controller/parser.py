@@ -42,6 +42,8 @@ SPEC_COMMANDS = (
     ("status", "what is done, what failed, and (--kubernetes) the experiment's Jobs"),
     ("logs", "print a step's log (from the store, else from its pod)"),
     ("cancel", "stop the experiment's run and delete its Kubernetes Jobs"),
+    ("verify", "check every committed step's files against its commit record; uncommit what differs"),
+    ("invalidate", "remove a step and every step computed from it, to compute them again"),
 )
 
 
@@ -52,8 +54,10 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
     p.add_argument("--data-dir", help="folder of datasets (default: spec, $CTUNE_DATA_DIR, ../shared/data)")
     p.add_argument("--allow-large", action="store_true",
                    help=f"plan a grid of more than {MAX_CELLS:,} cells")
-    if name == "logs":
+    if name in ("logs", "invalidate"):
         p.add_argument("step", help="step id, or its first characters")
+    if name == "verify":
+        p.add_argument("--deep", action="store_true", help="hash every file, not only the small ones")
     if name in ("status", "logs"):
         p.add_argument("--kubernetes", action="store_true", help="also ask the cluster")
     if name == "run":

@@ -38,6 +38,7 @@ class Store(Protocol):
     def create_bytes(self, key: str, data: bytes) -> bool: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
+    def sizes(self, prefix: str) -> dict[str, int]: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def upload_file(self, local: Path, key: str) -> None: ...
@@ -123,6 +124,10 @@ class LocalStore:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".")
         )
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Key -> size in bytes of every object under ``prefix``."""
+        return {key: (self.path / key).stat().st_size for key in self.list(prefix)}
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._p(prefix)
@@ -240,17 +245,24 @@ class S3Store:
         except BotoCoreError as exc:
             raise StoreError(f"cannot reach store {self.root}: {exc}", retryable=True) from exc
 
-    def _iter_keys(self, prefix: str) -> Iterator[str]:
+    def _iter_objects(self, prefix: str) -> Iterator[tuple[str, int]]:
         full = self._k(prefix) + "/"
         paginator = self._client.get_paginator("list_objects_v2")
         pages = self._call(prefix, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full)))
         strip = len(self.prefix) + 1 if self.prefix else 0
         for page in pages:
             for obj in page.get("Contents", []):
-                yield obj["Key"][strip:]
+                yield obj["Key"][strip:], int(obj.get("Size", 0))
+
+    def _iter_keys(self, prefix: str) -> Iterator[str]:
+        return (key for key, _ in self._iter_objects(prefix))
 
     def list(self, prefix: str) -> list[str]:
         return sorted(self._iter_keys(prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Key -> size in bytes of every object under ``prefix``, from one listing."""
+        return dict(self._iter_objects(prefix))
 
     def delete(self, key: str) -> None:
         """Remove one object (none there is fine: S3 answers a delete of nothing with success)."""

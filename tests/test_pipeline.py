@@ -200,3 +200,69 @@ def test_two_controllers_on_one_store_compute_each_step_once(write_spec, tmp_pat
     # (both set out to run the whole grid: they overlapped)
     assert all("running 8 of 8 steps (0 already done)" in err for _, err in outs)
     assert len(results(store / "experiments/tiny/report/results.csv")) == 6
+
+
+def test_corrupted_artifacts_are_found_uncommitted_and_redone(write_spec, tmp_path, ctune, committed, results):
+    # GIVEN a finished tiny grid
+    spec = write_spec()
+    store = tmp_path / "store"
+    assert ctune("run", str(spec)).returncode == 0
+    before = committed(store)
+    report = store / "experiments/tiny/report/results.csv"
+    original = sorted((r["setting"], r["repetition"], r["accuracy"]) for r in results(report))
+    by_kind = {}
+    for prefix, record in before.items():
+        by_kind.setdefault(record["kind"], []).append(prefix)
+    encoder = store / by_kind["intertrain"][0] / "model/model.safetensors"
+    cell = store / sorted(by_kind["finetune"])[0]
+    clusters = store / by_kind["cluster"][0]
+    staged = next(store.glob("datasets/ag_news-*/train.jsonl"))
+    # WHEN files under intact commit records are damaged four ways
+    data = bytearray(encoder.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of the weights: same size
+    encoder.write_bytes(bytes(data))
+    metrics = json.loads((cell / "metrics.json").read_text())
+    (cell / "metrics.json").write_text(json.dumps({**metrics, "accuracy": 0.99}))  # an edited result
+    (cell / "predictions.jsonl").unlink()  # a lost file
+    staged.write_text("\n".join(staged.read_text().splitlines()[:140]) + "\n")  # a cut dataset
+    (clusters / "assignments.json").write_text("{")  # garbage
+    # THEN the cheap check finds all but the flipped bit, the deep one that too; each uncommits what it found
+    cheap = ctune("verify", str(spec))
+    assert cheap.returncode == 1 and "3 corrupt" in cheap.stderr, cheap.stderr  # dataset, clusters, cell
+    deep = ctune("verify", str(spec), "--deep")
+    assert deep.returncode == 1 and "1 corrupt" in deep.stderr, deep.stderr
+    assert not (cell / "_SUCCESS").exists() and (cell / "_CORRUPT").exists()
+    # AND the next run computes exactly those again, with the same results as before
+    again = ctune("run", str(spec))
+    assert again.returncode == 0, again.stderr
+    after = committed(store)
+    redone = {p for p in after if after[p] != before.get(p)}
+    assert redone == {str(cell.relative_to(store)), str(clusters.relative_to(store)),
+                      by_kind["intertrain"][0]}, redone
+    assert sorted((r["setting"], r["repetition"], r["accuracy"]) for r in results(report)) == original
+    assert ctune("verify", str(spec), "--deep").returncode == 0
+
+
+def test_a_run_checks_what_it_reads_and_invalidate_takes_steps_back(write_spec, tmp_path, ctune, committed):
+    spec = write_spec()
+    store = tmp_path / "store"
+    assert ctune("run", str(spec)).returncode == 0
+    before = committed(store)
+    encoder = next(p for p, r in before.items() if r["kind"] == "intertrain")
+    clust_cells = [p for p, r in before.items() if r["kind"] == "finetune" and r["inputs"].get("encoder") == encoder]
+    # WHEN the encoder's config is edited and its cells are taken back
+    config = store / encoder / "model/config.json"
+    config.write_text(config.read_text().replace("}", ', "edited": true}', 1))
+    cell_id = clust_cells[0].rsplit("/", 1)[-1]
+    taken = ctune("invalidate", str(spec), cell_id[:10])
+    assert taken.returncode == 0 and "invalidated 1 step(s)" in taken.stderr, taken.stderr
+    assert not (store / clust_cells[0]).exists()
+    # THEN the run that recomputes the cell first finds the encoder it reads corrupt and redoes it too
+    again = ctune("run", str(spec))
+    assert again.returncode == 0, again.stderr
+    assert f"warning: {encoder} is corrupt" in again.stderr
+    after = committed(store)
+    assert {p for p in after if after[p] != before.get(p)} == {encoder, clust_cells[0]}
+    # AND invalidating the encoder takes back everything computed from it
+    taken = ctune("invalidate", str(spec), encoder.rsplit("/", 1)[-1])
+    assert f"invalidated {1 + len(clust_cells)} step(s)" in taken.stderr, taken.stderr

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from jobs.contract.integrity import CorruptArtifact
 from jobs.storage import Store
 
 ASSIGNMENTS = "assignments.json"
@@ -47,7 +48,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 
 def _json(store: Store, prefix: str, name: str) -> dict:
-    value: dict = json.loads(store.read_bytes(f"{prefix}/{name}"))
+    key = f"{prefix}/{name}"
+    try:
+        value = json.loads(store.read_bytes(key))
+    except (ValueError, UnicodeDecodeError):
+        raise CorruptArtifact(f"{key}: not valid JSON (corrupted? `ctune verify` finds and redoes such steps)") from None
+    if not isinstance(value, dict):
+        raise CorruptArtifact(f"{key}: expected a JSON object")
     return value
 
 

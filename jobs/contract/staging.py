@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.contract import integrity
 from jobs.contract.steps import MARKER, is_done
 from jobs.data import Examples, dump_jsonl, load_jsonl_bytes
 from jobs.storage import Store
@@ -78,7 +79,8 @@ def stage(store: Store, dataset: StagedDataset) -> bool:
         return False
     for name, data in dataset.files.items():
         store.write_bytes(f"{dataset.prefix}/{name}", data)
-    store.write_bytes(f"{dataset.prefix}/{MARKER}", (json.dumps(dict(dataset.stats), indent=2) + "\n").encode())
+    record = {**dataset.stats, integrity.FILES: {name: integrity.entry(data) for name, data in sorted(dataset.files.items())}}
+    store.write_bytes(f"{dataset.prefix}/{MARKER}", (json.dumps(record, indent=2) + "\n").encode())
     return True
 
 
@@ -87,8 +89,10 @@ def has_split(store: Store, prefix: str, split: str) -> bool:
 
 
 def read_split(store: Store, prefix: str, split: str) -> Examples:
+    """A staged split, checked against what staging recorded (a cut or edited file is caught)."""
     key = split_key(prefix, split)
-    return load_jsonl_bytes(store.read_bytes(key), key)
+    data = integrity.check_bytes(key, store.read_bytes(key), integrity.recorded(store, prefix).get(f"{split}.jsonl"))
+    return load_jsonl_bytes(data, key)
 
 
 def read_label_names(store: Store, prefix: str) -> list[str]:

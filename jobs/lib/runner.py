@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+from jobs.contract import integrity
 from jobs.contract.claims import Claimed, Heartbeat, acquire, current, new_owner, release
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import MODEL, REQUIRED
@@ -50,6 +51,8 @@ class StepContext(Generic[P]):
     outputs: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per phase, recorded in ``_SUCCESS``."""
+    files: dict[str, dict] = field(default_factory=dict)
+    """Output name -> size and SHA-256, recorded in ``_SUCCESS``."""
     guard: Callable[[], None] = lambda: None
     """Raises once this process may no longer hold the step's claim: checked before each write."""
 
@@ -79,6 +82,7 @@ class StepContext(Generic[P]):
         self.guard()
         self.store.write_bytes(f"{self.prefix}/{name}", data)
         self.outputs.append(name)
+        self.files[name] = integrity.entry(data)
 
     def put_json(self, name: str, value: Any) -> None:
         self.put_bytes(name, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
@@ -90,6 +94,7 @@ class StepContext(Generic[P]):
                 rel = f"{name}/{path.relative_to(local).as_posix()}"
                 self.store.upload_file(path, f"{self.prefix}/{rel}")
                 self.outputs.append(rel)
+                self.files[rel] = integrity.file_entry(path)
 
 
 Handler = Callable[[StepContext], "dict | None"]
@@ -149,6 +154,7 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
         "params": spec.params.to_params(),
         "inputs": dict(spec.inputs),
         "outputs": sorted(ctx.outputs),
+        integrity.FILES: dict(sorted(ctx.files.items())),
         "summary": summary,
         "versions": versions(),
         "host": socket.gethostname(),
