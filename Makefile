@@ -76,6 +76,9 @@ test: $(STAMP) $(KUBE_STAMP) $(VENV)/.images-test lint ## lint, images (VERSION=
 test-unit: $(STAMP) ## the unit tier alone (no job processes, no control plane)
 	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
 
+test-faults: $(STAMP) ## 20 seeded kill trials of a run (controller or step; SIGKILL, SIGTERM, Ctrl-C), each resumed
+	CTUNE_FAULT_TRIALS=$${CTUNE_FAULT_TRIALS:-20} $(PY) -m pytest -q -s -m faults $(PYTEST_ARGS) tests/test_faults.py
+
 bench: $(STAMP) $(KUBE_STAMP) ## benchmarks, each against a peer measured in the same run (about 15 min)
 	$(PY) -m bench
 	PATH=$(TEST_PATH) $(PY) -m bench.controller
@@ -112,4 +115,4 @@ clean: ## remove the local store of runs and what the tests cache (keeps .venv)
 	rm -rf $${TMPDIR:-/tmp}/ctune-cache* $${TMPDIR:-/tmp}/ctune-kube-* $${TMPDIR:-/tmp}/pytest-of-$$(id -un)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install run plan report kube-tools kube-binaries lint test test-unit bench clean images images-local deploy submit status
+.PHONY: help install run plan report kube-tools kube-binaries lint test test-unit test-faults bench clean images images-local deploy submit status

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,16 @@ from controller.datasets import PreparedDataset, prepare_all, resolve_data_dir, 
 from controller.parser import MAX_CELLS, build_parser
 from controller.plan import Plan, build_plan
 from controller.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths
-from jobs.contract.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, CtuneError, cli_exit_code, redact
+from jobs.contract.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    BadInput,
+    CtuneError,
+    cli_exit_code,
+    redact,
+)
 from jobs.contract.params import ClusterParams
 from jobs.contract.steps import STEP_KINDS, is_done
 from jobs.data import DataError, output_stream
@@ -306,7 +317,17 @@ COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "status": cm
             "suggest": cmd_suggest, "predict": cmd_predict}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop as on Ctrl-C (running jobs stopped, finished steps kept)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     args = build_parser(COMMANDS).parse_args(argv)
     try:
         code: int = args.fn(args)
@@ -318,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     except CtuneError as exc:
         say(f"error: {redact(' '.join(str(exc).split()))}")  # one line, even for a library's message
         return cli_exit_code(exc)
-    except KeyboardInterrupt:
-        say("interrupted: finished steps are kept; run again to continue")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        say(f"{how}: running steps were stopped, finished ones are kept; run again to continue")
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ def _check_s3(name: str) -> dict:
     store = open_store(root)
     if not key or not store.exists(f"{key}/config.json"):
         raise ModelError(f"model {name} has no config.json in the store")
+    _check_tokenizer(name, {k.rsplit("/", 1)[-1] for k in store.list(key)})
     return _config(store.read_bytes(f"{key}/config.json"), f"{name}/config.json")
 
 
@@ -67,8 +68,19 @@ def check_model(name: str, local: bool = True) -> dict | None:
         if not (path / "config.json").is_file():
             raise ModelError(f"model folder {name} has no config.json")
         weight_names(path)
+        _check_tokenizer(name, {p.name for p in path.iterdir()})
         return _config((path / "config.json").read_bytes(), f"{name}/config.json")
     return _check_hub(name)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
+def _check_tokenizer(name: str, files: set[str]) -> None:
+    """transformers builds an empty tokenizer (5 special tokens) from a folder without its files."""
+    if not files & set(TOKENIZER_FILES):
+        raise ModelError(f"model folder {name} has no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...)")
 
 
 def check_lengths(name: str, config: dict | None, lengths: dict[str, int]) -> None:

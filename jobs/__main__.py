@@ -15,11 +15,13 @@ import importlib
 import io
 import logging
 import os
+import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 
-from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_OK, Claimed, CtuneError, job_exit_code, redact
+from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_FAILED, EXIT_OK, Claimed, CtuneError, job_exit_code, redact
 from jobs.contract.steps import LOG, STEP_KINDS, is_done, split_step_uri, write_failure
 from jobs.lib.runner import Handler, run_step
 from jobs.storage import open_store
@@ -27,7 +29,16 @@ from jobs.storage import open_store
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a deleted pod; the local controller gone): stop with every process this job
+    started (sIB's worker pool would otherwise outlive it), when it leads its process group."""
+    if os.getpid() == os.getpgrp() and os.getpid() != 1:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__)
     parser.add_argument("kind", choices=STEP_KINDS)
     parser.add_argument("--step", required=True, action="append", help="URI of the step's step.json in the store")
@@ -124,6 +135,9 @@ def _run_one(uri: str, kind: str, handler: Handler) -> int:
                     root, prefix = split_step_uri(uri)
                     write_failure(open_store(root), prefix, f"{kind}: {exc}")
             return code
+        except Exception:  # a bug or an unforeseen failure: its traceback goes to the step's log too
+            traceback.print_exc()
+            return EXIT_FAILED
         print(f"done {kind} {record['id']} in {record['seconds']:.1f}s", file=sys.stderr)
     return EXIT_OK
 

@@ -21,7 +21,7 @@ import pytest
 from jobs.data import default_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-TIERS = ("unit", "pipeline", "kube", "container")
+TIERS = ("unit", "pipeline", "kube", "container", "faults")
 
 
 def pytest_collection_modifyitems(config, items):

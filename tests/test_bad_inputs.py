@@ -72,6 +72,13 @@ def _truncated(c: Case) -> list[str]:
     return ["run", c.spec(model=str(folder))]
 
 
+def _without(c: Case, *names: str) -> Path:
+    folder = c.model_copy("no-tokenizer")
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    return folder
+
+
 def _latin1(c: Case) -> list[str]:
     spec = c.dataset("latin", "")
     (c.data / "latin" / "train.jsonl").write_bytes(b'{"text": "caf\xe9", "label": "x"}\n')
@@ -150,6 +157,8 @@ CASES: list[tuple[str, Callable[[Case], list[str]], str]] = [
     ("model folder without weights", lambda c: ["run", c.spec(model=str(c.model_copy("light", keep_weights=False)))],
      "has no weights"),
     ("model weights truncated", _truncated, "corrupt weights"),
+    ("model folder without tokenizer", lambda c: ["run", c.spec(model=str(_without(c, "vocab.txt", "tokenizer.json")))],
+     "has no tokenizer"),
     ("predict with an encoder, no head", lambda c: ["predict", c.model, str(c.data / "ag_news" / "test.jsonl")],
      "has no classification head"),
     ("predict texts missing", lambda c: ["predict", c.model, str(c.tmp / "missing.txt")], "missing.txt"),

@@ -3,8 +3,6 @@ two controllers on one store computing every step once."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time

@@ -110,10 +110,13 @@ def test_s3_store_gives_the_same_results_as_local(write_spec, tmp_path, s3_env, 
 
 
 def test_failing_step_is_reported_and_blocks_its_dependents(write_spec, tmp_path, ctune):
-    # a model folder that exists but cannot be loaded: every job using it fails with its error shown
+    # a model folder that passes the checks before the run (a config, whole weights: an empty
+    # safetensors file) but cannot be loaded: every job using it fails with its error shown
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
+    (broken / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    (broken / "model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
     result = ctune("run", str(write_spec(model=str(broken), repetitions=1)))
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "cannot load model" in result.stderr

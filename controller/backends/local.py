@@ -2,12 +2,15 @@
 
 Each process runs the same entry point a container runs (``python -m jobs <kind> --step
 <uri> [--step ...]``, a pack of cells in one process). Each step keeps its own output in the
-store as its ``log.txt``. Children die with the controller
-(``PR_SET_PDEATHSIG``), so a killed run leaves no orphan writing results.
+store as its ``log.txt``. Each job runs in a process group of its own, stopped whole (its
+worker pools too) when the run ends, is interrupted or terminated; if the controller is
+killed, each job gets SIGTERM (``PR_SET_PDEATHSIG``) and stops its group, so a killed run
+leaves no orphan writing results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -32,11 +35,35 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 JOB_PACKAGES = ("torch", "transformers", "sib")
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
+def _job_preexec() -> None:  # runs in the child before exec
+    # a process group of its own: the job and whatever it starts (sIB's worker pool) are
+    # stopped together; and a SIGTERM when the controller dies, on which the job stops its group
+    os.setpgid(0, 0)
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+RUN_DIR_PREFIX = "ctune-run-"
+
+
+def run_dir() -> Path:
+    """This run's temporary folder (the jobs' logs and their TMPDIR), after removing those
+    of runs on this machine whose controller is gone (killed: it could not remove its own)."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{RUN_DIR_PREFIX}*"):
+        pid = old.name[len(RUN_DIR_PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-"))
 
 
 def job_env(jobs: int = 1) -> dict[str, str]:
@@ -91,13 +118,15 @@ class LocalBackend:
 
     def _launch(self, unit: JobUnit, logdir: Path) -> _Running:
         log = logdir / f"{unit.name}.log"
+        env = job_env(self.jobs)
+        env["TMPDIR"] = str(logdir / "tmp")  # scratch folders go with the run's folder
+        (logdir / "tmp").mkdir(exist_ok=True)
         argv = [self.python, "-m", "jobs", unit.kind]
         for step in unit.steps:
             argv += ["--step", step_uri(self.store.root, step.prefix)]
         with open(log, "wb") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=job_env(self.jobs), cwd=PACKAGE_ROOT,
-                                    preexec_fn=_die_with_parent)
+                                    env=env, cwd=PACKAGE_ROOT, preexec_fn=_job_preexec)
         return _Running(unit, proc, log, time.time())
 
     def _start_ready(self, pending: list[JobUnit], done: set[str], running: dict[str, _Running],
@@ -115,12 +144,15 @@ class LocalBackend:
                 running[unit.name] = self._launch(unit, logdir)
                 on_event(start_event(unit))
 
-    def _failure(self, step: StepSpec, output: str) -> str:
-        """The step's own log (a pack's process runs several), else the process's output."""
+    def _failure(self, step: StepSpec, output: str, code: int) -> str:
+        """The step's own log (a pack's process runs several), else the process's output; and
+        how the process ended."""
+        ended = (f"the job process was killed by {signal.Signals(-code).name}" if code < 0
+                 else f"the job process exited with code {code}")
         if self.store.exists(f"{step.prefix}/{LOG}"):
-            return tail(self.store.read_bytes(f"{step.prefix}/{LOG}").decode(errors="replace"))
+            return tail(self.store.read_bytes(f"{step.prefix}/{LOG}").decode(errors="replace")) + f"\n({ended})"
         self.store.write_bytes(f"{step.prefix}/{LOG}", output.encode())
-        return tail(output)
+        return tail(output) + f"\n({ended})"
 
     def _collect(self, done: set[str], running: dict[str, _Running], waiting: dict[str, StepSpec],
                  result: RunResult, on_event: OnEvent) -> None:
@@ -133,13 +165,14 @@ class LocalBackend:
                     on_event(Event("done", step, time.time() - r.started))
             if code is None:
                 continue
+            _stop_group(r.proc)  # what the job started and left (a killed job's worker pool)
             del running[name]
             output = r.log.read_text(errors="replace")
             for step in r.unit.steps:
                 if step.id not in done and (code == EXIT_CLAIMED or _held_elsewhere(self.store, step)):
                     waiting[step.id] = step  # another controller's process may compute it: see later
                 elif step.id not in done:
-                    result.failed[step.id] = self._failure(step, output)
+                    result.failed[step.id] = self._failure(step, output, code)
                     on_event(Event("failed", step, time.time() - r.started, result.failed[step.id]))
 
     def _recheck_waiting(self, waiting: dict[str, StepSpec], pending: list[JobUnit], done: set[str],
@@ -165,7 +198,7 @@ class LocalBackend:
         pending = pack_units(todo, self.pack)
         running: dict[str, _Running] = {}
         waiting: dict[str, StepSpec] = {}
-        logdir = Path(tempfile.mkdtemp(prefix="ctune-logs-"))
+        logdir = run_dir()
         rechecked = 0.0
         try:
             while pending or running or waiting:
@@ -178,6 +211,6 @@ class LocalBackend:
                     time.sleep(self.poll_s)
         finally:
             for r in running.values():
-                r.proc.kill()
+                _stop_group(r.proc)
             shutil.rmtree(logdir, ignore_errors=True)
         return result

@@ -16,7 +16,8 @@ A job (``python -m jobs``) exits with
 
 The ``ctune`` command exits with ``2`` when it could not start what was asked because of
 its input or environment (spec, data, model, store, cluster; nothing was run), ``1`` when
-steps ran and some failed (:class:`StepsFailed`), ``130`` when interrupted.
+steps ran and some failed (:class:`StepsFailed`), ``130`` when interrupted (Ctrl-C), ``143``
+when terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 EXIT_CLAIMED = 75
 
 

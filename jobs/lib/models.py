@@ -99,12 +99,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+_MISMATCH = "ignore_mismatched_sizes"
+"""In transformers' error when a checkpoint's tensors do not fit the shapes its config gives."""
+
+
+def _cannot_load(name: str, exc: Exception) -> JobError:
+    if _MISMATCH in str(exc):
+        return JobError(f"cannot load model {name!r}: its weights do not fit the shapes its config.json gives")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return JobError(f"cannot load model {name!r}: {first}")
+
+
 def load_pretrained(loader, name: str, **kwargs):
     try:
         return loader(resolve_model(name), **kwargs)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JobError(f"cannot load model {name!r}: {first}") from None
+        raise _cannot_load(name, exc) from None
+    except RuntimeError as exc:
+        if _MISMATCH in str(exc):
+            raise _cannot_load(name, exc) from None
+        raise
 
 
 _TOKENIZERS: dict[str, object] = {}
@@ -162,7 +176,11 @@ def load_classifier(name: str, num_labels: int, seed: int):
         # a copy: the model's parameters would otherwise be the cached tensors, trained in place
         return model_class.from_pretrained(None, config=config, state_dict={k: v.clone() for k, v in weights.items()})
     except (OSError, ValueError) as exc:
-        raise JobError(f"cannot load model {name!r}: {str(exc).strip().splitlines()[0]}") from None
+        raise _cannot_load(name, exc) from None
+    except RuntimeError as exc:
+        if _MISMATCH in str(exc):
+            raise _cannot_load(name, exc) from None
+        raise
 
 
 def check_max_length(model, max_length: int) -> None:
