@@ -108,6 +108,7 @@ class ExperimentSpec:
 
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+"""Names that become store keys, folder names and Kubernetes label values."""
 
 
 def _listed(key: str, values: tuple, known: tuple[str, ...] | dict, what: str) -> list[str]:
@@ -121,6 +122,8 @@ def _listed(key: str, values: tuple, known: tuple[str, ...] | dict, what: str) -
 def _check_datasets(spec: ExperimentSpec) -> list[str]:
     out = [] if spec.datasets else ["datasets: at least one dataset is needed"]
     names = [d.name for d in spec.datasets]
+    out += [f"datasets[{i}].name: {n!r} must be lower case letters, digits, '.', '_' or '-' (at most 63): "
+            "it names folders and store keys" for i, n in enumerate(names) if not _NAME.match(n) or ".." in n]
     out += [f"datasets: {dup!r} is listed twice" for dup in sorted({n for n in names if names.count(n) > 1})]
     for i, d in enumerate(spec.datasets):
         out += [f"datasets[{i}].{key}: must be positive, got {getattr(d, key)}"

@@ -11,7 +11,9 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +27,11 @@ TRANSIENT_S3 = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeo
 class StoreError(CtuneError, RuntimeError):
     """The store cannot be reached (retryable), or refused or lacks an object (not retryable)."""
 
-    def __init__(self, message: str, retryable: bool = False):
+    def __init__(self, message: str, retryable: bool = False, outage: bool = False):
         super().__init__(message)
         self.retryable = retryable
+        self.outage = outage
+        """The store stopped answering for longer than the outage window (mid-run)."""
 
 
 class Store(Protocol):
@@ -51,6 +55,18 @@ def _clean(key: str) -> str:
     if not key or any(part in ("", ".", "..") for part in key.split("/")):
         raise StoreError(f"invalid store key {key!r}")
     return key
+
+
+OUTAGE_ENV = "CTUNE_STORE_OUTAGE_S"
+DEFAULT_OUTAGE_S = 180.0
+
+
+def outage_window_s() -> float:
+    """How long a store that stops answering mid-run is waited for (``CTUNE_STORE_OUTAGE_S``)."""
+    try:
+        return max(0.0, float(os.environ.get(OUTAGE_ENV, DEFAULT_OUTAGE_S)))
+    except ValueError:
+        return DEFAULT_OUTAGE_S
 
 
 def cache_dir() -> Path:
@@ -146,7 +162,7 @@ class LocalStore:
         return path
 
 
-def _error_code(exc: Exception) -> str:
+def _error_code(exc: BaseException | None) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
@@ -173,6 +189,7 @@ class S3Store:
         if not _BUCKET.match(bucket):
             raise StoreError(f"invalid S3 URI {uri!r}: bucket names are 3-63 letters, digits, '.', '-' or '_'")
         self.bucket = bucket
+        self.outage_s = outage_window_s()
         self.prefix = prefix.strip("/")
         self.root = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
         import boto3
@@ -188,7 +205,7 @@ class S3Store:
         key = _clean(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _call(self, what: str, fn, *args, **kwargs):
+    def _once(self, what: str, fn, *args, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -201,17 +218,43 @@ class S3Store:
         except BotoCoreError as exc:
             raise StoreError(f"cannot reach store {self.root}: {exc}", retryable=True) from exc
 
+    def _call(self, what: str, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, riding out an outage (connection errors, 5xx, throttling)
+        for up to ``outage_s`` seconds with backoff; then a StoreError with ``outage`` set."""
+        return self._within(self.outage_s, what, fn, *args, **kwargs)
+
+    def _within(self, window: float, what: str, fn, *args, **kwargs):
+        deadline, delay = None, 0.5
+        while True:
+            try:
+                return self._once(what, fn, *args, **kwargs)
+            except StoreError as exc:
+                if not exc.retryable or window <= 0:
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + window
+                    print(f"store {self.root} not answering ({str(exc).split(': ', 1)[-1][:120]}); "
+                          f"retrying for up to {window:.0f} s", file=sys.stderr, flush=True)
+                if now >= deadline:
+                    raise StoreError(f"store {self.root} unreachable for more than {window:.0f} s: {exc}",
+                                     retryable=True, outage=True) from exc
+                time.sleep(min(delay, max(0.0, deadline - now)))
+                delay = min(delay * 2, 15.0)
+
     def check(self) -> None:
+        """Before anything runs: an unreachable store is an error now, not an outage to wait out."""
         try:
-            self._call(f"bucket {self.bucket}", self._client.head_bucket, Bucket=self.bucket)
+            self._within(0, f"bucket {self.bucket}", self._client.head_bucket, Bucket=self.bucket)
         except StoreError as exc:
             if str(exc).startswith("missing"):
                 raise StoreError(f"store {self.root}: bucket {self.bucket} does not exist") from None
             raise
 
     def read_bytes(self, key: str) -> bytes:
-        obj = self._call(key, self._client.get_object, Bucket=self.bucket, Key=self._k(key))
-        return obj["Body"].read()
+        # the body is read inside the retried call: a connection cut mid-body is retried too
+        data: bytes = self._call(key, lambda: self._client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"].read())
+        return data
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self._call(key, self._client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data)
@@ -233,17 +276,13 @@ class S3Store:
         self._call(key, self._client.upload_file, str(local), self.bucket, self._k(key))
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._k(key))
+            self._call(key, self._client.head_object, Bucket=self.bucket, Key=self._k(key))
             return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
+        except StoreError as exc:
+            if str(exc).startswith("missing in store") or _error_code(exc.__cause__) in ("NotFound", "404"):
                 return False
-            raise StoreError(f"store {self.root} refused {key}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"cannot reach store {self.root}: {exc}", retryable=True) from exc
+            raise
 
     def _iter_objects(self, prefix: str) -> Iterator[tuple[str, int]]:
         full = self._k(prefix) + "/"

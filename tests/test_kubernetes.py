@@ -195,7 +195,8 @@ def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spe
     assert 1 <= len(tries) <= 2 and all(r.exit_code == 2 for r in tries), [(r.exit_code, r.output[-300:]) for r in tries]
     assert time.time() - t0 < 120
     status = ctune("status", str(bad), "--kubernetes", kubeconfig=rig.kubeconfig())
-    assert status.returncode == 0 and "FAILED" in status.stdout, status.stdout
+    assert status.returncode == 0 and "failed: finetune" in status.stdout and "cannot load model" in status.stdout, \
+        status.stdout
 
 
 def test_backend_needs_an_s3_store_and_a_reachable_cluster(write_spec, tmp_path, s3_env, ctune):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from jobs.contract.steps import STEP_KINDS
 
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -64,6 +65,9 @@ class KubernetesSpec:
     def _name_problems(self) -> list[str]:
         out = [f"{key}: {getattr(self, key)!r} is not a valid Kubernetes name"
                for key in ("namespace", "service_account") if not _DNS_LABEL.match(getattr(self, key))]
+        out += [f"{key}: {getattr(self, key)!r} is not a valid Kubernetes name"
+                for key in ("s3_secret", "priority_class", "queue")
+                if getattr(self, key) and not _DNS_SUBDOMAIN.match(getattr(self, key))]
         if not self.image.strip():
             out.append("image: must not be empty")
         if self.image_pull_policy not in PULL_POLICIES:

@@ -107,7 +107,11 @@ def acquire(store: Store, prefix: str, owner: str, ttl: float | None = None) -> 
     if held is not None and held.live():
         return None
     claim = Claim(prefix, 0 if held is None else held.generation + 1, owner, time.time() + ttl)
-    return claim if store.create_bytes(claim.key, claim.to_bytes()) else None
+    if store.create_bytes(claim.key, claim.to_bytes()):
+        return claim
+    # refused: another claimant, or our own PUT that landed before a connection reset and was retried
+    now_held = current(store, prefix)
+    return now_held if now_held is not None and now_held.owner == owner else None
 
 
 def release(store: Store, claim: Claim) -> None:

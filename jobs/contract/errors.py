@@ -16,8 +16,9 @@ A job (``python -m jobs``) exits with
 
 The ``ctune`` command exits with ``2`` when it could not start what was asked because of
 its input or environment (spec, data, model, store, cluster; nothing was run), ``1`` when
-steps ran and some failed (:class:`StepsFailed`), ``130`` when interrupted (Ctrl-C), ``143``
-when terminated (SIGTERM).
+steps ran and some failed (:class:`StepsFailed`), ``3`` when the store stopped answering
+mid-run for longer than its outage window (``CTUNE_STORE_OUTAGE_S``), ``130`` when
+interrupted (Ctrl-C), ``143`` when terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_STORE_OUTAGE = 3
 EXIT_CLAIMED = 75
 
 
@@ -70,6 +72,8 @@ def job_exit_code(exc: BaseException) -> int:
 
 def cli_exit_code(exc: CtuneError) -> int:
     """The exit code of ``ctune`` for an error it reports."""
+    if getattr(exc, "outage", False):
+        return EXIT_STORE_OUTAGE
     return EXIT_FAILED if isinstance(exc, StepsFailed) else EXIT_BAD_INPUT
 
 

@@ -1,0 +1,124 @@
+"""A TCP proxy on 127.0.0.1 in front of the test S3 server that injects store faults.
+
+Per connection, seeded: reset at once, answer the first request with ``503 SlowDown`` or
+``500 InternalError``, cut the stream after a random number of bytes, or forward it slowly;
+and ``down`` (the server "stopped": every connection reset) switched on and off by a test.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    reset: float = 0.0
+    error: float = 0.0
+    cut: float = 0.0
+    slow: float = 0.0
+    slow_s: float = 0.5
+    seed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+_ERROR = ("HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n"
+          "{body}")
+_BODY = "<Error><Code>{code}</Code><Message>injected</Message></Error>"
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, faults: Faults):
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.faults = faults
+        self.rng = random.Random(faults.seed)
+        self.down = False
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop = True
+        self._server.close()
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.faults.counts[what] = self.faults.counts.get(what, 0) + 1
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _choose(self) -> str:
+        f = self.faults
+        with self._lock:
+            roll = self.rng.random()
+        for name, p in (("reset", f.reset), ("error", f.error), ("cut", f.cut), ("slow", f.slow)):
+            if roll < p:
+                return name
+            roll -= p
+        return "pass"
+
+    def _serve(self, client: socket.socket) -> None:
+        fault = "down" if self.down else self._choose()
+        if fault != "pass":
+            self._count(fault)
+        if fault in ("down", "reset"):
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            client.close()  # RST
+            return
+        if fault == "error":
+            client.settimeout(5)
+            with client:
+                try:
+                    client.recv(65536)
+                    code, status = self.rng.choice([("SlowDown", "503 Slow Down"),
+                                                    ("InternalError", "500 Internal Server Error")])
+                    body = _BODY.format(code=code)
+                    client.sendall(_ERROR.format(status=status, n=len(body), body=body).encode())
+                except OSError:
+                    pass
+            return
+        try:
+            server = socket.create_connection(self.upstream, timeout=30)
+        except OSError:
+            client.close()
+            return
+        budget = self.rng.randint(200, 20_000) if fault == "cut" else None
+        delay = self.faults.slow_s if fault == "slow" else 0.0
+        threading.Thread(target=self._pipe, args=(client, server, budget, delay), daemon=True).start()
+        self._pipe(server, client, None, 0.0)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, budget: int | None, delay: float) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data or self.down:
+                    break
+                if delay:
+                    time.sleep(delay)
+                if budget is not None:
+                    if len(data) >= budget:
+                        dst.sendall(data[:budget])
+                        break
+                    budget -= len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()

@@ -1,0 +1,136 @@
+"""Store faults through a proxy on 127.0.0.1 (``tests/s3_faults.py``): connection resets,
+500/503 answers, streams cut short, slow responses, and the server gone for a while.
+
+A run through a flaky store gives the same results as one through a sound store; an outage
+shorter than ``CTUNE_STORE_OUTAGE_S`` is ridden out; a longer one ends the run with exit
+code 3 (not 2, the bad-input code), and the next run resumes without loss.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from conftest import REPO
+from s3_faults import FaultProxy, Faults
+
+pytestmark = pytest.mark.faults
+
+
+def spec_file(tmp_path, tiny_model, data_dir, store: str) -> str:
+    path = tmp_path / f"spec-{uuid.uuid4().hex[:6]}.json"
+    path.write_text(json.dumps({
+        "name": "tiny", "datasets": ["ag_news"], "model": tiny_model, "settings": ["bert", "clust"],
+        "budgets": [16], "repetitions": 2, "clustering": {"n_clusters": 4, "n_init": 2, "max_iter": 5},
+        "intertrain": {"batch_size": 32, "max_length": 32}, "finetune": {"epochs": 2, "batch_size": 8, "max_length": 32},
+        "data_dir": str(data_dir), "store": store}))
+    return str(path)
+
+
+def ctune(*argv, endpoint: str, outage_s: float = 60, background: bool = False):
+    import os
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "CTUNE_STORE_OUTAGE_S": str(outage_s),
+           "CTUNE_CACHE": f"/tmp/ctune-cache-{uuid.uuid4().hex[:8]}"}
+    cmd = [sys.executable, "-m", "controller.cli", *argv]
+    if background:
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+def outcome(bucket: str, prefix: str) -> list[tuple[str, str, str]]:
+    import csv
+    import io
+
+    from jobs.storage import open_store
+
+    text = open_store(f"s3://{bucket}/{prefix}").read_bytes("experiments/tiny/report/results.csv").decode()
+    return sorted((r["setting"], r["repetition"], r["accuracy"]) for r in csv.DictReader(io.StringIO(text)))
+
+
+def records(bucket: str, prefix: str) -> dict[str, bytes]:
+    from jobs.storage import open_store
+
+    store = open_store(f"s3://{bucket}/{prefix}")
+    return {k: store.read_bytes(k) for k in store.list("steps") if k.endswith("/_SUCCESS")}
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server):
+    """One bucket for the module (the undisturbed run is made once), the AWS environment set."""
+    import boto3
+
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in (("AWS_ENDPOINT_URL", s3_server), ("AWS_ACCESS_KEY_ID", "test"),
+                           ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")):
+            env.setenv(key, value)
+        name = f"faults-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3").create_bucket(Bucket=name)
+        yield name
+
+
+@pytest.fixture(scope="module")
+def baseline(s3_server, bucket, tmp_path_factory, tiny_model):
+    from conftest import shared_data, write_slice
+
+    root = tmp_path_factory.mktemp("store-faults")
+    (root / "data" / "ag_news").mkdir(parents=True)
+    for split, n in (("train", 240), ("test", 60)):
+        write_slice(shared_data() / "ag_news" / f"{split}.jsonl", root / "data" / "ag_news" / f"{split}.jsonl", n)
+    spec = spec_file(root, tiny_model, root / "data", f"s3://{bucket}/direct")
+    done = ctune("run", spec, endpoint=s3_server)
+    assert done.returncode == 0, done.stderr
+    return {"results": outcome(bucket, "direct"), "root": root}
+
+
+def test_a_flaky_store_gives_the_same_results(baseline, s3_server, bucket, tiny_model):
+    proxy = FaultProxy(s3_server, Faults(reset=0.04, error=0.06, cut=0.03, slow=0.05, seed=7))
+    try:
+        spec = spec_file(baseline["root"], tiny_model, baseline["root"] / "data", f"s3://{bucket}/flaky")
+        done = ctune("run", spec, endpoint=proxy.url)
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert outcome(bucket, "flaky") == baseline["results"]
+    injected = proxy.faults.counts
+    print(f"\nfaults injected and survived: {injected}")
+    assert sum(injected.values()) >= 10
+
+
+def outage_run(s3_server, bucket, baseline, tiny_model, prefix: str, down_s: float, outage_s: float):
+    """A run whose store goes away once a step is committed, for ``down_s`` seconds."""
+    proxy = FaultProxy(s3_server, Faults())
+    spec = spec_file(baseline["root"], tiny_model, baseline["root"] / "data", f"s3://{bucket}/{prefix}")
+    proc = ctune("run", spec, endpoint=proxy.url, outage_s=outage_s, background=True)
+    deadline = time.time() + 300
+    while not records(bucket, prefix) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proxy.down = True
+    time.sleep(down_s)
+    proxy.down = False
+    _, err = proc.communicate(timeout=900)
+    proxy.close()
+    return proc.returncode, err, spec
+
+
+def test_a_short_outage_is_ridden_out(baseline, s3_server, bucket, tiny_model):
+    code, err, _ = outage_run(s3_server, bucket, baseline, tiny_model, "short", down_s=8, outage_s=60)
+    assert code == 0, err[-3000:]
+    assert "not answering" in err and "retrying for up to 60 s" in err
+    assert outcome(bucket, "short") == baseline["results"]
+
+
+def test_a_long_outage_ends_the_run_with_its_own_code_and_loses_nothing(baseline, s3_server, bucket, tiny_model):
+    code, err, spec = outage_run(s3_server, bucket, baseline, tiny_model, "long", down_s=20, outage_s=4)
+    assert code == 3, err[-3000:]
+    assert "unreachable for more than 4 s" in err
+    before = records(bucket, "long")
+    again = ctune("run", spec, endpoint=s3_server)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = records(bucket, "long")
+    assert all(after[k] == v for k, v in before.items()), "a finished step was computed again"
+    assert outcome(bucket, "long") == baseline["results"]
