@@ -269,3 +269,27 @@ def test_a_run_checks_what_it_reads_and_invalidate_takes_steps_back(write_spec, 
     # AND invalidating the encoder takes back everything computed from it
     taken = ctune("invalidate", str(spec), encoder.rsplit("/", 1)[-1])
     assert f"invalidated {1 + len(clust_cells)} step(s)" in taken.stderr, taken.stderr
+
+
+def test_two_controllers_on_one_s3_store_compute_each_step_once(write_spec, s3_env, ctune_background):
+    # GIVEN the same spec started twice on one S3 store (claims by conditional PUT)
+    from jobs.storage import open_store
+
+    spec = write_spec(repetitions=3, store=f"s3://{s3_env}/twice")
+    procs = []
+    for _ in range(2):
+        procs.append(ctune_background("run", str(spec), "--pack", "1", stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+        time.sleep(1.5)
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert all("running 8 of 8 steps (0 already done)" in err for _, err in outs)
+    # THEN each committed step was claimed, and so computed, once
+    store = open_store(f"s3://{s3_env}/twice")
+    markers = [k for k in store.list("steps") if k.endswith("/_SUCCESS")]
+    assert len(markers) == 8
+    for marker in markers:
+        prefix = marker.rsplit("/", 1)[0]
+        claims = [k for k in store.list(f"{prefix}/_claims")]
+        assert [k.rsplit("/", 1)[-1] for k in claims] == ["00000000"], f"{prefix}: {claims}"
+        assert json.loads(store.read_bytes(marker))["claim"] == 0

@@ -49,14 +49,20 @@ def start_event(unit: JobUnit, todo: int | None = None) -> Event:
 
 
 def write_step_files(store: Store, steps: Iterable[StepSpec]) -> None:
-    """Each step's ``step.json``; many at once on a store over the network."""
+    """Each step's ``step.json``, unless there (its content is fixed by the step's id, and a
+    step another controller committed meanwhile is never written to); many at once on a
+    store over the network."""
     todo = list(steps)
+
+    def write(step: StepSpec) -> None:
+        store.create_bytes(f"{step.prefix}/{STEP_FILE}", step.to_json().encode())
+
     if len(todo) < 4:
         for step in todo:
-            store.write_bytes(f"{step.prefix}/{STEP_FILE}", step.to_json().encode())
+            write(step)
         return
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda s: store.write_bytes(f"{s.prefix}/{STEP_FILE}", s.to_json().encode()), todo))
+        list(pool.map(write, todo))
 
 
 def tail(text: str, lines: int = 15) -> str:
