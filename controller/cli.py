@@ -26,13 +26,12 @@ from jobs.contract.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
-    BadInput,
     CtuneError,
     cli_exit_code,
     redact,
 )
 from jobs.contract.params import ClusterParams
-from jobs.contract.steps import STEP_KINDS, is_done
+from jobs.contract.steps import STEP_KINDS
 from jobs.data import DataError, output_stream
 from jobs.storage import Store, open_store
 
@@ -151,9 +150,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from controller.spec import spec_to_dict
 
-    for option in ("jobs", "pack"):
-        if getattr(args, option) < 1:
-            raise SpecError(f"--{option}", [f"must be at least 1, got {getattr(args, option)}"])
     s = open_session(args)
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)
@@ -207,12 +203,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _one_step(s: Session, start: str) -> str:
-    matches = [sid for sid in s.plan.steps if sid.startswith(start)]
-    if len(matches) != 1:
-        what = "no step" if not matches else f"{len(matches)} steps"
-        raise BadInput(f"{what} of {s.spec.name} with an id starting with {start!r} (see ctune plan)")
-    return matches[0]
+def _dataset_prefixes(s: Session) -> set[str]:
+    """The staged datasets (and corpora) the session's plan reads."""
+    return {p for prep in s.prepared.values() for p in (prep.prefix, prep.corpus_prefix)}
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -220,8 +213,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     s = open_session(args)
     done = committed_steps(s, recheck=True)
-    datasets = {p for prep in s.prepared.values() for p in {prep.prefix, prep.corpus_prefix}}
-    broken = check(s.store, done | {p for p in datasets if is_done(s.store, p)}, deep=args.deep)
+    datasets = _dataset_prefixes(s)
+    broken = check(s.store, done | datasets, deep=args.deep)  # what is not committed has nothing to check
     for prefix, problems in broken.items():
         say(f"corrupt: {prefix}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
     uncommit_broken(s.store, broken)
@@ -236,7 +229,7 @@ def cmd_invalidate(args: argparse.Namespace) -> int:
     from controller.verify import dependents, invalidate
 
     s = open_session(args)
-    sids = dependents(s.plan, _one_step(s, args.step))
+    sids = dependents(s.plan, s.plan.find(args.step, s.spec.name).id)
     done = committed_steps(s, recheck=True)
     removed = invalidate(s.store, s.plan, [sid for sid in sids if s.plan.steps[sid].prefix in done])
     say(f"invalidated {len(removed)} step(s): {sids[0][:16]} and {len(sids) - 1} computed from it "
@@ -250,7 +243,7 @@ def _check_inputs(s: Session, plan, done: set[str]) -> set[str]:
     from controller.verify import check, read_by, uncommit_broken
 
     todo = [sid for sid, st in plan.steps.items() if st.prefix not in done]
-    datasets = {p for prep in s.prepared.values() for p in {prep.prefix, prep.corpus_prefix}}
+    datasets = _dataset_prefixes(s)
     broken = check(s.store, read_by(plan, todo, datasets) & (done | datasets))
     for prefix, problems in broken.items():
         say(f"warning: {prefix} is corrupt ({problems[0]}): computing it again")

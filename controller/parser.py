@@ -61,8 +61,8 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
     if name in ("status", "logs"):
         p.add_argument("--kubernetes", action="store_true", help="also ask the cluster")
     if name == "run":
-        p.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
-        p.add_argument("--pack", type=int, default=AUTO_PACK,
+        p.add_argument("--jobs", type=at_least(1), default=1, help="processes at once (default 1)")
+        p.add_argument("--pack", type=at_least(1), default=AUTO_PACK,
                        help=f"cells per process, for the local backend (default {AUTO_PACK}; 1: one process per cell)")
         p.add_argument("--backend", choices=["local", "kubernetes"], default="local",
                        help="local processes (default) or Kubernetes Jobs (needs an s3:// store)")

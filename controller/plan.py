@@ -18,6 +18,7 @@ from typing import Any
 
 from controller.settings import Setting, all_settings, needs_clustering
 from controller.spec import ExperimentSpec
+from jobs.contract.errors import BadInput
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS, InterTraining, objective
 from jobs.contract.params import (
     AnalyzeParams,
@@ -78,6 +79,15 @@ class Plan:
         return Plan({sid: s for sid, s in self.steps.items() if sid in keep},
                     tuple(c for c in self.cells if c.step in keep), self.clusterings,
                     tuple(a for a in self.analyses if a[2] in keep))
+
+    def find(self, start: str, experiment: str) -> StepSpec:
+        """The one step whose id starts with ``start`` (a user's abbreviation), else BadInput."""
+        matches = [step for sid, step in self.steps.items() if sid.startswith(start)]
+        if len(matches) != 1:
+            what = "no step of" if not matches else f"{len(matches)} steps of"
+            raise BadInput(f"{what} {experiment} {'has' if not matches else 'have'} an id starting with "
+                           f"{start!r} (see ctune plan)")
+        return matches[0]
 
     def to_json(self) -> str:
         return json.dumps({

@@ -59,12 +59,7 @@ def print_status(spec: ExperimentSpec, store: Store, plan: Plan, kubeconfig: str
 
 def print_logs(spec: ExperimentSpec, store: Store, plan: Plan, step_id: str, kubeconfig: str | None,
                with_jobs: bool) -> int:
-    matches = [s for sid, s in plan.steps.items() if sid.startswith(step_id)]
-    if len(matches) != 1:
-        what = "no step of" if not matches else f"{len(matches)} steps of"
-        raise KubeError(f"{what} {spec.name} {'has' if not matches else 'have'} an id starting with {step_id!r} "
-                        "(see ctune plan)")
-    step = matches[0]
+    step = plan.find(step_id, spec.name)
     if store.exists(f"{step.prefix}/{LOG}"):
         sys.stdout.write(store.read_bytes(f"{step.prefix}/{LOG}").decode(errors="replace"))
         return 0
