@@ -83,7 +83,10 @@ bench: $(STAMP) $(KUBE_STAMP) ## benchmarks, each against a peer measured in the
 	$(PY) -m bench
 	PATH=$(TEST_PATH) $(PY) -m bench.controller
 
-IMAGE_ARGS = --format docker --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# the labels also on the command line: podman reuses a cached LABEL layer whatever its ARG values
+IMAGE_ARGS = --format docker --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+  --label org.opencontainers.image.version=$(VERSION) --label org.opencontainers.image.revision=$(REVISION)
 
 images: ## build the job (CUDA) and controller images with podman (JOB_BASE_IMAGE=, TORCH_INDEX_URL=, BUILD_OPTS=, VERSION=)
 	podman build $(IMAGE_ARGS) $(BUILD_OPTS) -f images/job.Dockerfile --build-arg BASE_IMAGE=$(JOB_BASE_IMAGE) \

@@ -54,7 +54,9 @@ done
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 COMMON=(--format docker --network host "${MOUNTS[@]}" --build-arg BASE_IMAGE="$BASE"
         --build-arg TORCH_INDEX_URL="http://127.0.0.1:$PORT/simple"
-        --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION")
+        --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION"
+        # podman reuses a cached LABEL layer whatever its ARG values: set them on the image too
+        --label org.opencontainers.image.version="$VERSION" --label org.opencontainers.image.revision="$REVISION")
 # shellcheck disable=SC2086
 podman build "${COMMON[@]}" ${BUILD_OPTS:-} -f images/job.Dockerfile -t "cluster-tune-job:$VERSION" .
 # shellcheck disable=SC2086
