@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from jobs.contract.steps import StepSpec
 
-PACKABLE = ("finetune", "classic")
+PACKABLE = ("finetune", "classic", "setfit")
 """Cells: many per starting point, each short."""
 AUTO_PACK = 16
 """Cells per pack when packing is ``auto`` and it pays (see the backends)."""

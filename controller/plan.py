@@ -1,9 +1,10 @@
 """Expand a spec into a DAG of steps keyed by the hash of their inputs.
 
-One clustering per dataset, one encoder per (dataset, inter-training) a setting starts
-from (upstream ones too), one embedding per (dataset, encoder) that a probe reads, and one
-cell per (dataset, setting, budget, repetition); cells of the same (budget, repetition)
-use the same label sample whatever the setting. Every step is made once, the first time
+One clustering per dataset, one encoder per (dataset, inter-training, copy) a setting
+starts from (upstream ones too; ``seeds`` copies, each inter-trained with its own seed),
+one embedding per (dataset, encoder) that a probe reads, and one cell per (dataset, setting,
+budget, repetition, copy of its encoder); cells of the same (budget, repetition) use the
+same label sample whatever the setting and the copy. Every step is made once, the first time
 something asks for it, so dependencies always come first.
 """
 
@@ -27,10 +28,12 @@ from jobs.contract.params import (
     EmbedParams,
     FinetuneParams,
     FitParams,
+    InterTrainingOptions,
     IntertrainParams,
     Optimization,
     Params,
     SampleParams,
+    SetFitParams,
 )
 from jobs.contract.steps import StepSpec
 
@@ -47,6 +50,8 @@ class Cell:
     protocol: str = "paper"
     """Fine-tuning protocol; ``-`` for cells that fine-tune nothing."""
     sampling: str = "random"
+    copy: int = 0
+    """Which inter-training of the cell's encoder (0 when it has one, or none)."""
 
     @property
     def column(self) -> str:
@@ -141,15 +146,15 @@ class _DatasetPlan:
 
     def __init__(self, spec: ExperimentSpec, name: str, data: str, corpus: str, steps: dict[str, StepSpec]):
         self.spec, self.name, self.data, self.corpus, self.steps = spec, name, data, corpus, steps
-        self.encoders: dict[str, str | None] = {BASE: None}
-        """Encoder name -> prefix of its inter-training step (None: the base model)."""
+        self.encoders: dict[tuple[str, int], str | None] = {(BASE, 0): None}
+        """(encoder name, copy) -> prefix of its inter-training step (None: the base model)."""
         self.clusters: StepSpec | None = None
 
     def add(self, step: StepSpec) -> StepSpec:
         return self.steps.setdefault(step.id, step)
 
-    def embed(self, dataset: str, start: str, label: str) -> StepSpec:
-        encoder = self.encoder(start)
+    def embed(self, dataset: str, start: str, label: str, copy: int = 0) -> StepSpec:
+        encoder = self.encoder(start, copy)
         inputs = {"dataset": dataset, **({"encoder": encoder} if encoder else {})}
         params = EmbedParams(model=self.spec.model, max_length=self.spec.finetune.max_length)
         return self.add(StepSpec("embed", params, inputs, label))
@@ -164,43 +169,59 @@ class _DatasetPlan:
             self.clusters = self.add(cluster_step(c, self.corpus, self.name, embeddings))
         return self.clusters
 
-    def encoder(self, name: str) -> str | None:
-        """The prefix of encoder ``name``'s step, made with every step it reads."""
-        if name not in self.encoders:
+    def copies(self, name: str | None) -> int:
+        """How many times encoder ``name`` is inter-trained (its section's ``seeds``)."""
+        if name in (None, BASE):
+            return 1
+        options = self.spec.section(objective(INTER_TRAININGS[str(name)].objective).section)
+        return options.seeds if isinstance(options, InterTrainingOptions) else 1
+
+    def encoder(self, name: str, copy: int = 0) -> str | None:
+        """The prefix of copy ``copy`` of encoder ``name``'s step, made with every step it reads.
+        Copy k is inter-trained with seed ``seed + k``, from copy k (mod its count) upstream."""
+        if (name, copy) not in self.encoders:
             entry = INTER_TRAININGS[name]
-            upstream = self.encoder(entry.upstream)
+            upstream = self.encoder(entry.upstream, copy % self.copies(entry.upstream))
             clusters = self.clustering().prefix if entry.needs_clusters else None
             options = self.spec.section(objective(entry.objective).section)
-            step = intertrain_step(entry, self.spec.model, self.spec.seed, options, self.corpus,
-                                   f"{self.name} {name}", clusters, upstream)
-            self.encoders[name] = self.add(step).prefix
-        return self.encoders[name]
+            label = f"{self.name} {name}" + (f" i{copy}" if self.copies(name) > 1 else "")
+            step = intertrain_step(entry, self.spec.model, self.spec.seed + copy, options, self.corpus,
+                                   label, clusters, upstream)
+            self.encoders[(name, copy)] = self.add(step).prefix
+        return self.encoders[(name, copy)]
 
     def analyses(self) -> list[tuple[str, str, str]]:
         out = []
         a = self.spec.analysis
-        for name in (n for n in INTER_TRAININGS if n in self.encoders):
+        for name in (n for n in INTER_TRAININGS if (n, 0) in self.encoders):
             params = AnalyzeParams(model=self.spec.model, inter_training=name, max_texts=a.max_texts,
                                    permutations=a.permutations, pooling=a.pooling, tsne=a.tsne,
                                    seed=self.spec.seed, max_length=self.spec.finetune.max_length)
-            inputs = {"dataset": self.data, "encoder": str(self.encoders[name])}
+            inputs = {"dataset": self.data, "encoder": str(self.encoders[(name, 0)])}
             step = self.add(StepSpec("analyze", params, inputs, f"{self.name} {name}"))
             out.append((self.name, name, step.id))
         return out
 
-    def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str) -> StepSpec:
+    def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str,
+             copy: int = 0) -> StepSpec:
         sample = SampleParams(budget=budget, repetition=rep, sample_seed=self.spec.seed, sampling=sampling)
         inputs = {"dataset": self.data}
         if sampling == "cluster":
             inputs["clusters"] = self.clustering().prefix
-        if setting.method == "finetune":
-            encoder = self.encoder(str(setting.start))
-            params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
-                                    **_fields(self.spec.protocol(protocol)))
-            return self.add(StepSpec("finetune", params, {**inputs, **({"encoder": encoder} if encoder else {})},
+        params: Params
+        if setting.method in ("finetune", "setfit"):
+            encoder = self.encoder(str(setting.start), copy)
+            if setting.method == "finetune":
+                params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
+                                        **_fields(self.spec.protocol(protocol)))
+            else:
+                params = SetFitParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
+                                      **_fields(self.spec.setfit))
+            return self.add(StepSpec(setting.kind, params, {**inputs, **({"encoder": encoder} if encoder else {})},
                                      label))
         if setting.method == "probe":
-            inputs["embeddings"] = self.embed(self.data, str(setting.start), f"{self.name} {setting.start}").prefix
+            inputs["embeddings"] = self.embed(self.data, str(setting.start), f"{self.name} {setting.start}"
+                                              + (f" i{copy}" if copy else ""), copy).prefix
         return self.add(StepSpec("classic", ClassicParams(method=setting.method, **_fields(sample)), inputs, label))
 
 
@@ -214,11 +235,13 @@ def _cells(dp: _DatasetPlan, spec: ExperimentSpec, settings: list[Setting]) -> l
             drawn = "cluster" if setting.method == "clusters" else sampling
             suffix = ("" if protocol in ("paper", "-") else f" {protocol}") + \
                 ("" if sampling == "random" else " cluster-sampled")
+            copies = dp.copies(setting.start)
             for budget in spec.budgets:
                 for rep in range(spec.repetitions):
-                    label = f"{dp.name} {setting.name}{suffix} b{budget} r{rep}"
-                    step = dp.cell(setting, protocol, drawn, budget, rep, label)
-                    cells.append(Cell(dp.name, setting.name, budget, rep, step.id, step.kind, protocol, drawn))
+                    for copy in range(copies):
+                        label = f"{dp.name} {setting.name}{suffix} b{budget} r{rep}" + (f" i{copy}" if copies > 1 else "")
+                        step = dp.cell(setting, protocol, drawn, budget, rep, label, copy)
+                        cells.append(Cell(dp.name, setting.name, budget, rep, step.id, step.kind, protocol, drawn, copy))
     return cells
 
 
@@ -238,12 +261,14 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str],
         dp = _DatasetPlan(spec, d.name, data, (corpus_prefixes or {}).get(d.name, data), steps)
         for name in INTER_TRAININGS:  # upstream encoders first: the registry's order
             if name in starts:
-                dp.encoder(name)
+                for copy in range(dp.copies(name)):
+                    dp.encoder(name, copy)
         if needs_clustering(spec):
             clusterings[d.name] = dp.clustering().id
         if spec.analysis.enabled:
             analyses += dp.analyses()
         for start in sorted({str(s.start) for s in settings if s.method == "probe"}):
-            dp.embed(data, start, f"{d.name} {start}")
+            for copy in range(dp.copies(start)):
+                dp.embed(data, start, f"{d.name} {start}" + (f" i{copy}" if copy else ""), copy)
         cells += _cells(dp, spec, settings)
     return Plan(steps, tuple(cells), clusterings, tuple(analyses))

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from controller.stats import mean_sem
+from controller.spread import setting_spread
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf")
@@ -30,10 +30,10 @@ def series(rows: list[dict], dataset: str, column: str) -> list[Point]:
     """Mean ± SEM accuracy (%) of one setting on one dataset, per budget that has cells."""
     points = []
     for b in sorted({r["budget"] for r in rows}):
-        acc = [100 * r["accuracy"] for r in rows if r["dataset"] == dataset and r["column"] == column and r["budget"] == b]
-        if acc:
-            mean, sem = mean_sem(acc)
-            points.append(Point(b, mean, 0.0 if math.isnan(sem) else sem))
+        cells = [r for r in rows if r["dataset"] == dataset and r["column"] == column and r["budget"] == b]
+        if cells:
+            s = setting_spread(cells)
+            points.append(Point(b, s.mean, 0.0 if math.isnan(s.sem) else s.sem))
     return points
 
 

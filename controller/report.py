@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from controller.plan import Plan
 from controller.plots import accuracy_plot
 from controller.reportcache import CellCache
 from controller.spec import ExperimentSpec
-from controller.stats import format_tests, mean_sem, paired_tests
+from controller.spread import Spread, format_shares, per_sample, setting_spread
+from controller.stats import format_tests, paired_tests
 from jobs.contract.outputs import (
     TSNE,
     read_cluster_ids,
@@ -29,7 +29,7 @@ from jobs.contract.staging import TRAIN, labeled_cluster_ids, read_split
 from jobs.contract.steps import done_steps, step_prefix
 from jobs.storage import Store
 
-COLUMNS = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "accuracy", "macro_f1",
+COLUMNS = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "copy", "accuracy", "macro_f1",
            "classes_in_sample", "sample_ami", "advice", "optimizer_steps", "train_s", "eval_s", "step")
 
 
@@ -75,7 +75,7 @@ def collect(store: Store, plan: Plan, done: set[str], cache: CellCache) -> tuple
         m = cache.of_step(cell.step, "metrics", functools.partial(new.get, prefix))
         rows.append({**{k: m.get(k) for k in COLUMNS if k in m},
                      "dataset": cell.dataset, "setting": cell.setting, "protocol": cell.protocol, "sampling": cell.sampling,
-                     "budget": cell.budget, "repetition": cell.repetition, "step": cell.step,
+                     "budget": cell.budget, "repetition": cell.repetition, "copy": cell.copy, "step": cell.step,
                      "column": cell.column})
     return rows, missing
 
@@ -158,16 +158,9 @@ def to_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean, sem = mean_sem([100 * v for v in values])
-    return f"{mean:.1f} ± {sem:.1f} (n={len(values)})" if not math.isnan(sem) else f"{mean:.1f} (n=1)"
-
-
 def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
               nmi: dict[str, float | None], analyses: tuple[dict, ...] = ()) -> str:
-    lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions", ""]
+    lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions (and inter-training seeds)", ""]
     lines.append(f"Model `{spec.model}`; fine-tuning " + "; ".join(
         f"{p}: {spec.protocol(p).epochs:g} epochs, batch {spec.protocol(p).batch_size}, lr {spec.protocol(p).lr:g}, "
         f"max length {spec.protocol(p).max_length}" for p in spec.protocols) + ".")
@@ -177,19 +170,24 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
     columns = list(dict.fromkeys(c.column for c in plan.cells))
     lines.append("| dataset | budget | " + " | ".join(columns) + " |")
     lines.append("|---|---:|" + "---:|" * len(columns))
+    spreads: dict[tuple[str, int, str], Spread] = {}
     for d in spec.datasets:
         for b in spec.budgets:
             cells = []
             for col in columns:
-                acc = [r["accuracy"] for r in rows if r["dataset"] == d.name and r["column"] == col and r["budget"] == b]
-                cells.append(_fmt(acc))
+                mine = [r for r in rows if r["dataset"] == d.name and r["column"] == col and r["budget"] == b]
+                if mine:
+                    spreads[(d.name, b, col)] = setting_spread(mine)
+                cells.append(spreads[(d.name, b, col)].format() if mine else "-")
             lines.append(f"| {d.name} | {b} | " + " | ".join(cells) + " |")
+    lines += format_shares(spreads)
+    samples = per_sample(rows)
     if "bert" in columns:
-        lines += format_tests(paired_tests(rows, columns, "bert"))
+        lines += format_tests(paired_tests(samples, columns, "bert"))
     if nmi:
         lines += ["", "NMI of the clusters with the gold labels (train set): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in nmi.items() if v is not None)]
-    lines += format_advice(judge(rows))
+    lines += format_advice(judge(samples))
     lines += format_analyses(list(analyses))
     return "\n".join(lines) + "\n"
 

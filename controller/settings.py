@@ -21,14 +21,15 @@ class Setting:
     start: str | None
     """``base`` (the pretrained encoder), an inter-training of the registry, or None (no encoder)."""
     method: str
-    """``finetune`` the whole encoder, ``probe`` (logistic regression on frozen embeddings),
-    ``nb`` / ``svm`` over the stemmed bag-of-words, or ``clusters`` (cluster-only)."""
+    """``finetune`` the whole encoder, ``setfit`` (contrastive fine-tuning, then a logistic
+    regression head), ``probe`` (logistic regression on frozen embeddings), ``nb`` / ``svm``
+    over the stemmed bag-of-words, or ``clusters`` (cluster-only)."""
     about: str
 
     @property
     def kind(self) -> str:
         """The step kind that computes a cell of this setting."""
-        return "finetune" if self.method == "finetune" else "classic"
+        return self.method if self.method in ("finetune", "setfit") else "classic"
 
     @property
     def needs_clusters(self) -> bool:
@@ -45,6 +46,8 @@ def all_settings() -> dict[str, Setting]:
     listed += [
         Setting("probe", BASE, "probe", "logistic regression on the pretrained encoder's frozen embeddings"),
         Setting("clust+probe", "clust", "probe", "logistic regression on the inter-trained encoder's embeddings"),
+        Setting("setfit", BASE, "setfit", "SetFit (the setfit package) with the pretrained encoder as body"),
+        Setting("clust+setfit", "clust", "setfit", "SetFit with the cluster inter-trained encoder as body"),
         Setting("nb", None, "nb", "multinomial Naive Bayes over the stemmed bag-of-words"),
         Setting("svm", None, "svm", "linear SVM over the stemmed bag-of-words"),
         Setting("clusters", None, "clusters", "cluster-only: each cluster labeled by the majority of its sample"),

@@ -24,6 +24,7 @@ from jobs.contract.params import (
     AnalysisOptions,
     ClusterParams,
     Optimization,
+    SetFitOptions,
     StrongOptimization,
 )
 from jobs.contract.typed import DERIVED, build, convert
@@ -85,6 +86,8 @@ class ExperimentSpec:
     """The ``paper`` protocol."""
     strong: StrongOptimization = field(default_factory=StrongOptimization)
     """The ``strong`` protocol."""
+    setfit: SetFitOptions = field(default_factory=SetFitOptions)
+    """The ``setfit`` and ``clust+setfit`` settings."""
     sampling: tuple[str, ...] = ("random",)
     """How labeled samples are drawn: ``random`` (the paper's), ``cluster`` (spread over the
     clusters by size, as ``ctune suggest`` proposes), or both to compare them."""
@@ -148,7 +151,7 @@ def _check_grid(spec: ExperimentSpec) -> list[str]:
 
 def _check_sections(spec: ExperimentSpec) -> list[str]:
     parts: dict[str, Any] = {"clustering": spec.clustering, "finetune": spec.finetune, "strong": spec.strong,
-                             "analysis": spec.analysis, "kubernetes": spec.kubernetes, **spec.sections}
+                             "setfit": spec.setfit, "analysis": spec.analysis, "kubernetes": spec.kubernetes, **spec.sections}
     out = [f"{name}.{p}" for name, part in parts.items() for p in part.problems()]
     c = spec.clustering
     if c.method != "sib" and c.embedding == "glove" and c.glove and not Path(c.glove).expanduser().is_file():
@@ -158,7 +161,7 @@ def _check_sections(spec: ExperimentSpec) -> list[str]:
 
 def max_lengths(spec: ExperimentSpec) -> dict[str, int]:
     """``section.max_length`` of every section that tokenizes, for checks against the model."""
-    parts = {"finetune": spec.finetune, "strong": spec.strong, **{n: spec.section(n) for n in sections()}}
+    parts = {"finetune": spec.finetune, "strong": spec.strong, "setfit": spec.setfit, **{n: spec.section(n) for n in sections()}}
     return {f"{n}.max_length": v for n, part in parts.items() if isinstance(v := getattr(part, "max_length", None), int)}
 
 

@@ -27,9 +27,8 @@ def test_every_setting_runs_with_advice_and_embedding_analysis(write_spec, tmp_p
     assert len(rows) == 2 * len(fine_tunes) + len(SETTINGS) - len(fine_tunes)
     assert {r["setting"] for r in rows} == set(SETTINGS)
     # every setting saw the same labeled sample (the cluster-only classifier draws its own)
-    samples = {r["setting"]: (store / "steps" / ("classic" if r["setting"] in ("probe", "clust+probe", "nb", "svm",
-                                                                              "clusters") else "finetune")
-                              / r["step"] / "sample.json").read_text() for r in rows}
+    samples = {r["setting"]: (store / "steps" / SETTINGS[r["setting"]].kind / r["step"] / "sample.json").read_text()
+               for r in rows}
     assert len({v for k, v in samples.items() if k != "clusters"}) == 1
     assert all(r["sample_ami"] != "" and r["advice"] in ("bert", "clust") for r in rows)
     assert "Advice (inter-train when" in result.stdout and "bert vs clust" in result.stdout
@@ -55,3 +54,44 @@ def test_only_runs_the_chosen_kinds(write_spec, tmp_path, ctune):
     assert kinds == {"cluster"} and "not done yet" in result.stdout
     bad = ctune("run", str(spec), "--only", "clustr")
     assert bad.returncode == 2 and "unknown step kind(s) clustr" in bad.stderr
+
+
+def test_setfit_cells_and_intertraining_seeds(write_spec, tmp_path, ctune, results):
+    # GIVEN SetFit beside fine-tuning, and every inter-trained encoder made twice (seeds 0 and 1)
+    spec = write_spec(settings=["bert", "clust", "setfit", "clust+setfit"], repetitions=2,
+                      intertrain={"batch_size": 32, "max_length": 32, "seeds": 2},
+                      setfit={"num_iterations": 2, "batch_size": 8, "max_length": 32})
+    result = ctune("run", str(spec))
+    assert result.returncode == 0, result.stderr
+    store = tmp_path / "store"
+    rows = results(store / "experiments/tiny/report/results.csv")
+    # THEN cells that start from an inter-trained encoder run on each copy of it
+    count = {s: sum(r["setting"] == s for r in rows) for s in ("bert", "clust", "setfit", "clust+setfit")}
+    assert count == {"bert": 2, "clust": 4, "setfit": 2, "clust+setfit": 4}
+    trained = {json.loads(p.read_text())["params"]["seed"]: p.parent for p in store.glob("steps/intertrain/*/step.json")}
+    assert sorted(trained) == [0, 1]
+    weights = [(trained[s] / "model/model.safetensors").read_bytes() for s in (0, 1)]
+    assert weights[0] != weights[1]
+    steps = {r["step"]: json.loads((store / "steps" / SETTINGS[r["setting"]].kind / r["step"] / "step.json").read_text())
+             for r in rows}
+    for setting in ("clust", "clust+setfit"):
+        encoders = {(r["repetition"], r["copy"]): steps[r["step"]]["inputs"]["encoder"] for r in rows
+                    if r["setting"] == setting}
+        assert {e.rsplit("/", 1)[-1] for e in encoders.values()} == {p.name for p in trained.values()}
+        assert encoders[("0", "0")] == encoders[("1", "0")] != encoders[("0", "1")]
+    # AND every cell of a repetition learned from the same labeled sample, SetFit's included
+    for rep in ("0", "1"):
+        samples = {(store / "steps" / SETTINGS[r["setting"]].kind / r["step"] / "sample.json").read_text()
+                   for r in rows if r["repetition"] == rep}
+        assert len(samples) == 1
+    assert all(int(r["optimizer_steps"]) > 0 for r in rows if "setfit" in r["setting"])
+    # AND the summary splits the variance of the inter-trained settings' means
+    assert "| ag_news | 16 | clust | 2×2 |" in result.stdout and "| ag_news | 16 | clust+setfit | 2×2 |" in result.stdout
+    assert "(n=2×2)" in result.stdout
+    # AND a SetFit cell computed again gives the same predictions (seeded pairs, body and head)
+    cell = next(r["step"] for r in rows if r["setting"] == "setfit")
+    before = (store / "steps/setfit" / cell / "predictions.jsonl").read_bytes()
+    assert ctune("invalidate", str(spec), cell).returncode == 0
+    again = ctune("run", str(spec))
+    assert again.returncode == 0 and "running 1 of" in again.stderr + again.stdout
+    assert (store / "steps/setfit" / cell / "predictions.jsonl").read_bytes() == before

@@ -160,9 +160,9 @@ def test_auto_packs_cells_on_gpu_nodes_and_workers_share_a_pod():
     sizes = sorted(len(u.steps) for u in auto if u.kind in ("finetune", "classic"))
     assert sizes == [4, 4, 4, 16, 16, 16]
     assert all(len(u.steps) == 1 for u in auto if u.kind not in ("finetune", "classic"))
-    # AND with no GPUs the fine-tunes are not packed; a number packs every kind of cell
-    assert unit_sizes(KubernetesSpec(gpus=0)) == {"finetune": 1, "classic": 16}
-    assert unit_sizes(KubernetesSpec(pack=3)) == {"finetune": 3, "classic": 3}
+    # AND with no GPUs the fine-tunes (and SetFit cells) are not packed; a number packs every kind of cell
+    assert unit_sizes(KubernetesSpec(gpus=0)) == {"finetune": 1, "setfit": 1, "classic": 16}
+    assert unit_sizes(KubernetesSpec(pack=3)) == {"finetune": 3, "setfit": 3, "classic": 3}
     # AND workers split a pack over processes of one pod
     pack = next(u for u in auto if u.kind == "finetune" and len(u.steps) == 16)
     command = render_job(pack, "grid", STORE, KubernetesSpec(workers=4))["spec"]["template"]["spec"]["containers"][0]

@@ -30,7 +30,7 @@ class KubernetesSpec:
     image: str = "cluster-tune-job:latest"
     image_pull_policy: str = "IfNotPresent"
     service_account: str = "cluster-tune-job"
-    gpu_kinds: tuple[str, ...] = ("intertrain", "finetune", "embed", "fit", "analyze")
+    gpu_kinds: tuple[str, ...] = ("intertrain", "finetune", "setfit", "embed", "fit", "analyze")
     """Step kinds that get ``gpus``; the others (cluster, classic) run on CPU."""
     gpus: int = 1
     gpu_resource: str = "nvidia.com/gpu"

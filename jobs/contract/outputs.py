@@ -28,10 +28,10 @@ EMBEDDINGS = "{split}.npy"
 TRAIN_EMBEDDINGS = EMBEDDINGS.format(split="train")
 """embed: float32 rows in the order of the dataset's split (``test.npy`` too when it has one)."""
 SAMPLE = "sample.json"
-"""finetune, classic: ``{"indices": [...]}`` of the labeled sample in the train split."""
+"""finetune, classic, setfit: ``{"indices": [...]}`` of the labeled sample in the train split."""
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
-"""finetune, classic: accuracy, macro-F1, per-class scores, timings."""
+"""finetune, classic, setfit: accuracy, macro-F1, per-class scores, timings."""
 NED = "ned.json"
 TSNE = "tsne.png"
 """analyze: NED before/after and its permutation test; the t-SNE picture (optional)."""
@@ -41,6 +41,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "intertrain": (f"{MODEL}/config.json", TRAIN_SUMMARY),
     "finetune": (SAMPLE, PREDICTIONS, METRICS),
     "classic": (SAMPLE, PREDICTIONS, METRICS),
+    "setfit": (SAMPLE, PREDICTIONS, METRICS),
     "embed": (TRAIN_EMBEDDINGS,),
     "fit": (f"{MODEL}/config.json", FIT_SUMMARY),
     "analyze": (NED,),

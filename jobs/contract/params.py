@@ -94,15 +94,32 @@ class Optimization(Params):
         return out
 
 
+def _always(p: Any) -> bool:
+    return True
+
+
 @dataclass(frozen=True, kw_only=True)
-class IntertrainOptimization(Optimization):
+class InterTrainingOptions(Optimization):
+    """The options of an inter-training objective (a spec section)."""
+
+    seeds: int = field(default=1, metadata=omit_when(_always))
+    """How many times to inter-train (seeds ``seed``, ``seed + 1``, ...); every cell that starts
+    from the encoder runs on each copy, so the report's spread includes the inter-training's.
+    The plan's, not a step's: never part of a step's parameters."""
+
+    def problems(self) -> list[str]:
+        return super().problems() + _at_least("seeds", self.seeds, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntertrainOptimization(InterTrainingOptions):
     """Inter-training on cluster ids: one epoch in the paper."""
 
     epochs: float = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class MlmOptimization(Optimization):
+class MlmOptimization(InterTrainingOptions):
     """Masked-LM inter-training: the paper's 30 epochs, each text masked 5 different ways."""
 
     epochs: float = 30
@@ -231,6 +248,51 @@ class ClassicParams(SampleParams):
         return super().problems() + _known("method", self.method, CLASSIC_METHODS, "classic method")
 
 
+SETFIT_SAMPLINGS = ("oversampling", "undersampling", "unique")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetFitOptions(Params):
+    """SetFit (Tunstall et al., 2022) through the ``setfit`` package: contrastive fine-tuning of
+    the sentence encoder on pairs of the labeled texts, then a logistic regression head on
+    its embeddings. Defaults are the package's few-shot defaults, but for ``max_length``."""
+
+    batch_size: int = 16
+    """Pairs per optimizer step of the body."""
+    epochs: int = 1
+    """Passes over the pairs."""
+    num_iterations: int | None = None
+    """Pairs drawn per labeled text (the SetFit paper's 20); None: every pair, the rarer kind
+    (same / other label) repeated to balance (``sampling_strategy``)."""
+    sampling_strategy: str = "oversampling"
+    body_lr: float = 2e-5
+    """Learning rate of the body (linear warm-up over 10%, then decay: the package's)."""
+    max_length: int = 128
+    """Tokens per text, as every other setting (the package would take the model's maximum)."""
+
+    def problems(self) -> list[str]:
+        out = super().problems() + _at_least("batch_size", self.batch_size, 2) + _at_least("epochs", self.epochs, 1)
+        if self.num_iterations is not None:
+            out += _at_least("num_iterations", self.num_iterations, 1)
+        out += _known("sampling_strategy", self.sampling_strategy, SETFIT_SAMPLINGS, "sampling strategy")
+        if not 0 < self.body_lr < 1:
+            out.append(f"body_lr: must be in (0, 1), got {self.body_lr}")
+        if not 8 <= self.max_length <= 4096:
+            out.append(f"max_length: must be between 8 and 4096, got {self.max_length}")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetFitParams(SetFitOptions, SampleParams):
+    """The ``setfit`` step: SetFit on a labeled sample, evaluated on the test set."""
+
+    kind: ClassVar[str] = "setfit"
+    model: str
+    """The base model; the body is the ``encoder`` input when there is one."""
+    seed: int = 0
+    """Seeds the pairs, the body's training and the head, plus the repetition."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class EmbedParams(Params):
     """The ``embed`` step: frozen mean-pooled embeddings of every text, for probes and k-means."""
@@ -324,5 +386,6 @@ class _IntertrainHead:
 
 
 PARAMS_BY_KIND: dict[str, type[Params]] = {cls.kind: cls for cls in (
-    ClusterParams, IntertrainParams, FinetuneParams, EmbedParams, ClassicParams, FitParams, AnalyzeParams)}
+    ClusterParams, IntertrainParams, FinetuneParams, EmbedParams, ClassicParams, FitParams, AnalyzeParams,
+    SetFitParams)}
 """Every step kind and the class of its parameters."""
