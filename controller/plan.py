@@ -190,6 +190,20 @@ class _DatasetPlan:
             self.encoders[(name, copy)] = self.add(step).prefix
         return self.encoders[(name, copy)]
 
+    def encoders_of(self, starts: set[str]) -> None:
+        """Every copy of the encoders that settings start from, upstream ones first (the
+        registry's order)."""
+        for name in INTER_TRAININGS:
+            if name in starts:
+                for copy in range(self.copies(name)):
+                    self.encoder(name, copy)
+
+    def embeddings_of(self, starts: list[str]) -> None:
+        """The embeddings that probes read: one per copy of each starting encoder."""
+        for start in starts:
+            for copy in range(self.copies(start)):
+                self.embed(self.data, start, f"{self.name} {start}" + (f" i{copy}" if copy else ""), copy)
+
     def analyses(self) -> list[tuple[str, str, str]]:
         out = []
         a = self.spec.analysis
@@ -259,16 +273,11 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str],
     for d in spec.datasets:
         data = dataset_prefixes[d.name]
         dp = _DatasetPlan(spec, d.name, data, (corpus_prefixes or {}).get(d.name, data), steps)
-        for name in INTER_TRAININGS:  # upstream encoders first: the registry's order
-            if name in starts:
-                for copy in range(dp.copies(name)):
-                    dp.encoder(name, copy)
+        dp.encoders_of(starts)
         if needs_clustering(spec):
             clusterings[d.name] = dp.clustering().id
         if spec.analysis.enabled:
             analyses += dp.analyses()
-        for start in sorted({str(s.start) for s in settings if s.method == "probe"}):
-            for copy in range(dp.copies(start)):
-                dp.embed(data, start, f"{d.name} {start}" + (f" i{copy}" if copy else ""), copy)
+        dp.embeddings_of(sorted({str(s.start) for s in settings if s.method == "probe"}))
         cells += _cells(dp, spec, settings)
     return Plan(steps, tuple(cells), clusterings, tuple(analyses))

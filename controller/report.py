@@ -158,6 +158,23 @@ def to_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+def accuracy_table(spec: ExperimentSpec, rows: list[dict], columns: list[str]) -> list[str]:
+    """Mean ± SEM per dataset, budget and column, then where the SEM of inter-trained settings
+    comes from (when they were inter-trained more than once)."""
+    spreads: dict[tuple[str, int, str], Spread] = {}
+    lines = ["| dataset | budget | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for d in spec.datasets:
+        for b in spec.budgets:
+            cells = []
+            for col in columns:
+                mine = [r for r in rows if r["dataset"] == d.name and r["column"] == col and r["budget"] == b]
+                if mine:
+                    spreads[(d.name, b, col)] = setting_spread(mine)
+                cells.append(spreads[(d.name, b, col)].format() if mine else "-")
+            lines.append(f"| {d.name} | {b} | " + " | ".join(cells) + " |")
+    return lines + format_shares(spreads)
+
+
 def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
               nmi: dict[str, float | None], analyses: tuple[dict, ...] = ()) -> str:
     lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions (and inter-training seeds)", ""]
@@ -168,19 +185,7 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
         lines.append(f"**Incomplete:** {missing} of {missing + len(rows)} cells are not done yet.")
     lines.append("")
     columns = list(dict.fromkeys(c.column for c in plan.cells))
-    lines.append("| dataset | budget | " + " | ".join(columns) + " |")
-    lines.append("|---|---:|" + "---:|" * len(columns))
-    spreads: dict[tuple[str, int, str], Spread] = {}
-    for d in spec.datasets:
-        for b in spec.budgets:
-            cells = []
-            for col in columns:
-                mine = [r for r in rows if r["dataset"] == d.name and r["column"] == col and r["budget"] == b]
-                if mine:
-                    spreads[(d.name, b, col)] = setting_spread(mine)
-                cells.append(spreads[(d.name, b, col)].format() if mine else "-")
-            lines.append(f"| {d.name} | {b} | " + " | ".join(cells) + " |")
-    lines += format_shares(spreads)
+    lines += accuracy_table(spec, rows, columns)
     samples = per_sample(rows)
     if "bert" in columns:
         lines += format_tests(paired_tests(samples, columns, "bert"))
