@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.advice import advise, format_advice, judge, sample_agreement
+from controller.advice_loo import format_leave_one_out
 from controller.plan import Plan
 from controller.plots import accuracy_plot
 from controller.reportcache import CellCache
@@ -192,7 +193,8 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
     if nmi:
         lines += ["", "NMI of the clusters with the gold labels (train set): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in nmi.items() if v is not None)]
-    lines += format_advice(judge(samples))
+    judgements = judge(samples)
+    lines += format_advice(judgements) + format_leave_one_out(judgements)
     lines += format_analyses(list(analyses))
     return "\n".join(lines) + "\n"
 
