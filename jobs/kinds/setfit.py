@@ -66,6 +66,16 @@ def _model(setfit, body: str, max_length: int):
     return setfit.SetFitModel(model_body=st, model_head=LogisticRegression())
 
 
+def _log_lines_not_bars(st_trainer) -> None:
+    """The step's log gets a line every ``logging_steps`` (loss, learning rate), not a bar
+    redrawn on every optimizer step."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    st_trainer.remove_callback(ProgressCallback)
+    st_trainer.add_callback(PrinterCallback)
+    st_trainer.args.dataloader_pin_memory = models.device().type == "cuda"
+
+
 def train_setfit(ctx: StepContext[SetFitParams], data: CellData, body: str, seed: int):
     """A trained SetFit model and its training statistics."""
     setfit = _setfit()
@@ -81,7 +91,7 @@ def train_setfit(ctx: StepContext[SetFitParams], data: CellData, body: str, seed
         report_to="none", show_progress_bar=False, logging_steps=25)
     train = Dataset.from_dict({"text": data.sample_texts, "label": data.sample_labels})
     trainer = setfit.Trainer(model=model, args=args, train_dataset=train)
-    trainer.st_trainer.args.disable_tqdm = True  # periodic log lines instead of a bar in the step's log
+    _log_lines_not_bars(trainer.st_trainer)
     trainer.train()
     return model, {"optimizer_steps": int(trainer.st_trainer.state.global_step)}
 
@@ -97,7 +107,7 @@ def run(ctx: StepContext[SetFitParams]) -> dict:
     model, stats = train_setfit(ctx, data, body, seed)
     t1 = time.time()
     batch = models.accelerator().eval_batch
-    pred = np.asarray(model.predict(list(data.test.texts), batch_size=batch, as_numpy=True))
+    pred = np.asarray(model.predict(list(data.test.texts), batch_size=batch, as_numpy=True, show_progress_bar=False))
     t2 = time.time()
     ctx.timings.update(train_s=round(t1 - t0, 3), eval_s=round(t2 - t1, 3))
     metrics = write_cell(ctx, data, pred.astype(int).tolist(),
