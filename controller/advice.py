@@ -115,6 +115,11 @@ def _advice_row(dataset: str, budget: int, js: list[Judgement]) -> str:
             f"({advice.count('clust')}/{len(advice)} clust) | " + " | ".join(cells) + " |")
 
 
+def lost(j: Judgement, inter_train: bool) -> float:
+    """Points lost against the better of the pair, had the choice been ``inter_train``."""
+    chosen = j.with_clust if inter_train else j.without
+    return 100 * (max(j.without, j.with_clust) - chosen)
+
+
 def _regret(judgements: list[Judgement], choose) -> float:
-    lost = [max(j.without, j.with_clust) - (j.with_clust if choose(j) == "clust" else j.without) for j in judgements]
-    return 100 * float(np.mean(lost))
+    return float(np.mean([lost(j, choose(j) == "clust") for j in judgements]))

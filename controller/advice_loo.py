@@ -16,15 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.advice import PAIRS, Judgement
+from controller.advice import PAIRS, Judgement, lost
 
 Pair = tuple[str, str]
-
-
-def lost(j: Judgement, inter_train: bool) -> float:
-    """Points lost against the better of the pair, had the choice been ``inter_train``."""
-    chosen = j.with_clust if inter_train else j.without
-    return 100 * (max(j.without, j.with_clust) - chosen)
 
 
 def mean_lost(judgements: list[Judgement], choose: Callable[[Judgement], bool]) -> float:
