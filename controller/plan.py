@@ -137,8 +137,8 @@ def _fields(params: Params) -> dict[str, Any]:
 
 def _columns(spec: ExperimentSpec, settings: list[Setting]) -> list[tuple[Setting, str]]:
     """(setting, protocol) pairs: fine-tunes once per protocol, the rest once."""
-    fine = [(s, p) for p in spec.protocols for s in settings if s.method == "finetune"]
-    return fine + [(s, "-") for s in settings if s.method != "finetune"]
+    fine = [(s, p) for p in spec.protocols for s in settings if s.fine_tunes]
+    return fine + [(s, "-") for s in settings if not s.fine_tunes]
 
 
 class _DatasetPlan:
@@ -216,6 +216,12 @@ class _DatasetPlan:
             out.append((self.name, name, step.id))
         return out
 
+    def _self_training(self, setting: Setting) -> dict[str, Any]:
+        if setting.method != "selftrain":
+            return {}
+        st = self.spec.selftrain
+        return {"pseudo_share": st.share, "pseudo_agree": st.agree, "pseudo_epochs": st.epochs}
+
     def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str,
              copy: int = 0) -> StepSpec:
         sample = SampleParams(budget=budget, repetition=rep, sample_seed=self.spec.seed, sampling=sampling)
@@ -223,11 +229,13 @@ class _DatasetPlan:
         if sampling == "cluster":
             inputs["clusters"] = self.clustering().prefix
         params: Params
-        if setting.method in ("finetune", "setfit"):
+        if setting.method in ("finetune", "selftrain", "setfit"):
             encoder = self.encoder(str(setting.start), copy)
-            if setting.method == "finetune":
+            if setting.fine_tunes:
                 params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
-                                        **_fields(self.spec.protocol(protocol)))
+                                        **_fields(self.spec.protocol(protocol)), **self._self_training(setting))
+                if setting.method == "selftrain":
+                    inputs["clusters"] = self.clustering().prefix
             else:
                 params = SetFitParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                       **_fields(self.spec.setfit))

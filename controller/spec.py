@@ -24,6 +24,7 @@ from jobs.contract.params import (
     AnalysisOptions,
     ClusterParams,
     Optimization,
+    SelfTrainOptions,
     SetFitOptions,
     StrongOptimization,
 )
@@ -88,6 +89,8 @@ class ExperimentSpec:
     """The ``strong`` protocol."""
     setfit: SetFitOptions = field(default_factory=SetFitOptions)
     """The ``setfit`` and ``clust+setfit`` settings."""
+    selftrain: SelfTrainOptions = field(default_factory=SelfTrainOptions)
+    """The ``self`` and ``clust+self`` settings (their fine-tunes follow the protocols)."""
     sampling: tuple[str, ...] = ("random",)
     """How labeled samples are drawn: ``random`` (the paper's), ``cluster`` (spread over the
     clusters by size, as ``ctune suggest`` proposes), or both to compare them."""
@@ -151,7 +154,8 @@ def _check_grid(spec: ExperimentSpec) -> list[str]:
 
 def _check_sections(spec: ExperimentSpec) -> list[str]:
     parts: dict[str, Any] = {"clustering": spec.clustering, "finetune": spec.finetune, "strong": spec.strong,
-                             "setfit": spec.setfit, "analysis": spec.analysis, "kubernetes": spec.kubernetes, **spec.sections}
+                             "setfit": spec.setfit, "selftrain": spec.selftrain, "analysis": spec.analysis,
+                             "kubernetes": spec.kubernetes, **spec.sections}
     out = [f"{name}.{p}" for name, part in parts.items() for p in part.problems()]
     c = spec.clustering
     if c.method != "sib" and c.embedding == "glove" and c.glove and not Path(c.glove).expanduser().is_file():

@@ -23,7 +23,7 @@ def test_every_setting_runs_with_advice_and_embedding_analysis(write_spec, tmp_p
     store = tmp_path / "store"
     report = store / "experiments/tiny/report"
     rows = results(report / "results.csv")
-    fine_tunes = [s for s in SETTINGS.values() if s.method == "finetune"]
+    fine_tunes = [s for s in SETTINGS.values() if s.fine_tunes]
     assert len(rows) == 2 * len(fine_tunes) + len(SETTINGS) - len(fine_tunes)
     assert {r["setting"] for r in rows} == set(SETTINGS)
     # every setting saw the same labeled sample (the cluster-only classifier draws its own)
@@ -31,6 +31,11 @@ def test_every_setting_runs_with_advice_and_embedding_analysis(write_spec, tmp_p
                for r in rows}
     assert len({v for k, v in samples.items() if k != "clusters"}) == 1
     assert all(r["sample_ami"] != "" and r["advice"] in ("bert", "clust") for r in rows)
+    # self-training learned from pseudo-labeled train texts too, after a first fine-tune
+    for r in (r for r in rows if r["setting"] in ("self", "clust+self")):
+        m = json.loads((store / "steps/finetune" / r["step"] / "metrics.json").read_text())
+        assert 16 < m["pseudo_labeled"] <= 240 - 16 and 0 <= m["pseudo_accuracy"] <= 1
+        assert m["optimizer_steps"] > m["first_optimizer_steps"] > 0
     assert "Advice (inter-train when" in result.stdout and "bert vs clust" in result.stdout
     # MLM: 240 texts / batch 32 = 8 optimizer steps per epoch; the probes read two encoders' embeddings
     trained = [json.loads(p.read_text()) for p in store.glob("steps/intertrain/*/train.json")]

@@ -39,7 +39,7 @@ SYNTHETIC = {
                       "mlm": {"epochs": 2, "replication": 1}, "seed": 3, "repetitions": 1,
                       "model": "bert-base-uncased"}, False),
     "setfit-and-seeds": ({"name": "s", "datasets": ["ag_news"], "settings": ["bert", "clust", "mlm+clust", "clust+probe",
-                                                                            "setfit", "clust+setfit"],
+                                                                            "setfit", "clust+setfit", "clust+self"],
                           "protocols": ["strong"], "repetitions": 2, "intertrain": {"seeds": 2}}, False),
     "tiny-test-spec": ({"name": "tiny", "datasets": ["ag_news"], "model": "/tmp/tiny", "settings": ["bert", "clust"],
                         "budgets": [16], "repetitions": 2, "clustering": {"n_clusters": 4, "n_init": 2, "max_iter": 5},

@@ -220,6 +220,39 @@ class SampleParams(Params):
         return out + _known("sampling", self.sampling, SAMPLINGS, "sampling")
 
 
+PSEUDO_AGREEMENTS = ("cluster", "none")
+
+
+def _no_self_training(p: Any) -> bool:
+    return bool(p.pseudo_share == 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelfTrainOptions(Params):
+    """Self-training on the unlabeled train texts (the ``self`` and ``clust+self`` settings):
+    fine-tune on the labeled sample (the protocol's options), label every other train text
+    with that model, keep of each predicted class its most confident ``share`` (only texts
+    whose sIB cluster's majority prediction is their own, with ``agree: cluster``), then
+    fine-tune the starting encoder again on the labeled and the kept texts."""
+
+    share: float = 0.3
+    """Of the texts predicted as a class, the most confident share kept."""
+    agree: str = "cluster"
+    """``cluster``: keep a text only if most texts of its cluster got the same prediction;
+    ``none``: confidence alone."""
+    epochs: float = 2.0
+    """Passes of the second fine-tune over the labeled and kept texts."""
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if not 0 < self.share <= 1:
+            out.append(f"share: must be in (0, 1], got {self.share}")
+        out += _known("agree", self.agree, PSEUDO_AGREEMENTS, "agreement filter")
+        if not self.epochs > 0:
+            out.append(f"epochs: must be positive, got {self.epochs}")
+        return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class FinetuneParams(Optimization, SampleParams):
     """The ``finetune`` step: fine-tune an encoder on a labeled sample, evaluate on the test set."""
@@ -229,6 +262,20 @@ class FinetuneParams(Optimization, SampleParams):
     """The base model (a packaged name, a folder, a hub id, an ``s3://`` folder)."""
     seed: int = 0
     """Seeds the head and the batches, plus the repetition."""
+    pseudo_share: float = field(default=0.0, metadata=omit_when(_no_self_training))
+    """Self-training (see :class:`SelfTrainOptions`); 0: none, the plain fine-tune."""
+    pseudo_agree: str = field(default="cluster", metadata=omit_when(_no_self_training))
+    pseudo_epochs: float = field(default=2.0, metadata=omit_when(_no_self_training))
+
+    @property
+    def self_training(self) -> SelfTrainOptions | None:
+        if _no_self_training(self):
+            return None
+        return SelfTrainOptions(share=self.pseudo_share, agree=self.pseudo_agree, epochs=self.pseudo_epochs)
+
+    def problems(self) -> list[str]:
+        st = self.self_training
+        return super().problems() + ([f"pseudo_{p}" for p in st.problems()] if st else [])
 
 
 @dataclass(frozen=True, kw_only=True)

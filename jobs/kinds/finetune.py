@@ -8,16 +8,42 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
+
 from jobs.contract.params import FinetuneParams
 from jobs.contract.staging import TEST, TRAIN
 from jobs.lib import models
-from jobs.lib.cells import load_cell_data, write_cell
+from jobs.lib.cells import CellData, load_cell_data, train_cluster_ids, write_cell
 from jobs.lib.inference import predict_logits
 from jobs.lib.runner import StepContext
+from jobs.lib.selftrain import pseudo_labels, second_stage, softmax
 from jobs.lib.tokens import split_tokens
 from jobs.lib.training import train_classifier
 
 log = logging.getLogger(__name__)
+
+
+def _self_train(ctx: StepContext[FinetuneParams], data: CellData, model, tokenizer, source: str, seed: int,
+                first: dict):
+    """Label the train texts with ``model``, keep the confident ones (jobs.lib.selftrain), and
+    fine-tune the starting encoder again on the labeled and kept texts."""
+    params = ctx.params
+    options = params.self_training
+    assert options is not None
+    everything = split_tokens(ctx.store, ctx.input("dataset"), TRAIN, tokenizer, params.max_length)
+    probs = softmax(predict_logits(model, everything, params.max_length))
+    clusters = np.asarray(train_cluster_ids(ctx, len(data.train))) if options.agree == "cluster" else None
+    rows, labels = pseudo_labels(probs, options, data.sample, clusters)
+    index = {name: i for i, name in enumerate(data.names)}
+    gold = np.asarray([index.get(str(data.train.labels[i]), -1) for i in rows])
+    log.info("self-training: %d pseudo-labeled train texts kept of %d", len(rows), len(everything))
+    student = models.load_classifier(source, len(data.names), seed)
+    union = np.concatenate([data.sample, rows])
+    stats = train_classifier(student, everything.take(union), [*data.sample_labels, *labels.tolist()],
+                             second_stage(params), seed)
+    return student, {**stats, "first_optimizer_steps": first["optimizer_steps"], "pseudo_labeled": len(rows),
+                     # how right the kept labels were (the benchmark's gold labels; diagnostics only)
+                     **({"pseudo_accuracy": float(np.mean(gold == labels))} if len(rows) else {})}
 
 
 def run(ctx: StepContext[FinetuneParams]) -> dict:
@@ -33,6 +59,8 @@ def run(ctx: StepContext[FinetuneParams]) -> dict:
     model = models.load_classifier(source, len(data.names), seed)
     t0 = time.time()
     stats = train_classifier(model, train, data.sample_labels, params, seed)
+    if params.self_training is not None:
+        model, stats = _self_train(ctx, data, model, tokenizer, source, seed, stats)
     t1 = time.time()
     logits = predict_logits(model, test, params.max_length)
     t2 = time.time()

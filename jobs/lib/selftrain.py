@@ -1,0 +1,58 @@
+"""Self-training: which unlabeled train texts a fine-tuned model labels confidently enough to
+learn from, and the second fine-tune on them (the ``self`` and ``clust+self`` settings)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from jobs.contract.params import FinetuneParams, SelfTrainOptions
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cluster_agreement(pred: np.ndarray, cluster_ids: np.ndarray) -> np.ndarray:
+    """Whether each text's prediction is the most frequent prediction of its cluster (ties:
+    the lowest class)."""
+    out = np.zeros(len(pred), dtype=bool)
+    for c in np.unique(cluster_ids):
+        members = cluster_ids == c
+        majority = np.bincount(pred[members]).argmax()
+        out[members] = pred[members] == majority
+    return out
+
+
+def pseudo_labels(probs: np.ndarray, options: SelfTrainOptions, labeled: np.ndarray,
+                  cluster_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, labels) to learn from: of the texts predicted as each class, the most confident
+    ``share`` (of that class's predictions), never a labeled text, and with ``agree:
+    cluster`` only texts whose cluster mostly got the same prediction."""
+    pred = probs.argmax(axis=1)
+    confidence = probs.max(axis=1)
+    eligible = np.ones(len(pred), dtype=bool)
+    eligible[labeled] = False
+    if options.agree == "cluster":
+        if cluster_ids is None:
+            raise ValueError("agree: cluster needs the texts' cluster ids")
+        eligible &= cluster_agreement(pred, np.asarray(cluster_ids))
+    rows = []
+    for k in np.unique(pred):
+        quota = math.ceil(options.share * int((pred == k).sum()))
+        candidates = np.flatnonzero(eligible & (pred == k))
+        # most confident first; equal confidences by row, so the choice is deterministic
+        order = np.lexsort((candidates, -confidence[candidates]))
+        rows.append(candidates[order][:quota])
+    kept = np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
+    return kept, pred[kept]
+
+
+def second_stage(params: FinetuneParams) -> FinetuneParams:
+    """The options of the fine-tune on labeled + pseudo-labeled texts: the protocol's, with the
+    self-training's number of passes."""
+    return dataclasses.replace(params, epochs=params.pseudo_epochs)
