@@ -4,7 +4,9 @@
 # Carries (in .gpu/, not committed): the packaged MiniLM with its weights stored as fp16
 # (the transfer is capped at 64 MiB; upcast to fp32 here), the data and the sIB clusterings
 # computed beforehand on CPU (`ctune run SPEC --only cluster`), and the snowballstemmer wheel.
-# Usage there: bash bench/device_grid.sh [JOBS]; results land in $OUT (or ./device-out).
+# Usage there: [SPECS='recipe'] bash bench/device_grid.sh [JOBS]; results land in $OUT (or ./device-out).
+# The setfit settings also need setfit, sentence-transformers and datasets (with pyarrow, 55 MB)
+# there: check what the device has before packing their wheels into .gpu/wheels.
 set -uo pipefail
 JOBS=${1:-12}
 OUT=${OUT:-$PWD/device-out}
@@ -31,7 +33,7 @@ save() {  # reports and per-step records (no models, no embeddings)
      $(find steps -name 'metrics.json' -o -name 'ned.json' -o -name 'train.json' -o -name '_SUCCESS' \
         -o -name 'sample.json' -o -name 'clusters.json' -o -name 'tsne.png' 2>/dev/null))
 }
-for spec in paper_trimmed advice sampling; do
+for spec in ${SPECS:-paper_trimmed advice sampling}; do
   start=$(date +%s)
   python3 -m controller.cli run "experiments/$spec.yaml" --store "$W/store" --jobs "$JOBS" \
     > "$OUT/$spec.md" 2> "$OUT/$spec.log"
