@@ -70,9 +70,11 @@ def every_kind(write_spec, s3_model, bucket: str):
     from jobs.data import Examples
     from jobs.storage import open_store
 
-    spec_path = write_spec(model=s3_model, store=f"s3://{bucket}/c", settings=["bert", "clust", "mlm", "probe", "nb"],
+    spec_path = write_spec(model=s3_model, store=f"s3://{bucket}/c",
+                           settings=["bert", "clust", "mlm", "probe", "nb", "clust+setfit"],
                            repetitions=1, analysis={"enabled": True, "max_texts": 30, "permutations": 20},
-                           mlm={"epochs": 1, "replication": 1, "batch_size": 32, "max_length": 32})
+                           mlm={"epochs": 1, "replication": 1, "batch_size": 32, "max_length": 32},
+                           setfit={"num_iterations": 2, "batch_size": 8, "max_length": 32})
     spec = load_spec(spec_path)
     store = open_store(str(spec.store))
     prepared = prepare_all(spec, resolve_data_dir(spec, None), str(spec_path))
@@ -94,7 +96,8 @@ def test_every_step_kind_runs_in_the_hardened_job_image(images, write_spec, s3_m
     from jobs.contract.steps import is_done
 
     store, steps = every_kind(write_spec, s3_model, s3_env)
-    assert {s.kind for s in steps} == {"cluster", "intertrain", "finetune", "embed", "classic", "analyze", "fit"}
+    assert {s.kind for s in steps} == {"cluster", "intertrain", "finetune", "embed", "classic", "analyze", "fit",
+                                       "setfit"}
     seconds: dict[str, list[float]] = {}
     for step in steps:  # in dependency order
         t0 = time.time()
