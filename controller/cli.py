@@ -257,8 +257,19 @@ def _practitioner_store(args: argparse.Namespace) -> Store:
     return store
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _announce_training(info: dict) -> None:
+    """Before the inter-training and fine-tuning start: what was measured, what will run."""
     from controller.advice import THRESHOLD
+
+    if "labeled_ami" in info:
+        say(f"clusters vs your {info['labeled']} labeled texts: AMI {info['labeled_ami']:.3f} "
+            f"(NMI {info['labeled_nmi']:.3f}; 0: no agreement beyond chance)")
+    why = {"auto": f"the advice: inter-train when AMI >= {THRESHOLD}", "clust": "cluster inter-training, then fine-tune",
+           "bert": "fine-tune only"}[info["asked"]]
+    say(f"setting: {info['setting']} ({why}); training on {info['corpus']} corpus texts ...")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from controller.modelcheck import check_model
     from controller.practitioner import TrainRequest, run_training
 
@@ -269,10 +280,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        setting=args.setting, protocol=args.protocol,
                        text_field=args.text_field, label_field=args.label_field,
                        clustering=ClusterParams(n_clusters=args.clusters))
-    info = run_training(store, req, Progress(3))
-    if "labeled_ami" in info:
-        say(f"clusters vs your labels, on the labeled texts: AMI {info['labeled_ami']:.3f} "
-            f"(NMI {info['labeled_nmi']:.3f}); inter-training is advised from AMI {info['advice_threshold'] or THRESHOLD}")
+    info = run_training(store, req, Progress(3), _announce_training)
     why = " (chosen by the advice)" if info["asked"] == "auto" else ""
     say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
         f"{len(info['labels'])} labels, setting {info['setting']}{why} ({info['protocol']} protocol)")

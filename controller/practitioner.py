@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,10 @@ class TrainRequest:
     @property
     def fine_tuning(self) -> Optimization:
         return StrongOptimization() if self.protocol == "strong" else Optimization()
+
+
+def _quiet(info: dict) -> None:
+    return None
 
 
 def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples, Examples]:
@@ -124,8 +129,9 @@ def _run(backend: LocalBackend, plan: Plan, on_event) -> RunResult:
     return result
 
 
-def run_training(store: Store, req: TrainRequest, on_event) -> dict:
-    """Train and export; raises StepsFailed when a step failed (its log was shown)."""
+def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[dict], None] = _quiet) -> dict:
+    """Train and export; raises StepsFailed when a step failed (its log was shown).
+    ``announce`` hears what was measured and chosen before the long steps start."""
     check_output(req.out)
     prefix, texts, labeled = stage_training_data(store, req)
     backend = LocalBackend(store)
@@ -140,6 +146,7 @@ def run_training(store: Store, req: TrainRequest, on_event) -> dict:
         agreement = labeled_agreement(store, clust, labeled)
         if setting == "auto":
             setting = advise(agreement["labeled_ami"])
+    announce({"setting": setting, "asked": req.setting, "labeled": len(labeled), "corpus": len(texts), **agreement})
     plan = training_plan(req, setting, prefix)
     _run(backend, plan, on_event)
     fit = next(s for s in plan.steps.values() if s.kind == "fit")

@@ -23,7 +23,10 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
                    "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store),
                    "--setting", "clust")
     assert result.returncode == 0, result.stderr
-    assert "clusters vs your labels, on the labeled texts: AMI" in result.stderr
+    # AND it says what it measured and chose before the inter-training starts
+    said = result.stderr
+    assert said.index("clusters vs your 40 labeled texts: AMI") < said.index("setting: clust (cluster inter-training")
+    assert said.index("setting: clust") < said.index("... intertrain")
     info = json.loads((out / "ctune.json").read_text())
     assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == "clust"
     # THEN plain transformers loads it with the label names
@@ -67,6 +70,7 @@ def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_p
     info = json.loads((out / "ctune.json").read_text())
     assert info["asked"] == "auto" and info["labeled_ami"] < info["advice_threshold"]
     assert info["setting"] == "bert" and "chosen by the advice" in result.stderr
+    assert result.stderr.index("setting: bert (the advice: inter-train when AMI >=") < result.stderr.index("... fit")
     assert not list((tmp_path / "store").glob("steps/intertrain/*"))  # no inter-training was run
 
 
