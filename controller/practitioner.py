@@ -22,6 +22,7 @@ from controller.agreement import nmi
 from controller.backends.base import RunResult
 from controller.backends.local import LocalBackend, job_env
 from controller.plan import Plan, cluster_step, fit_step, intertrain_step
+from controller.settings import DEFAULT_SETTING
 from jobs.contract.errors import StepsFailed
 from jobs.contract.intertrainings import INTER_TRAININGS
 from jobs.contract.outputs import MODEL, read_cluster_ids
@@ -46,7 +47,7 @@ class TrainRequest:
     corpus: Path | None = None
     """Unlabeled texts; the labeled texts are always part of the corpus too (first)."""
     model: str = "minilm"
-    setting: str = "auto"
+    setting: str = DEFAULT_SETTING
     """``clust`` (cluster inter-training, then fine-tune), ``bert`` (fine-tune only), or ``auto``:
     ``clust`` when the clusters agree with the labeled texts (see controller.advice)."""
     protocol: str = "strong"

@@ -18,17 +18,17 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     (tmp_path / "corpus.jsonl").write_text("\n".join(lines[40:]) + "\n")
     out = tmp_path / "model"
     store = tmp_path / "store"
-    # WHEN a model is trained with cluster inter-training
+    # WHEN a model is trained with the default setting: cluster inter-training
     result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
-                   "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store),
-                   "--setting", "clust")
+                   "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
     assert result.returncode == 0, result.stderr
     # AND it says what it measured and chose before the inter-training starts
     said = result.stderr
     assert said.index("clusters vs your 40 labeled texts: AMI") < said.index("setting: clust (cluster inter-training")
     assert said.index("setting: clust") < said.index("... intertrain")
     info = json.loads((out / "ctune.json").read_text())
-    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == "clust"
+    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust"
+    assert "labeled_ami" in info and info["advice_threshold"] is None  # measured, as information
     # THEN plain transformers loads it with the label names
     from transformers import AutoModelForSequenceClassification
 
@@ -65,7 +65,8 @@ def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_p
     (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in lines[60:]))
     out = tmp_path / "model"
     result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
-                   "--out", str(out), "--model", tiny_model, "--clusters", "6", "--store", str(tmp_path / "store"))
+                   "--out", str(out), "--model", tiny_model, "--clusters", "6", "--store", str(tmp_path / "store"),
+                   "--setting", "auto")
     assert result.returncode == 0, result.stderr
     info = json.loads((out / "ctune.json").read_text())
     assert info["asked"] == "auto" and info["labeled_ami"] < info["advice_threshold"]
