@@ -188,8 +188,8 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
     columns = list(dict.fromkeys(c.column for c in plan.cells))
     lines += accuracy_table(spec, rows, columns)
     samples = per_sample(rows)
-    if "bert" in columns:
-        lines += format_tests(paired_tests(samples, columns, "bert"))
+    for baseline in (c for c in ("bert", "bert (strong)") if c in columns):  # each protocol's baseline
+        lines += format_tests(paired_tests(samples, columns, baseline))
     if nmi:
         lines += ["", "NMI of the clusters with the gold labels (train set): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in nmi.items() if v is not None)]

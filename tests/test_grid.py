@@ -93,6 +93,8 @@ def test_setfit_cells_and_intertraining_seeds(write_spec, tmp_path, ctune, resul
     # AND the summary splits the variance of the inter-trained settings' means
     assert "| ag_news | 16 | clust | 2×2 |" in result.stdout and "| ag_news | 16 | clust+setfit | 2×2 |" in result.stdout
     assert "(n=2×2)" in result.stdout
+    # AND SetFit is in the paired t-tests, each sample counted once whatever its copies
+    assert "Paired t-tests against `bert`" in result.stdout and "| clust+setfit | 16 | 2 |" in result.stdout
     # AND a SetFit cell computed again gives the same predictions (seeded pairs, body and head)
     cell = next(r["step"] for r in rows if r["setting"] == "setfit")
     before = (store / "steps/setfit" / cell / "predictions.jsonl").read_bytes()

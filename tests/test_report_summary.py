@@ -1,0 +1,30 @@
+"""The summary's tables from a small fixed set of cells (controller.report.summarize)."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.plan import build_plan
+from controller.report import summarize
+from controller.spec import parse_spec
+
+pytestmark = pytest.mark.unit
+
+
+def rows_of(plan, accuracy):
+    return [{"dataset": c.dataset, "setting": c.setting, "protocol": c.protocol, "sampling": c.sampling,
+             "budget": c.budget, "repetition": c.repetition, "copy": c.copy, "column": c.column, "step": c.step,
+             "accuracy": accuracy(c)} for c in plan.cells]
+
+
+def test_strong_only_grids_are_tested_against_their_bert_and_copies_count_once():
+    spec = parse_spec({"name": "s", "datasets": ["d"], "settings": ["bert", "clust", "setfit"], "protocols": ["strong"],
+                       "budgets": [64], "repetitions": 3, "intertrain": {"seeds": 2}})
+    plan = build_plan(spec, {"d": "datasets/d-0123456789abcdef"})
+    gains = {"bert": 0.0, "clust": 0.10, "setfit": 0.05}
+    text = summarize(spec, plan, rows_of(plan, lambda c: 0.5 + gains[c.setting] + 0.01 * c.repetition + 0.002 * c.copy),
+                     0, {})
+    assert "| d | 64 | 51.0 ± 0.6 (n=3) | 61.1 ± 0.6 (n=3×2) | 56.0 ± 0.6 (n=3) |" in text
+    assert "Paired t-tests against `bert (strong)`" in text
+    assert "| clust (strong) | 64 | 3 | +10.1 |" in text and "| setfit | 64 | 3 | +5.0 |" in text
+    assert "| d | 64 | clust (strong) | 3×2 |" in text  # where the SEM of the inter-trained setting comes from
