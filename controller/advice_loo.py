@@ -38,6 +38,9 @@ def fit_threshold(judgements: list[Judgement]) -> float:
 class HeldOut:
     dataset: str
     samples: int
+    """Labeled samples judged (a sample judged on both pairs counts once)."""
+    counts: dict[Pair, int]
+    """Per pair: the samples judged on it."""
     thresholds: dict[Pair, float]
     """Per pair, fitted on the other datasets."""
     lost: dict[Pair, dict[str, float]]
@@ -54,15 +57,16 @@ def leave_one_dataset_out(judgements: list[Judgement]) -> list[HeldOut]:
     out = []
     for held in datasets:
         mine = [j for j in judgements if j.dataset == held]
-        thresholds, per_pair, advised = {}, {}, {}
+        thresholds, per_pair, advised, counts = {}, {}, {}, {}
         for pair in PAIRS:
             pj = [j for j in mine if j.pair == pair]
             others = [j for j in judgements if j.dataset != held and j.pair == pair]
             if pj and others:
+                counts[pair] = len(pj)
                 thresholds[pair] = fit_threshold(others)
                 per_pair[pair], advised[pair] = _judge_held_out(pj, thresholds[pair])
-        samples = {(j.budget, j.repetition, j.sampling, j.protocol) for j in mine}
-        out.append(HeldOut(held, len(samples), thresholds, per_pair, advised))
+        samples = {(j.budget, j.repetition, j.sampling) for j in mine}
+        out.append(HeldOut(held, len(samples), counts, thresholds, per_pair, advised))
     return out
 
 
@@ -78,7 +82,7 @@ def _judge_held_out(judgements: list[Judgement], threshold: float) -> tuple[dict
 
 def overall(rows: list[HeldOut], pair: Pair) -> dict[str, float]:
     """Points lost per sample over every held-out dataset (each sample weighs the same)."""
-    weighted = [(r.samples, r.lost[pair]) for r in rows if pair in r.lost]
+    weighted = [(r.counts[pair], r.lost[pair]) for r in rows if pair in r.lost]
     total = sum(n for n, _ in weighted)
     return {k: sum(n * v[k] for n, v in weighted) / total for k in ("rule", "always", "never")} if total else {}
 

@@ -55,6 +55,20 @@ def test_a_rule_that_generalizes_is_kept_and_every_pair_counts():
     rows = leave_one_dataset_out(js)
     assert keep_rule(rows) is True and all(r.thresholds[PROBE] == -math.inf for r in rows)
     assert all(0.02 < r.thresholds[FT] < 0.35 for r in rows)
+    # a sample judged on both pairs is one sample, and each pair weighs its own judgements
+    assert all(r.samples == 1 and r.counts == {FT: 1, PROBE: 1} for r in rows)
+
+
+def test_each_pair_weighs_the_samples_judged_on_it():
+    # the fine-tune pair judged on one sample of a, the probe pair on two of a and two of b
+    js = [judged("a", 0.3, 0.5, 0.6), judged("b", 0.0, 0.5, 0.4),
+          judged("a", 0.3, 0.5, 0.7, PROBE), judged("a", 0.3, 0.5, 0.7, PROBE, rep=1),
+          judged("b", 0.0, 0.5, 0.45, PROBE), judged("b", 0.0, 0.5, 0.45, PROBE, rep=1)]
+    rows = {r.dataset: r for r in leave_one_dataset_out(js)}
+    assert rows["a"].samples == 2 and rows["a"].counts == {FT: 1, PROBE: 2}
+    # always inter-training loses 10 points on b's one fine-tune sample and 5 on each of b's probe samples
+    assert overall(list(rows.values()), FT)["always"] == pytest.approx(5.0)
+    assert overall(list(rows.values()), PROBE)["always"] == pytest.approx(2.5)
 
 
 def test_one_dataset_is_not_enough_to_leave_one_out():
