@@ -38,6 +38,14 @@ def _at_least(key: str, value: float, low: float) -> list[str]:
     return [] if value >= low else [f"{key}: must be at least {low:g}, got {value}"]
 
 
+def _rate(key: str, value: float) -> list[str]:
+    return [] if 0 < value < 1 else [f"{key}: must be in (0, 1), got {value}"]
+
+
+def _tokens(value: int) -> list[str]:
+    return [] if 8 <= value <= 4096 else [f"max_length: must be between 8 and 4096, got {value}"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Params:
     """Base of every parameter class: hashing, decoding and value checks."""
@@ -86,12 +94,8 @@ class Optimization(Params):
         out = super().problems()
         if not self.epochs > 0:
             out.append(f"epochs: must be positive, got {self.epochs}")
-        if not 0 < self.lr < 1:
-            out.append(f"lr: must be in (0, 1), got {self.lr}")
-        out += _at_least("batch_size", self.batch_size, 1)
-        if not 8 <= self.max_length <= 4096:
-            out.append(f"max_length: must be between 8 and 4096, got {self.max_length}")
-        return out
+        out += _rate("lr", self.lr) + _at_least("batch_size", self.batch_size, 1)
+        return out + _tokens(self.max_length)
 
 
 def _always(p: Any) -> bool:
@@ -129,10 +133,7 @@ class MlmOptimization(InterTrainingOptions):
     """Share of tokens predicted (of those: 80% [MASK], 10% a random token, 10% kept)."""
 
     def problems(self) -> list[str]:
-        out = super().problems() + _at_least("replication", self.replication, 1)
-        if not 0 < self.mask_prob < 1:
-            out.append(f"mask_prob: must be in (0, 1), got {self.mask_prob}")
-        return out
+        return super().problems() + _at_least("replication", self.replication, 1) + _rate("mask_prob", self.mask_prob)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,11 +323,7 @@ class SetFitOptions(Params):
         if self.num_iterations is not None:
             out += _at_least("num_iterations", self.num_iterations, 1)
         out += _known("sampling_strategy", self.sampling_strategy, SETFIT_SAMPLINGS, "sampling strategy")
-        if not 0 < self.body_lr < 1:
-            out.append(f"body_lr: must be in (0, 1), got {self.body_lr}")
-        if not 8 <= self.max_length <= 4096:
-            out.append(f"max_length: must be between 8 and 4096, got {self.max_length}")
-        return out
+        return out + _rate("body_lr", self.body_lr) + _tokens(self.max_length)
 
 
 @dataclass(frozen=True, kw_only=True)
