@@ -70,7 +70,14 @@ lint: $(STAMP) ## ruff, mypy, import contracts, complexity (no function above 15
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m tests.complexity controller jobs --max 15
 
-test: $(STAMP) $(KUBE_STAMP) $(VENV)/.images-test lint ## lint, images (VERSION=test), then every test tier
+# the report page's browser test: Debian's chromium, driven by playwright (no browser download)
+CHROMIUM_DEPS = command -v chromium >/dev/null \
+	  || apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+browser: ## Debian's chromium, for the report page's browser test
+	$(CHROMIUM_DEPS)
+
+test: $(STAMP) $(KUBE_STAMP) $(VENV)/.images-test lint browser ## lint, images (VERSION=test), chromium, then every test tier
 	PATH=$(TEST_PATH) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## the unit tier alone (no job processes, no control plane)
@@ -118,4 +125,4 @@ clean: ## remove the local store of runs and what the tests cache (keeps .venv)
 	rm -rf $${TMPDIR:-/tmp}/ctune-cache* $${TMPDIR:-/tmp}/ctune-kube-* $${TMPDIR:-/tmp}/pytest-of-$$(id -un)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install run plan report kube-tools kube-binaries lint test test-unit test-faults bench clean images images-local deploy submit status
+.PHONY: help install run plan report browser kube-tools kube-binaries lint test test-unit test-faults bench clean images images-local deploy submit status

@@ -67,26 +67,28 @@ def say(msg: str) -> None:
 
 
 class Progress:
-    """One line per finished step, with a running count."""
+    """One line per finished step, with a running count (through ``show``, which keeps a
+    live progress line below them on a terminal)."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, show=say):
         self.total = total
         self.finished = 0
         self.t0 = time.time()
+        self.show = show
 
     def __call__(self, e: Event) -> None:
         if e.kind == "start":
-            say(f"  ... {e.step.kind:<10} {e.step.label}" + (f" ({e.detail})" if e.detail else ""))
+            self.show(f"  ... {e.step.kind:<10} {e.step.label}" + (f" ({e.detail})" if e.detail else ""))
             return
         self.finished += 1
         mark = {"done": "ok", "failed": "FAILED", "blocked": "blocked"}[e.kind]
         elapsed = time.time() - self.t0
         how = f"{e.detail}; " if e.kind == "done" and e.detail else ""
-        say(f"[{self.finished}/{self.total}] {mark:<7} {e.step.kind:<10} {e.step.label} "
-            f"({how}{e.seconds:.0f}s; {elapsed / 60:.1f} min elapsed)")
+        self.show(f"[{self.finished}/{self.total}] {mark:<7} {e.step.kind:<10} {e.step.label} "
+                  f"({how}{e.seconds:.0f}s; {elapsed / 60:.1f} min elapsed)")
         if e.kind == "failed":
             for line in e.detail.splitlines():
-                say(f"    | {line}")
+                self.show(f"    | {line}")
 
 
 def committed_steps(s: Session, recheck: bool = False) -> set[str]:
@@ -136,18 +138,35 @@ def _backend(s: Session, args: argparse.Namespace):
     return LocalBackend(s.store, jobs=args.jobs, pack=args.pack)
 
 
-def _write_report(s: Session, done: set[str] | None = None) -> None:
+def _report_files(s: Session, done: set[str] | None = None, seen_failed: dict[str, str] | None = None):
+    """Write every report file (tables, plot, page, JSON); the report and the page's key."""
     from controller.report import build_report, write_report
+    from controller.report_page import write_page
 
-    report = build_report(s.store, s.spec, s.plan, committed_steps(s) if done is None else done)
-    prefix = write_report(s.store, s.spec, report)
+    report = build_report(s.store, s.spec, s.plan, done)
+    write_report(s.store, s.spec, report)
+    return report, write_page(s.store, s.spec, s.plan, report, seen_failed)
+
+
+def _write_report(s: Session, done: set[str] | None = None, seen_failed: dict[str, str] | None = None) -> str:
+    report, page = _report_files(s, committed_steps(s) if done is None else done, seen_failed)
     print(report.summary)
-    say(f"report: {s.store.root}/{prefix}/results.csv, summary.md")
+    say(f"report: {page_address(s.store, page)} (and results.csv, results.json, summary.md beside it)")
+    return page
+
+
+def page_address(store: Store, key: str) -> str:
+    """Where a person opens the page: a file:// URL, or for S3 a link valid for a day."""
+    share = getattr(store, "share_url", None)
+    if share is not None:
+        return str(share(key))
+    return Path(store.root, key).resolve().as_uri()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import yaml
 
+    from controller.live import LivePage, LiveStatus
     from controller.spec import spec_to_dict
 
     s = open_session(args)
@@ -167,15 +186,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     say(f"running {len(todo)} of {len(plan.steps)} steps ({len(plan.steps) - len(todo)} already done) "
         f"with {args.jobs} at once; store {s.store.root}")
-    result = backend.run(plan, Progress(len(todo)))
+    seen_failed: dict[str, str] = {}
+    page = LivePage(lambda: _report_files(s, None, seen_failed))
+    with LiveStatus(s.store) as live:
+        progress = Progress(len(todo), live.say)
+
+        def on_event(e: Event) -> None:
+            live.on_event(e)
+            progress(e)
+            if e.kind == "failed":
+                seen_failed[e.step.id] = e.detail
+            page.on_event(e)
+
+        page.now()
+        say(f"report page (rewritten as steps finish): {page_address(s.store, f'{base}/report/index.html')}")
+        result = backend.run(plan, on_event)
     if not result.ok:
         say(f"{len(result.failed)} step(s) failed, {len(result.blocked)} not run because of them")
-    _write_report(s)
+    _write_report(s, None, seen_failed)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _write_report(open_session(args))
+    s = open_session(args)
+    page = _write_report(s)
+    if args.open:
+        import webbrowser
+
+        address = page_address(s.store, page)
+        opened = address.startswith("file:") and webbrowser.open(address)
+        say(f"opened {address}" if opened else f"open {address} in a browser")
     return EXIT_OK
 
 
@@ -191,6 +231,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from controller.kube.commands import print_logs
 
     s = open_session(args)
+    if args.follow:
+        from controller.follow import follow
+
+        return follow(s.store, s.plan.find(args.step, s.spec.name))
     return print_logs(s.spec, s.store, s.plan, args.step, args.kubeconfig, args.kubernetes)
 
 

@@ -39,9 +39,9 @@ def at_least(low: int) -> Callable[[str], int]:
 SPEC_COMMANDS = (
     ("run", "run every step of the spec that is not done, then report"),
     ("plan", "show the steps of the spec and which are done"),
-    ("report", "aggregate the done cells into results.csv and summary.md"),
+    ("report", "write the report: index.html (the page), results.csv/.json and summary.md"),
     ("status", "what is done, what failed, and (--kubernetes) the experiment's Jobs"),
-    ("logs", "print a step's log (from the store, else from its pod)"),
+    ("logs", "print a step's log (from the store, else from its pod); --follow while it runs"),
     ("cancel", "stop the experiment's run and delete its Kubernetes Jobs"),
     ("verify", "check every committed step's files against its commit record; uncommit what differs"),
     ("invalidate", "remove a step and every step computed from it, to compute them again"),
@@ -61,6 +61,12 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
         p.add_argument("--deep", action="store_true", help="hash every file, not only the small ones")
     if name in ("status", "logs"):
         p.add_argument("--kubernetes", action="store_true", help="also ask the cluster")
+    if name == "logs":
+        p.add_argument("--follow", "-f", action="store_true",
+                       help="keep printing the log as the step writes it, until it is done or failed")
+    if name == "report":
+        p.add_argument("--open", action="store_true",
+                       help="open the page in a browser (a local store), else print its address")
     if name == "run":
         p.add_argument("--jobs", type=at_least(1), default=1, help="processes at once (default 1)")
         p.add_argument("--pack", type=at_least(1), default=AUTO_PACK,

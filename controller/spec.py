@@ -57,6 +57,9 @@ class DatasetSpec:
     corpus: str | None = None
     """Extra unlabeled texts (a file, or an ``s3://`` object or prefix) for clustering and
     inter-training, beside the train texts. New texts there re-run only what reads them."""
+    group: str | None = None
+    """Which average of the report's Table 2 the dataset joins (``topical``, ``non-topical``
+    or any name); the shipped datasets have the paper's, others ``other``."""
 
     @staticmethod
     def from_shorthand(value: Any) -> Any:

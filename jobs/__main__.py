@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_FAILED, EXIT_OK, Claimed, CtuneError, job_exit_code, redact
 from jobs.contract.steps import LOG, STEP_KINDS, is_done, split_step_uri, write_failure
+from jobs.lib import livelog
 from jobs.lib.runner import Handler, run_step
 from jobs.storage import open_store
 
@@ -90,7 +91,8 @@ class _Tee(io.TextIOBase):
 @contextlib.contextmanager
 def _log_to_store(uri: str) -> Iterator[dict]:
     """With CTUNE_LOG_TO_STORE=1 (set in Kubernetes pods), the step's output is also saved
-    in the store as its log.txt, whatever the outcome: pod logs vanish with the pod. Not when
+    in the store as its log.txt, whatever the outcome: pod logs vanish with the pod; while it
+    runs, a copy of it grows there (``jobs.lib.livelog``). Not when
     this process did not run the step (done before, or claimed by another): the log there is
     the one of the process that did."""
     keep = {"write": True}
@@ -104,7 +106,8 @@ def _log_to_store(uri: str) -> Iterator[dict]:
     old_err, old_out = sys.stderr, sys.stdout
     sys.stderr, sys.stdout = _Tee(old_err, buffer), _Tee(old_out, buffer)
     try:
-        yield keep
+        with livelog.capturing(buffer):
+            yield keep
     finally:
         sys.stderr, sys.stdout = old_err, old_out
         logging.getLogger().removeHandler(handler)

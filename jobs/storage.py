@@ -170,6 +170,18 @@ def _error_code(exc: BaseException | None) -> str:
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 
 
+CONTENT_TYPES = {"html": "text/html; charset=utf-8", "svg": "image/svg+xml", "png": "image/png",
+                 "json": "application/json", "csv": "text/csv; charset=utf-8", "md": "text/markdown; charset=utf-8",
+                 "txt": "text/plain; charset=utf-8"}
+"""What a browser opening the report from S3 needs to be told (the report's files, logs)."""
+
+
+def _content_type(key: str) -> dict[str, str]:
+    name = key.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1] if "." in name else ""
+    return {"ContentType": CONTENT_TYPES[ext]} if ext in CONTENT_TYPES else {}
+
+
 class S3Store:
     """``s3://bucket/prefix`` on any S3-compatible server.
 
@@ -257,7 +269,13 @@ class S3Store:
         return data
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self._call(key, self._client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data)
+        self._call(key, self._client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data,
+                   **_content_type(key))
+
+    def share_url(self, key: str, seconds: int = 86_400) -> str:
+        """A link that opens ``key`` in a browser without credentials, for ``seconds``."""
+        return str(self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._k(key)}, ExpiresIn=seconds))
 
     def create_bytes(self, key: str, data: bytes) -> bool:
         """Write ``key`` only if absent (a conditional PUT, ``If-None-Match: *``); False when

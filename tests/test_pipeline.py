@@ -124,6 +124,11 @@ def test_failing_step_is_reported_and_blocks_its_dependents(write_spec, tmp_path
     store = tmp_path / "store"
     assert not list(store.glob("steps/finetune/*/_SUCCESS"))
     assert list(store.glob("steps/cluster/*/_SUCCESS"))  # independent steps still complete
+    # the report page lists the failed steps with their one-line error and a link to their log
+    page = (store / "experiments/tiny/report/index.html").read_text()
+    failed = page[page.index('<ul class="failed">'):]
+    assert "cannot load model" in failed and 'href="../../../steps/intertrain/' in failed
+    assert "failed" in page[page.index('class="run-status"'):][:200]
 
 
 def test_cluster_sampling_and_cluster_only_classifier(write_spec, tmp_path, ctune, results):

@@ -37,6 +37,7 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     # AND predict writes one row per text with a label and scores
     pred = ctune("predict", str(out), str(src / "test.jsonl"), "--format", "csv")
     assert pred.returncode == 0, pred.stderr
+    assert pred.stderr == ""  # no third-party progress bars (weight loading) around the predictions
     rows = list(csv.DictReader(io.StringIO(pred.stdout)))
     assert len(rows) == 60
     assert {r["label"] for r in rows} <= set(model.config.id2label.values())

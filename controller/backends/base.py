@@ -19,6 +19,8 @@ class Event:
     step: StepSpec
     seconds: float = 0.0
     detail: str = ""
+    unit: tuple[StepSpec, ...] = ()
+    """On "start": every step the process runs, in order (a pack runs several)."""
 
 
 OnEvent = Callable[[Event], None]
@@ -45,7 +47,8 @@ class RunResult:
 def start_event(unit: JobUnit, todo: int | None = None) -> Event:
     """One line for a unit's start: its first step, and how many more cells run with it."""
     more = (len(unit.steps) if todo is None else todo) - 1
-    return Event("start", unit.steps[0], detail=f"+{more} more cell(s) in this process" if more > 0 else "")
+    return Event("start", unit.steps[0], detail=f"+{more} more cell(s) in this process" if more > 0 else "",
+                 unit=tuple(unit.steps))
 
 
 def write_step_files(store: Store, steps: Iterable[StepSpec]) -> None:

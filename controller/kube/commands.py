@@ -9,8 +9,9 @@ from controller.kube.api import KubeApi, KubeError, load_api_client
 from controller.kube.backend import KubernetesBackend, cancel_marker, experiment_selector
 from controller.packing import JobUnit
 from controller.plan import Plan
+from controller.runstate import run_state
 from controller.spec import ExperimentSpec
-from jobs.contract.steps import LOG, read_failure, scan_markers
+from jobs.contract.steps import LOG
 from jobs.storage import Store
 
 
@@ -30,22 +31,15 @@ def kubernetes_backend(spec: ExperimentSpec, store: Store, kubeconfig: str | Non
 
 
 def print_status(spec: ExperimentSpec, store: Store, plan: Plan, kubeconfig: str | None, with_jobs: bool) -> None:
-    counts: Counter = Counter()
-    failed = []
-    done, bad = scan_markers(store)
-    for step in plan.steps.values():
-        if step.prefix in done:
-            counts[(step.kind, "done")] += 1
-        else:
-            counts[(step.kind, "to do")] += 1
-            failure = read_failure(store, step.prefix) if step.prefix in bad else None
-            if failure:
-                failed.append((step, failure["error"]))
+    state = run_state(store, plan)
     print(f"{spec.name}: store {store.root}")
-    for kind in dict.fromkeys(s.kind for s in plan.steps.values()):
-        print(f"  {kind:<10} {counts[(kind, 'done')]:>5} done  {counts[(kind, 'to do')]:>5} to do")
-    for step, error in failed:
-        print(f"  failed: {step.kind} {step.id} ({step.label}): {error}")
+    for kind, c in state.counts.items():
+        running = f"  {c['running']:>5} running" if c["running"] else ""
+        print(f"  {kind:<10} {c['done']:>5} done  {c['to do'] + c['failed']:>5} to do{running}")
+    for step in state.running:
+        print(f"  running: {step.kind} {step.step} ({step.label}): {step.progress.line() if step.progress else 'started'}")
+    for step in state.failed:
+        print(f"  failed: {step.kind} {step.step} ({step.label}): {step.error}")
     if store.exists(cancel_marker(spec.name)):
         print("  cancelled: the last run was cancelled")
     if with_jobs:

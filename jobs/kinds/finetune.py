@@ -31,7 +31,7 @@ def _self_train(ctx: StepContext[FinetuneParams], data: CellData, model, tokeniz
     options = params.self_training
     assert options is not None
     everything = split_tokens(ctx.store, ctx.input("dataset"), TRAIN, tokenizer, params.max_length)
-    probs = softmax(predict_logits(model, everything, params.max_length))
+    probs = softmax(predict_logits(model, everything, params.max_length, ctx.progress("pseudo-labeling", "texts")))
     clusters = np.asarray(train_cluster_ids(ctx, len(data.train))) if options.agree == "cluster" else None
     rows, labels = pseudo_labels(probs, options, data.sample, clusters)
     index = {name: i for i, name in enumerate(data.names)}
@@ -40,7 +40,7 @@ def _self_train(ctx: StepContext[FinetuneParams], data: CellData, model, tokeniz
     student = models.load_classifier(source, len(data.names), seed)
     union = np.concatenate([data.sample, rows])
     stats = train_classifier(student, everything.take(union), [*data.sample_labels, *labels.tolist()],
-                             second_stage(params), seed)
+                             second_stage(params), seed, progress=ctx.progress("self-training"))
     return student, {**stats, "first_optimizer_steps": first["optimizer_steps"], "pseudo_labeled": len(rows),
                      # how right the kept labels were (the benchmark's gold labels; diagnostics only)
                      **({"pseudo_accuracy": float(np.mean(gold == labels))} if len(rows) else {})}
@@ -58,11 +58,11 @@ def run(ctx: StepContext[FinetuneParams]) -> dict:
     seed = params.seed + params.repetition
     model = models.load_classifier(source, len(data.names), seed)
     t0 = time.time()
-    stats = train_classifier(model, train, data.sample_labels, params, seed)
+    stats = train_classifier(model, train, data.sample_labels, params, seed, progress=ctx.progress("fine-tuning"))
     if params.self_training is not None:
         model, stats = _self_train(ctx, data, model, tokenizer, source, seed, stats)
     t1 = time.time()
-    logits = predict_logits(model, test, params.max_length)
+    logits = predict_logits(model, test, params.max_length, ctx.progress("evaluating", "texts"))
     t2 = time.time()
     ctx.timings.update(train_s=round(t1 - t0, 3), eval_s=round(t2 - t1, 3))
     metrics = write_cell(ctx, data, logits.argmax(axis=1).tolist(),

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import time
-from collections.abc import Callable
 
 from jobs.contract.intertrainings import objective
 from jobs.contract.outputs import MODEL, TRAIN_SUMMARY
@@ -20,23 +18,13 @@ from jobs.lib.runner import StepContext
 log = logging.getLogger(__name__)
 
 
-def _progress(what: str) -> Callable[[int, float], None]:
-    last = [0.0]
-
-    def report(step: int, loss: float) -> None:
-        if time.time() - last[0] > 30:
-            last[0] = time.time()
-            log.info("%s step %d, loss %.3f", what, step, loss)
-
-    return report
-
-
 def run(ctx: StepContext[IntertrainParams]) -> dict:
     name = objective(ctx.params.objective).name
     module = importlib.import_module(f"jobs.objectives.{name}")
     models.configure_threads()
     texts = list(read_split(ctx.store, ctx.input("dataset"), TRAIN).texts)
-    model, tokenizer, stats = module.train(ctx, texts, ctx.starting_model(), _progress(f"{name} inter-training"))
+    model, tokenizer, stats = module.train(ctx, texts, ctx.starting_model(),
+                                           ctx.progress(f"{name} inter-training"))
     folder = ctx.scratch / MODEL
     models.save_encoder(model, tokenizer, folder)
     ctx.put_dir(folder, MODEL)

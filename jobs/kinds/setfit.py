@@ -66,13 +66,19 @@ def _model(setfit, body: str, max_length: int):
     return setfit.SetFitModel(model_body=st, model_head=LogisticRegression())
 
 
-def _log_lines_not_bars(st_trainer) -> None:
+def _log_lines_not_bars(st_trainer, progress) -> None:
     """The step's log gets a line every ``logging_steps`` (loss, learning rate), not a bar
-    redrawn on every optimizer step."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    redrawn on every optimizer step; and the step's progress (``jobs.contract.progress``)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    class _Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            losses = [h["loss"] for h in state.log_history if "loss" in h]
+            progress(state.global_step, state.max_steps, losses[-1] if losses else None)
 
     st_trainer.remove_callback(ProgressCallback)
     st_trainer.add_callback(PrinterCallback)
+    st_trainer.add_callback(_Progress)
     st_trainer.args.dataloader_pin_memory = models.device().type == "cuda"
 
 
@@ -91,7 +97,7 @@ def train_setfit(ctx: StepContext[SetFitParams], data: CellData, body: str, seed
         report_to="none", show_progress_bar=False, logging_steps=25)
     train = Dataset.from_dict({"text": data.sample_texts, "label": data.sample_labels})
     trainer = setfit.Trainer(model=model, args=args, train_dataset=train)
-    _log_lines_not_bars(trainer.st_trainer)
+    _log_lines_not_bars(trainer.st_trainer, ctx.progress("SetFit body training"))
     trainer.train()
     return model, {"optimizer_steps": int(trainer.st_trainer.state.global_step)}
 

@@ -16,12 +16,16 @@ from jobs.lib.models import Accelerator, accelerator, check_max_length
 from jobs.lib.tokens import Tokens, tokenize
 from jobs.lib.training import DeviceTokens, batch_width
 
+Progress = Callable[[int, int], None]
+
 Head = Callable[[object, dict[str, torch.Tensor]], torch.Tensor]
 
 
 @torch.inference_mode()
-def apply(model, tokens: Tokens, head: Head, max_length: int, acc: Accelerator | None = None) -> np.ndarray:
-    """``head(model, inputs)`` for every text, rows in input order."""
+def apply(model, tokens: Tokens, head: Head, max_length: int, acc: Accelerator | None = None,
+          progress: Progress | None = None) -> np.ndarray:
+    """``head(model, inputs)`` for every text, rows in input order; ``progress(texts done,
+    of total)`` after each batch."""
     acc = acc or accelerator()
     check_max_length(model, max_length)
     model.to(acc.device).eval()
@@ -35,6 +39,8 @@ def apply(model, tokens: Tokens, head: Head, max_length: int, acc: Accelerator |
         width = batch_width(int(tokens.lengths[idx].max()), max_length, acc)
         with acc.autocast():
             parts.append(head(model, data.batch(idx, width)).float())
+        if progress:
+            progress(i + len(idx), len(order))
     rows = torch.cat(parts).cpu().numpy()
     out = np.empty_like(rows)
     out[order] = rows
@@ -55,8 +61,8 @@ def _cls(model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(**inputs).last_hidden_state[:, 0]
 
 
-def predict_logits(model, tokens: Tokens, max_length: int) -> np.ndarray:
-    return apply(model, tokens, _logits, max_length)
+def predict_logits(model, tokens: Tokens, max_length: int, progress: Progress | None = None) -> np.ndarray:
+    return apply(model, tokens, _logits, max_length, progress=progress)
 
 
 def embed_mean(model, tokens: Tokens, max_length: int) -> np.ndarray:

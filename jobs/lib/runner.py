@@ -11,6 +11,7 @@ import json
 import platform
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,7 +25,9 @@ from jobs.contract.claims import Claimed, Heartbeat, acquire, current, new_owner
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import MODEL, REQUIRED
 from jobs.contract.params import Params
+from jobs.contract.progress import StepProgress
 from jobs.contract.steps import MARKER, STEP_FILE, StepSpec, is_done, read_record, split_step_uri
+from jobs.lib import livelog
 from jobs.storage import Store, open_store
 
 P = TypeVar("P", bound=Params, covariant=True)
@@ -78,6 +81,10 @@ class StepContext(Generic[P]):
             raise JobError(f"a {self.spec.kind} step names no model")
         return model
 
+    def progress(self, phase: str, unit: str = "batches") -> StepProgress:
+        """A throttled reporter of one phase: log lines and ``progress.json`` beside the step."""
+        return StepProgress(phase, unit, self.store, self.prefix)
+
     def put_bytes(self, name: str, data: bytes) -> None:
         self.guard()
         self.store.write_bytes(f"{self.prefix}/{name}", data)
@@ -98,6 +105,15 @@ class StepContext(Generic[P]):
 
 
 Handler = Callable[[StepContext], "dict | None"]
+
+
+def _device() -> str:
+    """What the step computed on, for the report's cost table (torch only if the step used it)."""
+    torch = sys.modules.get("torch")
+    try:
+        return "gpu" if torch is not None and torch.cuda.is_available() else "cpu"
+    except Exception:
+        return "cpu"
 
 
 def _check_inputs(store: Store, spec: StepSpec) -> None:
@@ -121,6 +137,7 @@ def run_step(uri: str, kind: str, handler: Handler) -> dict:
         held = current(store, prefix)
         raise Claimed(f"step {prefix} is being computed by {held.owner if held else 'another process'}")
     beat = Heartbeat(store, claim)
+    livelog.claimed(store, prefix)
     try:
         with beat:
             record = _compute(store, spec, prefix, kind, handler, beat)
@@ -158,6 +175,7 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
         "summary": summary,
         "versions": versions(),
         "host": socket.gethostname(),
+        "device": _device(),
         "claim": beat.claim.generation,
         "started": started,
         "finished": time.time(),

@@ -7,13 +7,14 @@ What is fastest differs by device, so the :class:`~jobs.lib.models.Accelerator` 
   lengths batched together): padding is what costs on 2 cores;
 * **CUDA**: the whole split moved to the GPU once (pinned, non-blocking), each batch padded to
   one of a few fixed lengths (so kernels see few shapes), bf16 autocast, fused Adam, TF32, and
-  no host synchronisation per step (losses stay on the GPU; progress reads one every
-  ``PROGRESS_EVERY`` steps).
+  no host synchronisation per step (losses stay on the GPU; progress, throttled in
+  ``jobs.contract.progress``, reads one only when it writes a line).
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -23,10 +24,10 @@ from jobs.contract.params import Optimization
 from jobs.lib.models import Accelerator, accelerator, check_max_length, seed_everything
 from jobs.lib.tokens import Tokens
 
-PROGRESS_EVERY = 25
 BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
-Progress = Callable[[int, float], None]
+Progress = Callable[[int, int, Callable[[], float]], None]
+"""``progress(optimizer steps done, of total, loss)``: the loss is read only when called."""
 BatchFn = Callable[[np.ndarray, int], dict[str, torch.Tensor]]
 
 
@@ -88,6 +89,13 @@ def _optimizer(model, opt: Optimization, acc: Accelerator) -> torch.optim.Optimi
     return torch.optim.Adam(model.parameters(), lr=opt.lr, eps=1e-6)
 
 
+def total_batches(n: int, opt: Optimization) -> int:
+    """How many batches ``_epochs`` yields."""
+    per_epoch = -(-n // opt.batch_size)
+    full, frac = int(opt.epochs), opt.epochs - int(opt.epochs)
+    return per_epoch * full + (max(1, round(per_epoch * frac)) if frac > 0 else 0)
+
+
 def _epochs(n: int, opt: Optimization, rng: np.random.Generator, lengths: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:
     """(epoch, batch indices) over ``opt.epochs`` passes; a fractional last pass allowed."""
     full, frac = int(opt.epochs), opt.epochs - int(opt.epochs)
@@ -109,7 +117,7 @@ def run_epochs(model, n: int, opt: Optimization, seed: int, batch: BatchFn, leng
     model.to(acc.device).train()
     optimizer = _optimizer(model, opt, acc)
     recent: collections.deque = collections.deque(maxlen=10)
-    steps = 0
+    steps, total = 0, total_batches(n, opt)
     for epoch, idx in _epochs(n, opt, np.random.default_rng(seed), lengths):
         with acc.autocast():
             loss = model(**batch(idx, epoch)).loss
@@ -118,8 +126,8 @@ def run_epochs(model, n: int, opt: Optimization, seed: int, batch: BatchFn, leng
         optimizer.zero_grad(set_to_none=True)
         steps += 1
         recent.append(loss.detach())
-        if progress and steps % PROGRESS_EVERY == 0:
-            progress(steps, float(loss.detach()))
+        if progress:
+            progress(steps, total, functools.partial(float, recent[-1]))
     model.eval()
     final = float(torch.stack(list(recent)).double().mean()) if recent else None
     return {"optimizer_steps": steps, "final_loss": final}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import read_cluster_ids
@@ -12,11 +12,11 @@ from jobs.contract.staging import TRAIN
 from jobs.lib import models
 from jobs.lib.runner import StepContext
 from jobs.lib.tokens import split_tokens
-from jobs.lib.training import train_classifier
+from jobs.lib.training import Progress, train_classifier
 
 
 def train(ctx: StepContext[IntertrainParams], texts: Sequence[str], source: str,
-          progress: Callable[[int, float], None]) -> tuple[object, object, dict]:
+          progress: Progress) -> tuple[object, object, dict]:
     assignments = read_cluster_ids(ctx.store, ctx.input("clusters"))
     if len(assignments) != len(texts):
         raise JobError(f"{len(assignments)} cluster ids for {len(texts)} corpus texts")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from jobs.lib import models
 from jobs.lib.models import accelerator
 from jobs.lib.runner import StepContext
 from jobs.lib.tokens import Tokens
-from jobs.lib.training import DeviceTokens, batch_width, run_epochs
+from jobs.lib.training import DeviceTokens, Progress, batch_width, run_epochs
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def train_mlm(model, tokenizer, texts: Sequence[str], options: MlmOptimization, 
 
 
 def train(ctx: StepContext[IntertrainParams], texts: Sequence[str], source: str,
-          progress: Callable[[int, float], None]) -> tuple[object, object, dict]:
+          progress: Progress) -> tuple[object, object, dict]:
     options = ctx.params.options
     if not isinstance(options, MlmOptimization):
         raise JobError(f"masked-LM inter-training needs masked-LM options, not {type(options).__name__}")

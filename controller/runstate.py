@@ -1,0 +1,97 @@
+"""Where a run stands, from one listing of the store: per step kind how many steps are done,
+running (a live claim), failed (``_FAILED``, or what the running controller saw fail) and to
+do; the failed steps' one-line errors; the running steps' progress."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from controller.plan import Plan
+from jobs.contract.claims import CLAIMS, current
+from jobs.contract.progress import PROGRESS, ProgressRecord, read_progress
+from jobs.contract.steps import FAILED, LOG, MARKER, STEPS, read_failure
+from jobs.storage import Store
+
+STATES = ("done", "running", "failed", "to do")
+
+
+@dataclass(frozen=True)
+class StepState:
+    kind: str
+    step: str
+    label: str
+    state: str
+    error: str = ""
+    log: str | None = None
+    """The step's log in the store (a key), when there is one."""
+    progress: ProgressRecord | None = None
+
+
+@dataclass(frozen=True)
+class RunState:
+    counts: dict[str, Counter]
+    """Kind -> state -> steps."""
+    failed: tuple[StepState, ...] = ()
+    running: tuple[StepState, ...] = ()
+    done_prefixes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def total(self) -> Counter:
+        out: Counter = Counter()
+        for c in self.counts.values():
+            out.update(c)
+        return out
+
+    @property
+    def finished(self) -> bool:
+        return self.total["done"] == sum(self.total.values())
+
+
+def _listing(store: Store) -> tuple[set[str], set[str], set[str], set[str], set[str]]:
+    """Prefixes with a commit, a failure, a claim, a progress record, a log."""
+    done, failed, claimed, progress, logs = set(), set(), set(), set(), set()
+    for key in store.list(STEPS):
+        prefix, _, name = key.rpartition("/")
+        if name == MARKER:
+            done.add(prefix)
+        elif name == FAILED:
+            failed.add(prefix)
+        elif name == PROGRESS:
+            progress.add(prefix)
+        elif name == LOG:
+            logs.add(prefix)
+        elif prefix.endswith(f"/{CLAIMS}"):
+            claimed.add(prefix[: -len(CLAIMS) - 1])
+    return done, failed, claimed, progress, logs
+
+
+def _one_line(error: str) -> str:
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "failed"
+
+
+def run_state(store: Store, plan: Plan, seen_failed: dict[str, str] | None = None) -> RunState:
+    """``seen_failed``: step id -> error, what this controller saw fail (a crash leaves no
+    ``_FAILED``: it may succeed when retried)."""
+    done, failed, claimed, progress, logs = _listing(store)
+    seen_failed = seen_failed or {}
+    counts: dict[str, Counter] = {}
+    failures, running = [], []
+    for sid, step in plan.steps.items():
+        prefix = step.prefix
+        log = f"{prefix}/{LOG}" if prefix in logs else None
+        state = "to do"
+        if prefix in done:
+            state = "done"
+        elif prefix in claimed and (held := current(store, prefix)) is not None and held.live():
+            state = "running"
+            running.append(StepState(step.kind, sid, step.label, state, log=log,
+                                     progress=read_progress(store, prefix) if prefix in progress else None))
+        elif prefix in failed or sid in seen_failed:
+            state = "failed"
+            record = read_failure(store, prefix) if prefix in failed else None
+            error = str(record.get("error", "")) if record else seen_failed.get(sid, "")
+            failures.append(StepState(step.kind, sid, step.label, state, _one_line(error), log))
+        counts.setdefault(step.kind, Counter())[state] += 1
+    return RunState(counts, tuple(failures), tuple(running), frozenset(done))
