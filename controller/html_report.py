@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from html import escape
 
-from controller.paper_tables import GainCell, GainRow, KindCost
+from controller.paper_tables import GainCell, GainRow, KindCost, NmiPoint
 from controller.runstate import STATES, RunState
 from controller.stats import PairedTest
 
@@ -56,6 +56,7 @@ class Page:
     details: tuple[DatasetDetail, ...]
     costs: tuple[KindCost, ...]
     summary_md: str
+    nmi_points: tuple[NmiPoint, ...] = ()
     generated: float = field(default_factory=time.time)
     link_base: str = "../../../"
     """From the page to the store's root (the page lies at ``experiments/<name>/report/``)."""
@@ -183,6 +184,17 @@ def render_costs(costs: tuple[KindCost, ...]) -> str:
             f"<th>hours</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
+def render_nmi(points: tuple[NmiPoint, ...]) -> str:
+    """Figure 4's numbers, with the advice's agreement (AMI of the clusters with the labels
+    on the cells' labeled samples) beside each dataset's NMI."""
+    if not points:
+        return ""
+    rows = "".join(f'<tr><td>{escape(p.dataset)}</td><td class="num">{p.nmi:.3f}</td>'
+                   f'<td class="num">{_num(p.ami, ".3f")}</td><td class="num">{p.gain:+.1f}</td></tr>' for p in points)
+    return ('<table class="nmi"><thead><tr><th>dataset</th><th>NMI (train set)</th><th>sample AMI (advice)</th>'
+            f"<th>gain (points)</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _figure(svg: bytes | None, cls: str, caption: str) -> str:
     if not svg:
         return f'<p class="muted">{escape(caption)}: nothing to draw yet.</p>'
@@ -212,7 +224,8 @@ def render(page: Page) -> str:
         '<h2 id="figure2">Figure 2: accuracy against the label budget</h2>',
         _figure(page.accuracy_svg, "figure2", "mean ± SEM per setting; budgets on a log scale"),
         '<h2 id="figure4">Figure 4: clusters\' NMI against the gain from inter-training</h2>',
-        _figure(page.nmi_svg, "figure4", "one point per dataset; hover a point for its sample AMI"),
+        _figure(page.nmi_svg, "figure4", "one point per dataset"),
+        render_nmi(page.nmi_points),
         f'<h2 id="datasets">Datasets: clusters, NED, t-SNE</h2>{render_details(page.details)}',
         f'<h2 id="cost">Cost</h2><p class="muted">Step seconds from each step\'s _SUCCESS record.</p>'
         f"{render_costs(page.costs)}",

@@ -79,7 +79,7 @@ def build_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report, s
     gains = {b: table2(rows, datasets, budgets, columns, b, planned) for b in baselines(columns)}
     samples = per_sample(rows)
     tests = {b: paired_tests(samples, columns, b) for b in baselines(columns)}
-    nmi_svg = None
+    nmi_svg, points = None, []
     for b in baselines(columns):
         points = nmi_points(rows, report.nmi, budgets, columns, b)
         if points:
@@ -90,7 +90,7 @@ def build_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report, s
     cache.save()
     return Page(spec.name, spec.model, store.root, state, gains, tests,
                 accuracy_plot(rows, [d.name for d in spec.datasets], columns, budgets), nmi_svg, details, tuple(spent),
-                report.summary)
+                report.summary, tuple(points))
 
 
 def results_json(spec: ExperimentSpec, report: Report) -> str:

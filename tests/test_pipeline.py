@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -107,6 +109,19 @@ def test_s3_store_gives_the_same_results_as_local(write_spec, tmp_path, s3_env, 
     assert [{k: v for k, v in r.items() if k not in drop} for r in remote_rows] == \
         [{k: v for k, v in r.items() if k not in drop} for r in local_rows]
     assert any(k.endswith("/_SUCCESS") for k in s3.list("steps"))
+    # the page opens from the bucket: a link without credentials, served as HTML
+    shown = ctune("report", str(local), "--store", f"s3://{s3_env}/exp", "--open")
+    assert shown.returncode == 0, shown.stderr
+    link = re.search(r"open (http\S+index\.html\S*) in a browser", shown.stderr)
+    assert link, shown.stderr
+    with urllib.request.urlopen(link.group(1), timeout=30) as page:
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert b"<h1>tiny</h1>" in page.read()
+    # and from a folder: opened with the user's browser ($BROWSER), else its address printed
+    opened = ctune("report", str(local), "--open", env={"BROWSER": "true"})
+    assert opened.returncode == 0 and "opened file://" in opened.stderr and "index.html" in opened.stderr
+    refused = ctune("report", str(local), "--open", env={"BROWSER": "false"})
+    assert refused.returncode == 0 and re.search(r"open file://\S+index\.html in a browser", refused.stderr)
 
 
 def test_failing_step_is_reported_and_blocks_its_dependents(write_spec, tmp_path, ctune):

@@ -39,8 +39,14 @@ class ProgressRecord:
     eta_s: float | None
     loss: float | None
     updated: float
+    started: float = 0.0
+    """When the phase began."""
 
-    def line(self) -> str:
+    def line(self, now: float | None = None) -> str:
+        """``phase: done/total unit (share), rate, ETA, loss``; a phase that counts nothing
+        (loading, clustering) says how long it has been going."""
+        if not self.done and not self.total:
+            return f"{self.phase} ({format_duration((time.time() if now is None else now) - self.started)} so far)"
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         eta = "" if self.eta_s is None else f", ETA {format_duration(self.eta_s)}"
         loss = "" if self.loss is None else f", loss {self.loss:.3f}"
@@ -56,7 +62,8 @@ class ProgressRecord:
             raw = json.loads(data)
             return ProgressRecord(str(raw["phase"]), int(raw["done"]), int(raw["total"]), str(raw["unit"]),
                                   float(raw["rate"]), None if raw.get("eta_s") is None else float(raw["eta_s"]),
-                                  None if raw.get("loss") is None else float(raw["loss"]), float(raw["updated"]))
+                                  None if raw.get("loss") is None else float(raw["loss"]), float(raw["updated"]),
+                                  float(raw.get("started", raw["updated"])))
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -97,7 +104,7 @@ class StepProgress:
         now = self.clock()
         rate = done / (now - self.started) if now > self.started else 0.0
         eta = (total - done) / rate if rate > 0 and total else None
-        return ProgressRecord(self.phase, done, total, self.unit, rate, eta, loss, now)
+        return ProgressRecord(self.phase, done, total, self.unit, rate, eta, loss, now, self.started)
 
     def __call__(self, done: int, total: int, loss: Callable[[], float] | float | None = None,
                  final: bool = False) -> None:

@@ -62,6 +62,7 @@ def run(ctx: StepContext[ClusterParams]) -> dict:
     if problem:
         raise JobError(problem)
     t0 = time.time()
+    ctx.progress("stemmed bag of words", "texts")
     bow = StemmedBagOfWords(max_features=ctx.params.max_features)
     try:
         counts = bow.fit_transform(train.texts)
@@ -69,6 +70,7 @@ def run(ctx: StepContext[ClusterParams]) -> dict:
         raise JobError(str(exc)) from None
     empty = int((np.asarray(counts.sum(axis=1)).ravel() == 0).sum())
     t1 = time.time()
+    ctx.progress(f"{ctx.params.method} clustering, {ctx.params.n_init} restarts", "restarts")
     labels, score = _cluster(ctx, train.texts, counts)
     t2 = time.time()
     sizes = np.bincount(labels, minlength=k).tolist()

@@ -29,7 +29,7 @@ def run(ctx: StepContext[EmbedParams]) -> dict:
         if not has_split(ctx.store, dataset, split):
             continue  # a clustering corpus has no test split
         tokens = split_tokens(ctx.store, dataset, split, tokenizer, ctx.params.max_length)
-        vectors = embed_mean(encoder, tokens, ctx.params.max_length)
+        vectors = embed_mean(encoder, tokens, ctx.params.max_length, ctx.progress(f"embedding {split}", "texts"))
         ctx.put_bytes(EMBEDDINGS.format(split=split), npy_bytes(vectors))
         shapes[split] = list(vectors.shape)
     ctx.timings["embed_s"] = round(time.time() - t0, 3)

@@ -65,9 +65,9 @@ def predict_logits(model, tokens: Tokens, max_length: int, progress: Progress | 
     return apply(model, tokens, _logits, max_length, progress=progress)
 
 
-def embed_mean(model, tokens: Tokens, max_length: int) -> np.ndarray:
+def embed_mean(model, tokens: Tokens, max_length: int, progress: Progress | None = None) -> np.ndarray:
     """Mean-pooled last-layer embeddings (the encoder's own, no head)."""
-    return apply(model, tokens, _mean_pool, max_length)
+    return apply(model, tokens, _mean_pool, max_length, progress=progress)
 
 
 def embed_cls(model, tokens: Tokens, max_length: int) -> np.ndarray:

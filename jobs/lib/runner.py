@@ -158,6 +158,7 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
     scratch = Path(tempfile.mkdtemp(prefix=f"ctune-{kind}-"))
     try:
         ctx: StepContext = StepContext(store, spec, prefix, scratch, guard=beat.check)
+        ctx.progress("loading", "")
         summary = handler(ctx) or {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
