@@ -5,7 +5,6 @@ a terminal or a periodic line in a log, and the report page rewritten as steps f
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import threading
@@ -16,17 +15,10 @@ from typing import TextIO
 from controller.backends.base import Event
 from jobs.contract.progress import read_progress
 from jobs.contract.steps import StepSpec
-from jobs.storage import Store
+from jobs.storage import Store, env_seconds
 
 STATUS_ENV = "CTUNE_STATUS_S"
 PAGE_ENV = "CTUNE_REPORT_EVERY_S"
-
-
-def _seconds(env: str, default: float) -> float:
-    try:
-        return max(0.0, float(os.environ.get(env, default)))
-    except ValueError:
-        return default
 
 
 class LiveStatus:
@@ -36,7 +28,7 @@ class LiveStatus:
     def __init__(self, store: Store, stream: TextIO = sys.stderr, interval: float | None = None):
         self.store, self.stream = store, stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.interval = interval if interval is not None else _seconds(STATUS_ENV, 2.0 if self.tty else 60.0)
+        self.interval = interval if interval is not None else env_seconds(STATUS_ENV, 2.0 if self.tty else 60.0)
         self.units: dict[str, tuple[list[StepSpec], float]] = {}
         self.lock = threading.Lock()
         self.shown = False
@@ -117,7 +109,7 @@ class LivePage:
 
     def __init__(self, write: Callable[[], None], interval: float | None = None):
         self.write = write
-        self.interval = _seconds(PAGE_ENV, 30.0) if interval is None else interval
+        self.interval = env_seconds(PAGE_ENV, 30.0) if interval is None else interval
         self.last = 0.0
 
     def on_event(self, e: Event) -> None:

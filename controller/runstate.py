@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from controller.plan import Plan
 from jobs.contract.claims import CLAIMS, current
 from jobs.contract.progress import PROGRESS, ProgressRecord, read_progress
-from jobs.contract.steps import FAILED, LOG, MARKER, STEPS, read_failure
+from jobs.contract.steps import FAILED, LOG, MARKER, read_failure, scan_steps
 from jobs.storage import Store
 
 STATES = ("done", "running", "failed", "to do")
@@ -48,22 +48,10 @@ class RunState:
         return self.total["done"] == sum(self.total.values())
 
 
-def _listing(store: Store) -> tuple[set[str], set[str], set[str], set[str], set[str]]:
+def _listing(store: Store) -> tuple[set[str], ...]:
     """Prefixes with a commit, a failure, a claim, a progress record, a log."""
-    done, failed, claimed, progress, logs = set(), set(), set(), set(), set()
-    for key in store.list(STEPS):
-        prefix, _, name = key.rpartition("/")
-        if name == MARKER:
-            done.add(prefix)
-        elif name == FAILED:
-            failed.add(prefix)
-        elif name == PROGRESS:
-            progress.add(prefix)
-        elif name == LOG:
-            logs.add(prefix)
-        elif prefix.endswith(f"/{CLAIMS}"):
-            claimed.add(prefix[: -len(CLAIMS) - 1])
-    return done, failed, claimed, progress, logs
+    found = scan_steps(store, (MARKER, FAILED, CLAIMS, PROGRESS, LOG))
+    return found[MARKER], found[FAILED], found[CLAIMS], found[PROGRESS], found[LOG]
 
 
 def _one_line(error: str) -> str:

@@ -61,12 +61,17 @@ OUTAGE_ENV = "CTUNE_STORE_OUTAGE_S"
 DEFAULT_OUTAGE_S = 180.0
 
 
+def env_seconds(name: str, default: float, low: float = 0.0) -> float:
+    """A duration from the environment, at least ``low``; the default when unset or unreadable."""
+    try:
+        return max(low, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
 def outage_window_s() -> float:
     """How long a store that stops answering mid-run is waited for (``CTUNE_STORE_OUTAGE_S``)."""
-    try:
-        return max(0.0, float(os.environ.get(OUTAGE_ENV, DEFAULT_OUTAGE_S)))
-    except ValueError:
-        return DEFAULT_OUTAGE_S
+    return env_seconds(OUTAGE_ENV, DEFAULT_OUTAGE_S)
 
 
 def cache_dir() -> Path:

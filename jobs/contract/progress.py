@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from jobs.storage import Store
+from jobs.storage import Store, env_seconds
 
 PROGRESS = "progress.json"
 LOG_EVERY_ENV = "CTUNE_PROGRESS_S"
@@ -78,10 +77,7 @@ def format_duration(seconds: float) -> str:
 
 
 def log_every_s() -> float:
-    try:
-        return max(0.0, float(os.environ.get(LOG_EVERY_ENV, DEFAULT_LOG_EVERY_S)))
-    except ValueError:
-        return DEFAULT_LOG_EVERY_S
+    return env_seconds(LOG_EVERY_ENV, DEFAULT_LOG_EVERY_S)
 
 
 class StepProgress:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,15 +122,23 @@ def done_steps(store: Store) -> set[str]:
 def scan_markers(store: Store) -> tuple[set[str], set[str]]:
     """The prefixes of every committed step and of every step that failed on a bad input,
     from one listing of the store."""
-    done: set[str] = set()
-    failed: set[str] = set()
+    found = scan_steps(store, (MARKER, FAILED))
+    return found[MARKER], found[FAILED]
+
+
+def scan_steps(store: Store, names: Iterable[str]) -> dict[str, set[str]]:
+    """Per name, the prefixes of the steps that hold a file (or a folder) of that name, from
+    one listing of the store."""
+    found: dict[str, set[str]] = {n: set() for n in names}
     for key in store.list(STEPS):
         prefix, _, name = key.rpartition("/")
-        if name == MARKER:
-            done.add(prefix)
-        elif name == FAILED:
-            failed.add(prefix)
-    return done, failed
+        if name in found:
+            found[name].add(prefix)
+            continue
+        parent, _, folder = prefix.rpartition("/")
+        if folder in found:
+            found[folder].add(parent)
+    return found
 
 
 def write_failure(store: Store, prefix: str, error: str) -> None:

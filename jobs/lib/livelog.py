@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import threading
 
 from jobs.contract.steps import LOG
-from jobs.storage import Store
+from jobs.storage import Store, env_seconds
 
 FLUSH_ENV = "CTUNE_LOG_FLUSH_S"
 DEFAULT_FLUSH_S = 10.0
 
 
 def flush_every_s() -> float:
-    try:
-        return max(0.2, float(os.environ.get(FLUSH_ENV, DEFAULT_FLUSH_S)))
-    except ValueError:
-        return DEFAULT_FLUSH_S
+    return env_seconds(FLUSH_ENV, DEFAULT_FLUSH_S, low=0.2)
 
 
 class _LiveLog:
