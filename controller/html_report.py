@@ -219,6 +219,8 @@ def render(page: Page) -> str:
         "reduction = gain / (100 − baseline). Averages are over the group's datasets done in both settings. "
         "Cells with a count in brackets are not finished.</p>",
         *(f"<h3>against <code>{escape(b)}</code></h3>{render_table2(b, rows)}" for b, rows in page.table2.items()),
+        "" if page.table2 else "<p class='muted'>The grid has no <code>bert</code> setting to take gains against; "
+        "the accuracies are in summary.md below.</p>",
         '<h2 id="table3">Table 3: paired t-tests</h2>',
         *(f"<h3>against <code>{escape(b)}</code></h3>{render_tests(t)}" for b, t in page.tests.items()),
         '<h2 id="figure2">Figure 2: accuracy against the label budget</h2>',

@@ -123,3 +123,9 @@ def test_page_shows_running_and_failed_steps_with_their_logs():
     assert "3 of 5 steps done, 1 running, 1 failed" in html
     assert "stock, market" in html and "nothing to draw yet" in html  # no Figure 4 without clusters' NMI
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from a network
+
+
+def test_a_grid_without_bert_says_why_table2_is_empty():
+    page = _page(RunState({}, ()))
+    html = render(Page(**{**page.__dict__, "table2": {}, "tests": {}}))
+    assert "no <code>bert</code> setting to take gains against" in html and 'class="table2"' not in html
