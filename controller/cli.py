@@ -145,7 +145,7 @@ def _report_files(s: Session, done: set[str] | None = None, seen_failed: dict[st
 
     report = build_report(s.store, s.spec, s.plan, done)
     write_report(s.store, s.spec, report)
-    return report, write_page(s.store, s.spec, s.plan, report, seen_failed)
+    return report, write_page(s.store, s.spec, s.plan, report, seen_failed, done)
 
 
 def _write_report(s: Session, done: set[str] | None = None, seen_failed: dict[str, str] | None = None) -> str:

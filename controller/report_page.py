@@ -44,13 +44,14 @@ def _cost(store: Store, prefix: str) -> dict:
     r = read_record(store, prefix)
     torch_version = str(r.get("versions", {}).get("torch", ""))
     device = r.get("device") or ("cpu" if "+cpu" in torch_version else "unrecorded")
-    return {"kind": r.get("kind"), "seconds": r.get("seconds"), "device": device}
+    return {"seconds": r.get("seconds"), "device": device}
 
 
 def step_costs(store: Store, plan: Plan, done: frozenset[str] | set[str], cache: CellCache) -> list[dict]:
-    mine = [(sid, s.prefix) for sid, s in plan.steps.items() if s.prefix in done]
-    new = fetch(store, [p for sid, p in mine if not cache.has(sid, "cost")], _cost)
-    return [cache.of_step(sid, "cost", functools.partial(new.get, p)) for sid, p in mine]
+    """Per done step: its kind, seconds and device (read once per step, then from the cache)."""
+    mine = [(sid, s.prefix, s.kind) for sid, s in plan.steps.items() if s.prefix in done]
+    new = fetch(store, [p for sid, p, _ in mine if not cache.has(sid, "cost")], _cost)
+    return [{**cache.of_step(sid, "cost", functools.partial(new.get, p)), "kind": kind} for sid, p, kind in mine]
 
 
 def dataset_details(store: Store, spec: ExperimentSpec, plan: Plan, report: Report, done: frozenset[str] | set[str],
@@ -101,9 +102,9 @@ def results_json(spec: ExperimentSpec, report: Report) -> str:
 
 
 def write_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report,
-               seen_failed: dict[str, str] | None = None) -> str:
+               seen_failed: dict[str, str] | None = None, committed: set[str] | None = None) -> str:
     """Write ``index.html`` and ``results.json``; the page's key in the store."""
-    state = run_state(store, plan, seen_failed)
+    state = run_state(store, plan, seen_failed, committed)
     page = build_page(store, spec, plan, report, state)
     prefix = report_prefix(spec)
     store.write_bytes(f"{prefix}/{JSON}", results_json(spec, report).encode())

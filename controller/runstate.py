@@ -59,9 +59,33 @@ def _one_line(error: str) -> str:
     return lines[-1] if lines else "failed"
 
 
-def run_state(store: Store, plan: Plan, seen_failed: dict[str, str] | None = None) -> RunState:
+def finished_state(plan: Plan) -> RunState:
+    """Every step of the plan committed: nothing to list."""
+    counts: dict[str, Counter] = {}
+    for step in plan.steps.values():
+        counts.setdefault(step.kind, Counter())["done"] += 1
+    return RunState(counts, done_prefixes=frozenset(s.prefix for s in plan.steps.values()))
+
+
+def _live(store: Store, prefix: str) -> bool:
+    held = current(store, prefix)
+    return held is not None and held.live()
+
+
+def _error(store: Store, prefix: str, marked: bool, seen: str) -> str:
+    """The one-line error of a failed step: its ``_FAILED`` record's, else what the run saw."""
+    record = read_failure(store, prefix) if marked else None
+    return _one_line(str(record.get("error", "")) if record else seen)
+
+
+def run_state(store: Store, plan: Plan, seen_failed: dict[str, str] | None = None,
+              committed: set[str] | None = None) -> RunState:
     """``seen_failed``: step id -> error, what this controller saw fail (a crash leaves no
-    ``_FAILED``: it may succeed when retried)."""
+    ``_FAILED``: it may succeed when retried). ``committed``: the committed prefixes, when
+    the caller knows them; if they cover the plan, the store is not listed (a finished grid's
+    report is read from its records alone)."""
+    if committed is not None and all(s.prefix in committed for s in plan.steps.values()):
+        return finished_state(plan)
     done, failed, claimed, progress, logs = _listing(store)
     seen_failed = seen_failed or {}
     counts: dict[str, Counter] = {}
@@ -72,14 +96,13 @@ def run_state(store: Store, plan: Plan, seen_failed: dict[str, str] | None = Non
         state = "to do"
         if prefix in done:
             state = "done"
-        elif prefix in claimed and (held := current(store, prefix)) is not None and held.live():
+        elif prefix in claimed and _live(store, prefix):
             state = "running"
             running.append(StepState(step.kind, sid, step.label, state, log=log,
                                      progress=read_progress(store, prefix) if prefix in progress else None))
         elif prefix in failed or sid in seen_failed:
             state = "failed"
-            record = read_failure(store, prefix) if prefix in failed else None
-            error = str(record.get("error", "")) if record else seen_failed.get(sid, "")
-            failures.append(StepState(step.kind, sid, step.label, state, _one_line(error), log))
+            failures.append(StepState(step.kind, sid, step.label, state, _error(store, prefix, prefix in failed,
+                                                                                seen_failed.get(sid, "")), log))
         counts.setdefault(step.kind, Counter())[state] += 1
     return RunState(counts, tuple(failures), tuple(running), frozenset(done))
