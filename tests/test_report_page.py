@@ -1,6 +1,6 @@
 """The report page of a real run, opened in headless Chromium (Debian's ``chromium``, driven by
 Playwright): every figure drawn with a size, every table with its rows, pending cells marked
-while the grid is half done; and a running step's log followed as it grows."""
+while the grid is half done; and, meanwhile, a running step's log followed as it grows."""
 
 from __future__ import annotations
 
@@ -69,8 +69,9 @@ def _figures_drawn(seen: dict) -> None:
     assert seen["requests"] == []  # self-contained: nothing fetched
 
 
-def test_page_of_a_half_done_and_a_finished_grid_in_a_browser(write_spec, tmp_path, ctune):
-    spec = write_spec(budgets=[8, 16], analysis={"enabled": True, "permutations": 50})
+def test_page_of_a_half_done_and_a_finished_grid_in_a_browser(write_spec, tmp_path, ctune, repo):
+    spec = write_spec(budgets=[8, 16], analysis={"enabled": True, "permutations": 50},
+                      intertrain={"batch_size": 4, "max_length": 32})  # long enough to be followed
     page = tmp_path / "store/experiments/tiny/report/index.html"
     # GIVEN a grid of which only the clustering is done
     half = ctune("run", str(spec), "--only", "cluster")
@@ -87,9 +88,21 @@ def test_page_of_a_half_done_and_a_finished_grid_in_a_browser(write_spec, tmp_pa
     assert len(table2) == 1 and table2[0]["datasetRows"] == 2  # one dataset x two budgets
     assert {t["cls"] for t in seen["tables"] if t["rows"] == 0} == set()
 
-    # WHEN the whole grid runs
-    done = ctune("run", str(spec), env={"CTUNE_PROGRESS_S": "0.01"})
-    assert done.returncode == 0, done.stderr
+    # WHEN the whole grid runs, while `ctune logs --follow` tails its inter-training
+    plan = ctune("plan", str(spec))
+    step = next(line.split()[2] for line in plan.stdout.splitlines() if " intertrain " in line)
+    run = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", str(spec)], cwd=repo,
+                           env={**os.environ, "CTUNE_PROGRESS_S": "0.01", "CTUNE_LOG_FLUSH_S": "0.3"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        followed = ctune("logs", str(spec), step, "--follow")
+    finally:
+        _, run_err = run.communicate(timeout=600)
+    assert run.returncode == 0, run_err
+    # THEN what was followed is the step's whole log, its progress lines included
+    assert followed.returncode == 0 and f"step {step} is done" in followed.stderr, followed.stderr
+    assert "clust inter-training: " in followed.stdout and " batches/s" in followed.stdout
+    assert followed.stdout == next((tmp_path / "store/steps/intertrain").glob(f"{step}*/log.txt")).read_text()
     seen = open_page(page, tmp_path / "finished.png")
     # THEN every figure is drawn, with points, and nothing is pending
     _figures_drawn(seen)
@@ -109,22 +122,3 @@ def test_page_of_a_half_done_and_a_finished_grid_in_a_browser(write_spec, tmp_pa
     assert re.search(r"fine-tuning: \d+/\d+ batches \(\d+%\), [\d.]+ batches/s, ETA \S+, loss [\d.]+", logs)
     assert re.search(r"evaluating: \d+/60 texts", logs)
 
-
-def test_logs_follow_prints_a_running_step_as_it_grows(write_spec, tmp_path, ctune, repo):
-    spec = write_spec(repetitions=1, intertrain={"batch_size": 4, "max_length": 32})
-    plan = ctune("plan", str(spec))
-    step = next(line.split()[2] for line in plan.stdout.splitlines() if " intertrain " in line)
-    env = {**os.environ, "CTUNE_LOG_FLUSH_S": "0.3", "CTUNE_PROGRESS_S": "0.2"}
-    run = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", str(spec)], cwd=repo, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        followed = ctune("logs", str(spec), step, "--follow")
-    finally:
-        _, run_err = run.communicate(timeout=600)
-    assert followed.returncode == 0, followed.stderr
-    assert f"step {step} is done" in followed.stderr
-    assert "clust inter-training: " in followed.stdout and " batches/s" in followed.stdout
-    assert run.returncode == 0, run_err
-    # what was followed is the step's whole log
-    log = next((tmp_path / "store/steps/intertrain").glob(f"{step}*/log.txt")).read_text()
-    assert followed.stdout == log
