@@ -155,12 +155,13 @@ def _write_report(s: Session, done: set[str] | None = None, seen_failed: dict[st
     return page
 
 
-def page_address(store: Store, key: str) -> str:
-    """Where a person opens the page: a file:// URL, or for S3 a link valid for a day."""
-    share = getattr(store, "share_url", None)
-    if share is not None:
-        return str(share(key))
-    return Path(store.root, key).resolve().as_uri()
+def page_address(store: Store, key: str, share: bool = False) -> str:
+    """Where the page is: a file:// URL, or its s3:// URI; with ``share``, for S3 a link a
+    browser opens for a day (it names the access key's id, so only when asked for)."""
+    if not store.root.startswith("s3://"):
+        return Path(store.root, key).resolve().as_uri()
+    link = getattr(store, "share_url", None)
+    return str(link(key)) if share and link is not None else f"{store.root}/{key}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -213,7 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.open:
         import webbrowser
 
-        address = page_address(s.store, page)
+        address = page_address(s.store, page, share=True)
         opened = address.startswith("file:") and webbrowser.open(address)
         say(f"opened {address}" if opened else f"open {address} in a browser")
     return EXIT_OK
