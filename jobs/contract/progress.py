@@ -105,6 +105,7 @@ class StepProgress:
     def __call__(self, done: int, total: int, loss: Callable[[], float] | float | None = None,
                  final: bool = False) -> None:
         now = self.clock()
+        final = final or 0 < total <= done  # the phase's last call: always a line
         due_log = final or (self.log_every > 0 and now - self.logged >= self.log_every)
         due_write = final or now - self.written >= self.write_every
         if not (due_log or due_write):
