@@ -166,3 +166,11 @@ def test_follow_sees_a_log_copied_live_by_a_step_process(tmp_path, monkeypatch):
     follower.join(timeout=10)
     assert seen_midway == "loading\n"  # printed while the step still ran
     assert result["code"] == 0 and out.getvalue() == "loading\ntrained\n"
+
+
+def test_setfit_progress_reads_its_body_trainers_loss():
+    from jobs.kinds.setfit import last_loss
+
+    history = [{"embedding_loss": 0.33, "epoch": 0.1}, {"train_runtime": 5.0}, {"embedding_loss": "0.0652"}]
+    assert last_loss(history) == pytest.approx(0.0652) and last_loss([{"loss": 1.5}]) == 1.5
+    assert last_loss([{"train_runtime": 5.0}]) is None

@@ -66,6 +66,15 @@ def _model(setfit, body: str, max_length: int):
     return setfit.SetFitModel(model_body=st, model_head=LogisticRegression())
 
 
+def last_loss(history: list[dict]) -> float | None:
+    """The last logged training loss (SetFit's body trainer logs ``embedding_loss``)."""
+    for entry in reversed(history):
+        for key in ("embedding_loss", "loss"):
+            if key in entry:
+                return float(entry[key])
+    return None
+
+
 def _log_lines_not_bars(st_trainer, progress) -> None:
     """The step's log gets a line every ``logging_steps`` (loss, learning rate), not a bar
     redrawn on every optimizer step; and the step's progress (``jobs.contract.progress``)."""
@@ -73,8 +82,7 @@ def _log_lines_not_bars(st_trainer, progress) -> None:
 
     class _Progress(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            losses = [h["loss"] for h in state.log_history if "loss" in h]
-            progress(state.global_step, state.max_steps, losses[-1] if losses else None)
+            progress(state.global_step, state.max_steps, last_loss(state.log_history))
 
     st_trainer.remove_callback(ProgressCallback)
     st_trainer.add_callback(PrinterCallback)
