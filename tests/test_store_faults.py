@@ -59,6 +59,13 @@ def records(bucket: str, prefix: str) -> dict[str, bytes]:
     return {k: store.read_bytes(k) for k in store.list("steps") if k.endswith("/_SUCCESS")}
 
 
+def logs(bucket: str, prefix: str) -> dict[str, bytes]:
+    from jobs.storage import open_store
+
+    store = open_store(f"s3://{bucket}/{prefix}")
+    return {k: store.read_bytes(k) for k in store.list("steps") if k.endswith("/log.txt")}
+
+
 @pytest.fixture(scope="module")
 def bucket(s3_server):
     """One bucket for the module (the undisturbed run is made once), the AWS environment set."""
@@ -120,7 +127,10 @@ def outage_run(s3_server, bucket, baseline, tiny_model, prefix: str, down_s: flo
 def test_a_short_outage_is_ridden_out(baseline, s3_server, bucket, tiny_model):
     code, err, _ = outage_run(s3_server, bucket, baseline, tiny_model, "short", down_s=8, outage_s=60)
     assert code == 0, err[-3000:]
-    assert "not answering" in err and "retrying for up to 60 s" in err
+    # whoever met the outage past botocore's own retries (which may absorb 8 s) said so: the
+    # controller on stderr, or a step in its log
+    said = err + "".join(text.decode(errors="replace") for text in logs(bucket, "short").values())
+    assert "not answering" in said and "retrying for up to 60 s" in said
     assert outcome(bucket, "short") == baseline["results"]
 
 
