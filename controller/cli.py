@@ -310,6 +310,7 @@ def _announce_training(info: dict) -> None:
         say(f"clusters vs your {info['labeled']} labeled texts: AMI {info['labeled_ami']:.3f} "
             f"(NMI {info['labeled_nmi']:.3f}; 0: no agreement beyond chance)")
     why = {"auto": f"the advice: inter-train when AMI >= {THRESHOLD}", "clust": "cluster inter-training, then fine-tune",
+           "clust+probe": "cluster inter-training, then a linear probe", "probe": "a linear probe only",
            "bert": "fine-tune only"}[info["asked"]]
     say(f"setting: {info['setting']} ({why}); training on {info['corpus']} corpus texts ...")
 
@@ -328,7 +329,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     info = run_training(store, req, Progress(3), _announce_training)
     why = " (chosen by the advice)" if info["asked"] == "auto" else ""
     say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
-        f"{len(info['labels'])} labels, setting {info['setting']}{why} ({info['protocol']} protocol)")
+        f"{len(info['labels'])} labels, setting {info['setting']}{why}"
+        + ("" if info["setting"].endswith("probe") else f" ({info['protocol']} protocol)"))
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jobs.contract.errors import BadInput
 from jobs.contract.models import PACKAGED, distribution_of, package_of
+from jobs.contract.outputs import PROBE_HEAD
 
 
 class ModelError(BadInput):
@@ -149,6 +150,8 @@ def check_classifier(folder: Path) -> None:
     except (ValueError, UnicodeDecodeError):
         raise ModelError(f"{folder / 'config.json'}: not valid JSON") from None
     names = weight_names(folder)
+    if (folder / PROBE_HEAD).is_file():  # an encoder and a linear probe beside it (ctune train's default)
+        return
     architectures = config.get("architectures") or [] if isinstance(config, dict) else []
     has_head = (any(n.endswith(h) for n in names for h in HEADS) if names is not None
                 else any(str(a).endswith("ForSequenceClassification") for a in architectures))

@@ -7,7 +7,7 @@ import typing
 from collections.abc import Callable, Mapping
 
 from controller.packing import AUTO_PACK
-from controller.settings import DEFAULT_SETTING
+from controller.settings import DEFAULT_SETTING, TRAIN_SETTINGS
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -90,16 +90,20 @@ def _corpus_options(p: argparse.ArgumentParser) -> None:
 
 
 def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
-    t = sub.add_parser("train", help="train a classifier: cluster inter-training, then fine-tune on all labels",
-                       description="Corpus + labeled file -> a model folder that plain transformers loads.")
+    t = sub.add_parser("train", help="train a classifier: cluster inter-training, then a linear probe on all labels",
+                       description="Corpus + labeled file -> a model folder: the encoder plain transformers loads "
+                                   "(AutoModel) with a linear probe beside it, or (clust, bert) a sequence classifier "
+                                   "plain transformers loads whole.")
     t.add_argument("labeled", help="labeled examples (.jsonl or .csv with text and label fields)")
     t.add_argument("--corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
     t.add_argument("--out", required=True, help="model folder to create")
     t.add_argument("--model", default="minilm")
-    t.add_argument("--setting", choices=["clust", "bert", "auto"], default=DEFAULT_SETTING,
-                   help="clust (default): cluster inter-training, then fine-tune; bert: fine-tune only; auto: clust "
-                        "only when the clusters' AMI with your labels is at least 0.12 (held out on the shipped "
-                        "datasets this rule lost more than always inter-training: see README, Advice)")
+    t.add_argument("--setting", choices=TRAIN_SETTINGS, default=DEFAULT_SETTING,
+                   help="clust+probe (default): cluster inter-training, then a logistic regression on the "
+                        "inter-trained encoder's embeddings; clust: cluster inter-training, then fine-tune; probe, "
+                        "bert: the same without inter-training; auto: clust only when the clusters' AMI with your "
+                        "labels is at least 0.12, else bert (held out on the shipped datasets this rule lost more "
+                        "than always inter-training: see README, Advice)")
     t.add_argument("--protocol", choices=["strong", "paper"], default="strong")
     t.add_argument("--label-field", default="label")
     _corpus_options(t)

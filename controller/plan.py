@@ -125,8 +125,8 @@ def intertrain_step(entry: InterTraining, model: str, seed: int, options: Optimi
 
 
 def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: str,
-             encoder: str | None = None) -> StepSpec:
-    params = FitParams(model=model, seed=seed, **_fields(options))
+             encoder: str | None = None, head: str = "finetune") -> StepSpec:
+    params = FitParams(model=model, seed=seed, head=head, **_fields(options))
     return StepSpec("fit", params, {"dataset": dataset, **({"encoder": encoder} if encoder else {})}, label)
 
 

@@ -48,8 +48,10 @@ class TrainRequest:
     """Unlabeled texts; the labeled texts are always part of the corpus too (first)."""
     model: str = "minilm"
     setting: str = DEFAULT_SETTING
-    """``clust`` (cluster inter-training, then fine-tune), ``bert`` (fine-tune only), or ``auto``:
-    ``clust`` when the clusters agree with the labeled texts (see controller.advice)."""
+    """One of ``TRAIN_SETTINGS``: ``clust+probe`` (cluster inter-training, then a linear probe on
+    the inter-trained encoder), ``clust`` (cluster inter-training, then fine-tune), ``probe`` and
+    ``bert`` (the same without inter-training), or ``auto``: ``clust`` when the clusters agree
+    with the labeled texts, else ``bert`` (see controller.advice)."""
     protocol: str = "strong"
     text_field: str = "text"
     label_field: str = "label"
@@ -87,14 +89,19 @@ def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
     steps: dict[str, StepSpec] = {}
     clusterings = {}
     encoder = None
-    if setting == "clust":
+    if setting in ("clust", "clust+probe"):
         clust = corpus_clustering(req.clustering, prefix)
         inter = intertrain_step(INTER_TRAININGS["clust"], req.model, req.seed, req.intertrain, prefix,
                                 "corpus clust", clusters=clust.prefix)
         steps.update({clust.id: clust, inter.id: inter})
         clusterings["corpus"] = clust.id
         encoder = inter.prefix
-    fit = fit_step(req.model, req.seed, req.fine_tuning, prefix, f"fit {setting} ({req.protocol})", encoder)
+    head = "probe" if setting in ("probe", "clust+probe") else "finetune"
+    if head == "probe":  # nothing is fine-tuned: the protocol's options would only split the cache
+        fit = fit_step(req.model, req.seed, Optimization(max_length=req.fine_tuning.max_length), prefix,
+                       f"fit {setting}", encoder, head)
+    else:
+        fit = fit_step(req.model, req.seed, req.fine_tuning, prefix, f"fit {setting} ({req.protocol})", encoder)
     steps[fit.id] = fit
     return Plan(steps, (), clusterings)
 
@@ -138,7 +145,7 @@ def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[
     backend = LocalBackend(store)
     agreement: dict = {}
     setting = req.setting
-    if setting in ("auto", "clust"):
+    if setting in ("auto", "clust", "clust+probe"):
         problem = clustering_problem(len(texts), req.clustering.n_clusters)
         if problem:
             raise DataError(f"the corpus has {problem}")

@@ -14,6 +14,7 @@ from controller.advice import advise, format_advice, judge, sample_agreement
 from controller.advice_loo import format_leave_one_out
 from controller.plan import Plan
 from controller.plots import accuracy_plot
+from controller.recipe_loo import format_recipe_choice
 from controller.reportcache import CellCache
 from controller.spec import ExperimentSpec
 from controller.spread import Spread, format_shares, per_sample, setting_spread
@@ -195,6 +196,7 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
                   + ", ".join(f"{k} {v:.3f}" for k, v in nmi.items() if v is not None)]
     judgements = judge(samples)
     lines += format_advice(judgements) + format_leave_one_out(judgements)
+    lines += format_recipe_choice(samples, list(spec.budgets))
     lines += format_analyses(list(analyses))
     return "\n".join(lines) + "\n"
 

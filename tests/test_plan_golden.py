@@ -87,5 +87,10 @@ def test_practitioner_steps_keep_their_ids():
             plan = training_plan(TrainRequest(labeled=Path("l"), out=Path("o"), protocol=protocol), setting, prefix)
             assert [[sid, s.kind, s.label] for sid, s in plan.steps.items()] == \
                 GOLDEN["practitioner"][f"{setting}-{protocol}"]
+    # a probe fine-tunes nothing, so the protocol is not part of its fit's id (pinned when added)
+    for setting in ("clust+probe", "probe"):
+        for protocol in ("strong", "paper"):
+            plan = training_plan(TrainRequest(labeled=Path("l"), out=Path("o"), protocol=protocol), setting, prefix)
+            assert [[sid, s.kind, s.label] for sid, s in plan.steps.items()] == GOLDEN["practitioner"][setting]
     clust = corpus_clustering(ClusterParams(n_clusters=8), "datasets/corpus-0123456789abcdef")
     assert [clust.id] == GOLDEN["practitioner"]["suggest"]

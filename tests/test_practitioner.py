@@ -18,41 +18,73 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     (tmp_path / "corpus.jsonl").write_text("\n".join(lines[40:]) + "\n")
     out = tmp_path / "model"
     store = tmp_path / "store"
-    # WHEN a model is trained with the default setting: cluster inter-training
+    # WHEN a model is trained with the default setting: cluster inter-training, then a linear probe
     result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
                    "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
     assert result.returncode == 0, result.stderr
     # AND it says what it measured and chose before the inter-training starts
     said = result.stderr
-    assert said.index("clusters vs your 40 labeled texts: AMI") < said.index("setting: clust (cluster inter-training")
-    assert said.index("setting: clust") < said.index("... intertrain")
+    assert said.index("clusters vs your 40 labeled texts: AMI") < said.index(
+        "setting: clust+probe (cluster inter-training, then a linear probe")
+    assert said.index("setting: clust+probe") < said.index("... intertrain")
+    assert "setting clust+probe (" not in said.splitlines()[-1]  # no protocol named: nothing is fine-tuned
     info = json.loads((out / "ctune.json").read_text())
-    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust"
+    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust+probe"
     assert "labeled_ami" in info and info["advice_threshold"] is None  # measured, as information
-    # THEN plain transformers loads it with the label names
-    from transformers import AutoModelForSequenceClassification
+    names = {"Business", "Sci/Tech", "Sports", "World"}
+    # THEN plain transformers loads the encoder, and the probe beside it is a softmax layer
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(out)
-    assert set(model.config.id2label.values()) == {"Business", "Sci/Tech", "Sports", "World"}
+    encoder, tokenizer = AutoModel.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    assert set(encoder.config.id2label.values()) == names
+    head = json.loads((out / "probe_head.json").read_text())
+    assert set(head["labels"]) == names and np.asarray(head["weight"]).shape == (4, encoder.config.hidden_size)
     # AND predict writes one row per text with a label and scores
     pred = ctune("predict", str(out), str(src / "test.jsonl"), "--format", "csv")
     assert pred.returncode == 0, pred.stderr
     assert pred.stderr == ""  # no third-party progress bars (weight loading) around the predictions
     rows = list(csv.DictReader(io.StringIO(pred.stdout)))
     assert len(rows) == 60
-    assert {r["label"] for r in rows} <= set(model.config.id2label.values())
-    assert all(abs(sum(float(r[f"score_{n}"]) for n in model.config.id2label.values()) - 1) < 1e-4 for r in rows)
+    assert {r["label"] for r in rows} <= names
+    assert all(abs(sum(float(r[f"score_{n}"]) for n in names) - 1) < 1e-4 for r in rows)
+    # AND its scores are the head applied by hand to plain transformers' mean-pooled embeddings
+    texts = [r["text"] for r in rows[:5]]
+    enc = tokenizer(texts, truncation=True, max_length=head["max_length"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    pooled = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    z = pooled @ np.asarray(head["weight"]).T + np.asarray(head["bias"])
+    by_hand = np.exp(z - z.max(1, keepdims=True))
+    by_hand /= by_hand.sum(1, keepdims=True)
+    predicted = np.array([[float(r[f"score_{n}"]) for n in head["labels"]] for r in rows[:5]])
+    np.testing.assert_allclose(predicted, by_hand, atol=1e-4)
     txt = tmp_path / "texts.txt"
     txt.write_text("stocks fell sharply\nthe striker scored twice\n")
     as_jsonl = ctune("predict", str(out), str(txt))
     assert [json.loads(line)["text"] for line in as_jsonl.stdout.splitlines()] == \
         ["stocks fell sharply", "the striker scored twice"]
-    # AND training again reuses every step and refuses to overwrite the folder
+    # AND training again refuses to overwrite the folder before running anything
     again = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
-                  "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store),
-                  "--setting", "clust")
+                  "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
     assert again.returncode == 2 and again.stderr.strip().endswith("exists and is not empty")
     assert "  ... " not in again.stderr  # no step was started
+    # AND --setting clust fine-tunes the same inter-trained encoder (only the fit runs): a sequence
+    # classifier plain transformers loads whole
+    tuned = tmp_path / "tuned"
+    fine = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+                 "--out", str(tuned), "--model", tiny_model, "--clusters", "4", "--store", str(store),
+                 "--setting", "clust")
+    assert fine.returncode == 0, fine.stderr
+    assert "... fit" in fine.stderr and "... intertrain" not in fine.stderr and "... cluster" not in fine.stderr
+    assert fine.stderr.strip().endswith("(strong protocol)")
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tuned)
+    assert set(model.config.id2label.values()) == names and not (tuned / "probe_head.json").exists()
+    assert ctune("predict", str(tuned), str(txt)).returncode == 0
 
 
 def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_path, data_dir, tiny_model, ctune):

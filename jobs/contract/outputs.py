@@ -24,6 +24,9 @@ TRAIN_SUMMARY = "train.json"
 """intertrain: optimizer steps, loss, speed."""
 FIT_SUMMARY = "fit.json"
 """fit: optimizer steps, labels."""
+PROBE_HEAD = "probe_head.json"
+"""Beside a ``fit`` model trained with ``head: probe``: the logistic regression on the encoder's
+mean-pooled embeddings (``jobs.lib.probe_head``)."""
 EMBEDDINGS = "{split}.npy"
 TRAIN_EMBEDDINGS = EMBEDDINGS.format(split="train")
 """embed: float32 rows in the order of the dataset's split (``test.npy`` too when it has one)."""

@@ -23,6 +23,7 @@ EMBEDDINGS = ("encoder", "glove")
 SAMPLINGS = ("random", "cluster")
 POOLINGS = ("cls", "mean")
 CLASSIC_METHODS = ("probe", "nb", "svm", "clusters")
+FIT_HEADS = ("finetune", "probe")
 
 
 def omit_when(predicate: Callable[[Any], bool], **metadata: Any) -> dict:
@@ -348,11 +349,18 @@ class EmbedParams(Params):
 
 @dataclass(frozen=True, kw_only=True)
 class FitParams(Optimization):
-    """The ``fit`` step (``ctune train``): fine-tune on every labeled text and keep the model."""
+    """The ``fit`` step (``ctune train``): learn from every labeled text and keep the model."""
 
     kind: ClassVar[str] = "fit"
     model: str
     seed: int = 0
+    head: str = field(default="finetune", metadata=omit_when(lambda p: p.head == "finetune"))
+    """``finetune``: fine-tune the encoder with a classification head (the protocol's options);
+    ``probe``: keep the encoder frozen and fit a logistic regression on its mean-pooled
+    embeddings (the ``probe`` cells' classifier; the optimization options are unused)."""
+
+    def problems(self) -> list[str]:
+        return super().problems() + _known("head", self.head, FIT_HEADS, "head")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,7 +1,9 @@
-"""The ``fit`` step: fine-tune on every labeled example given and keep the classifier.
+"""The ``fit`` step: learn from every labeled example given and keep the classifier.
 
-The saved folder is a plain ``transformers`` sequence-classification model with the
-label names in its config (``id2label``), loadable without this package.
+With ``head: finetune`` the saved folder is a plain ``transformers`` sequence-classification
+model with the label names in its config (``id2label``), loadable without this package. With
+``head: probe`` it is the frozen encoder (``AutoModel``) and a logistic regression on its
+mean-pooled embeddings beside it (``jobs.lib.probe_head``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from jobs.contract.outputs import FIT_SUMMARY, MODEL
 from jobs.contract.params import FitParams
 from jobs.contract.staging import LABELED, read_label_names, read_split
 from jobs.lib import models
+from jobs.lib.inference import embed_mean
+from jobs.lib.probe_head import fit_head, write_head
 from jobs.lib.runner import StepContext
 from jobs.lib.tokens import split_tokens
 from jobs.lib.training import train_classifier
@@ -30,6 +34,8 @@ def run(ctx: StepContext[FitParams]) -> dict:
     source = ctx.starting_model()
     seed = ctx.params.seed
     tokenizer = models.load_tokenizer(source)
+    if ctx.params.head == "probe":
+        return _fit_probe(ctx, source, tokenizer, dataset, [g for g in gold if g is not None], names)
     model = models.load_classifier(source, len(names), seed)
     model.config.id2label = dict(enumerate(names))
     model.config.label2id = index
@@ -43,5 +49,27 @@ def run(ctx: StepContext[FitParams]) -> dict:
     ctx.put_dir(folder, MODEL)
     ctx.timings["train_s"] = stats["train_s"]
     summary = {**stats, "n_labeled": len(labeled), "labels": names, "device": str(models.device())}
+    ctx.put_json(FIT_SUMMARY, summary)
+    return summary
+
+
+def _fit_probe(ctx: StepContext[FitParams], source: str, tokenizer, dataset: str, gold: list[int],
+               names: list[str]) -> dict:
+    encoder = models.load_encoder(source)
+    encoder.config.id2label = dict(enumerate(names))
+    encoder.config.label2id = {n: i for i, n in enumerate(names)}
+    tokens = split_tokens(ctx.store, dataset, LABELED, tokenizer, ctx.params.max_length)
+    t0 = time.time()
+    embeddings = embed_mean(encoder, tokens, ctx.params.max_length, ctx.progress("embedding labeled", "texts"))
+    head = fit_head(embeddings, gold, names, ctx.params.max_length)
+    train_s = round(time.time() - t0, 3)
+    folder = ctx.scratch / MODEL
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_head(head, folder)
+    ctx.put_dir(folder, MODEL)
+    ctx.timings["train_s"] = train_s
+    summary = {"head": "probe", "train_s": train_s, "n_labeled": len(gold), "labels": names,
+               "device": str(models.device())}
     ctx.put_json(FIT_SUMMARY, summary)
     return summary

@@ -33,16 +33,25 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[di
     from transformers import AutoModelForSequenceClassification
 
     from jobs.lib import models
-    from jobs.lib.inference import predict_texts
+    from jobs.lib.inference import embed_mean, predict_texts
+    from jobs.lib.probe_head import apply_head, read_head
+    from jobs.lib.tokens import tokenize
 
     if not (model_dir / "config.json").is_file():
         raise DataError(f"{model_dir} is not a model folder (no config.json)")
     tokenizer = models.load_tokenizer(str(model_dir))
-    model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
-    logits = predict_texts(model, tokenizer, texts, max_length)
-    z = logits - logits.max(axis=1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    names = [model.config.id2label[i] for i in range(probs.shape[1])]
+    head = read_head(model_dir)
+    if head is not None:  # a frozen encoder and a linear probe on its mean-pooled embeddings
+        encoder = models.load_encoder(str(model_dir))
+        length = int(head.get("max_length", max_length))
+        probs = apply_head(head, embed_mean(encoder, tokenize(tokenizer, texts, length), length))
+        names = list(head["labels"])
+    else:
+        model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
+        logits = predict_texts(model, tokenizer, texts, max_length)
+        z = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        names = [model.config.id2label[i] for i in range(probs.shape[1])]
     return [{"text": t, "label": names[int(p.argmax())], "score": float(p.max()),
              "scores": {n: float(v) for n, v in zip(names, p)}} for t, p in zip(texts, probs)]
 
