@@ -209,9 +209,47 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 
 def spec_to_dict(spec: ExperimentSpec) -> dict:
-    """The spec as YAML would give it (sections as top-level keys), every default filled in."""
-    out = dataclasses.asdict(spec)
-    del out["sections"]
-    out.update({name: dataclasses.asdict(spec.section(name)) for name in sections()})
-    out["clustering"].pop("glove_sha256", None)
+    """The spec as YAML would give it (sections as top-level keys), with only the values that
+    differ from their defaults, in value or in type: the loader reads a YAML ``10`` in a float
+    field as ``10.0``, and a step id hashes ``10.0`` apart from the default ``10``, so a value
+    written out that was a default would give another plan when the dict is loaded again."""
+    out = _explicit(spec)
+    out.pop("sections", None)
+    for name in sections():
+        found = _explicit(spec.section(name))
+        if found:
+            out[name] = found
     return out
+
+
+def _explicit(obj: Any) -> dict:
+    out = {}
+    for f in dataclasses.fields(obj):
+        if f.metadata.get(DERIVED):
+            continue
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            out[f.name] = _plain(value)
+            continue
+        if dataclasses.is_dataclass(value):
+            nested = _explicit(value)
+            if nested:
+                out[f.name] = nested
+        elif type(value) is not type(default) or value != default:
+            out[f.name] = _plain(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A value YAML's safe dumper writes: dataclasses (their explicit fields), lists, dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _explicit(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -15,7 +15,7 @@ from conftest import REPO
 
 from controller.plan import build_plan
 from controller.practitioner import TrainRequest, corpus_clustering, training_plan
-from controller.spec import parse_spec
+from controller.spec import parse_spec, spec_to_dict
 from jobs.contract.params import ClusterParams
 
 pytestmark = pytest.mark.unit
@@ -94,3 +94,13 @@ def test_practitioner_steps_keep_their_ids():
             assert [[sid, s.kind, s.label] for sid, s in plan.steps.items()] == GOLDEN["practitioner"][setting]
     clust = corpus_clustering(ClusterParams(n_clusters=8), "datasets/corpus-0123456789abcdef")
     assert [clust.id] == GOLDEN["practitioner"]["suggest"]
+
+
+@pytest.mark.parametrize("case", [*SHIPPED, *SYNTHETIC])
+def test_the_spec_a_run_stores_gives_the_same_plan_again(case):
+    """``ctune run`` writes ``experiments/<name>/spec.yaml``; loading it must plan the same
+    steps (a YAML 10 in a float field loads as 10.0, and 10.0 hashes apart from a default 10)."""
+    raw, corpus = (yaml.safe_load((REPO / case).read_text()), False) if case in SHIPPED else SYNTHETIC[case]
+    stored = yaml.safe_load(yaml.safe_dump(spec_to_dict(parse_spec(raw)), sort_keys=False))
+    assert _snapshot(stored, corpus) == _snapshot(raw, corpus)
+    assert parse_spec(stored) == parse_spec(raw)
