@@ -85,9 +85,9 @@ def every_kind(write_spec, s3_model, bucket: str):
     texts = corpus(labeled, None)
     dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, ["b", "s"])
     stage(store, dataset)
-    fit = training_plan(TrainRequest(labeled=Path("l"), out=Path("o"), model=s3_model, protocol="paper"), "bert",
-                        dataset.prefix)
-    steps = [*plan.steps.values(), *fit.steps.values()]
+    fits = [training_plan(TrainRequest(labeled=Path("l"), out=Path("o"), model=s3_model, protocol="paper"), setting,
+                          dataset.prefix) for setting in ("bert", "probe")]  # a fine-tuned head and a probe
+    steps = [*plan.steps.values(), *(s for fit in fits for s in fit.steps.values())]
     write_step_files(store, steps)
     return store, steps
 
