@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import IO
 
-import numpy as np
-
 from jobs.contract.errors import CtuneError, cli_exit_code
 from jobs.data import DataError, output_stream, read_examples
 
@@ -35,6 +33,7 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[di
     from jobs.lib import models
     from jobs.lib.inference import embed_mean, predict_texts
     from jobs.lib.probe_head import apply_head, read_head
+    from jobs.lib.selftrain import softmax
     from jobs.lib.tokens import tokenize
 
     if not (model_dir / "config.json").is_file():
@@ -48,9 +47,7 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[di
         names = list(head["labels"])
     else:
         model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
-        logits = predict_texts(model, tokenizer, texts, max_length)
-        z = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        probs = softmax(predict_texts(model, tokenizer, texts, max_length))
         names = [model.config.id2label[i] for i in range(probs.shape[1])]
     return [{"text": t, "label": names[int(p.argmax())], "score": float(p.max()),
              "scores": {n: float(v) for n, v in zip(names, p)}} for t, p in zip(texts, probs)]

@@ -16,6 +16,7 @@ import numpy as np
 
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import PROBE_HEAD
+from jobs.lib.selftrain import softmax
 
 POOLING = "mean"
 
@@ -57,7 +58,4 @@ def read_head(folder: Path) -> dict | None:
 
 def apply_head(head: dict, embeddings: np.ndarray) -> np.ndarray:
     """Class probabilities, one row per embedding."""
-    z = embeddings @ np.asarray(head["weight"], float).T + np.asarray(head["bias"], float)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(embeddings @ np.asarray(head["weight"], float).T + np.asarray(head["bias"], float))
