@@ -424,7 +424,10 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
     log = controller[-1].output if controller else ""
     print(f"\nthe CronJob's controller pod ({time.time() - t0:.0f} s from apply to done), its log:\n{log}")
     assert job.status.succeeded, log[-3000:]
-    steps = [r for r in agent.runs if r.namespace == ns and r.job and r.job.startswith("ct-")]
-    assert {r.job.split("-")[1] for r in steps} == {"finetune", "classic"} and all(r.exit_code == 0 for r in steps)
+    # only this run's step pods: an earlier test ran (and cancelled) a spec in the same namespace
+    # (the controller can finish before a step's container is gone: wait for the pods to end)
+    steps = [r for r in runs_for(agent, ns) if r.job and r.job.startswith("ct-") and r.started >= t0]
+    assert {r.job.split("-")[1] for r in steps} == {"finetune", "classic"}
+    assert all(r.exit_code == 0 for r in steps), [(r.job, r.exit_code, r.output[-300:]) for r in steps]
     results = bucket.read_bytes("cron/experiments/cron/report/results.csv").decode()
     assert sorted(row.split(",")[1] for row in results.splitlines()[1:]) == ["bert", "nb"]
