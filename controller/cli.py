@@ -330,7 +330,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     why = " (chosen by the advice)" if info["asked"] == "auto" else ""
     say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
         f"{len(info['labels'])} labels, setting {info['setting']}{why}"
-        + ("" if info["setting"].endswith("probe") else f" ({info['protocol']} protocol)"))
+        + (f" ({info['protocol']} protocol)" if info["protocol"] else ""))
     return EXIT_OK
 
 

@@ -22,9 +22,9 @@ from controller.agreement import nmi
 from controller.backends.base import RunResult
 from controller.backends.local import LocalBackend, job_env
 from controller.plan import Plan, cluster_step, fit_step, intertrain_step
-from controller.settings import DEFAULT_SETTING
+from controller.settings import DEFAULT_SETTING, SETTINGS
 from jobs.contract.errors import StepsFailed
-from jobs.contract.intertrainings import INTER_TRAININGS
+from jobs.contract.intertrainings import BASE, INTER_TRAININGS
 from jobs.contract.outputs import MODEL, read_cluster_ids
 from jobs.contract.params import (
     ClusterParams,
@@ -86,20 +86,22 @@ def corpus_clustering(clustering: ClusterParams, prefix: str) -> StepSpec:
 
 
 def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
+    """The steps of one of ``TRAIN_SETTINGS`` (not ``auto``): where it starts and how it learns
+    come from the grid's own table (controller.settings)."""
+    chosen = SETTINGS[setting]
     steps: dict[str, StepSpec] = {}
     clusterings = {}
     encoder = None
-    if setting in ("clust", "clust+probe"):
+    if chosen.start != BASE:
         clust = corpus_clustering(req.clustering, prefix)
-        inter = intertrain_step(INTER_TRAININGS["clust"], req.model, req.seed, req.intertrain, prefix,
-                                "corpus clust", clusters=clust.prefix)
+        inter = intertrain_step(INTER_TRAININGS[str(chosen.start)], req.model, req.seed, req.intertrain, prefix,
+                                f"corpus {chosen.start}", clusters=clust.prefix)
         steps.update({clust.id: clust, inter.id: inter})
         clusterings["corpus"] = clust.id
         encoder = inter.prefix
-    head = "probe" if setting in ("probe", "clust+probe") else "finetune"
-    if head == "probe":  # nothing is fine-tuned: the protocol's options would only split the cache
+    if chosen.method == "probe":  # nothing is fine-tuned: the protocol's options would only split the cache
         fit = fit_step(req.model, req.seed, Optimization(max_length=req.fine_tuning.max_length), prefix,
-                       f"fit {setting}", encoder, head)
+                       f"fit {setting}", encoder, "probe")
     else:
         fit = fit_step(req.model, req.seed, req.fine_tuning, prefix, f"fit {setting} ({req.protocol})", encoder)
     steps[fit.id] = fit
@@ -145,7 +147,7 @@ def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[
     backend = LocalBackend(store)
     agreement: dict = {}
     setting = req.setting
-    if setting in ("auto", "clust", "clust+probe"):
+    if setting == "auto" or SETTINGS[setting].needs_clusters:
         problem = clustering_problem(len(texts), req.clustering.n_clusters)
         if problem:
             raise DataError(f"the corpus has {problem}")
@@ -160,7 +162,8 @@ def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[
     fit = next(s for s in plan.steps.values() if s.kind == "fit")
     export_model(store, fit.prefix, req.out)
     info = {"corpus": len(texts), "labeled": len(labeled), "labels": label_names(labeled.labels),
-            "setting": setting, "asked": req.setting, "protocol": req.protocol, **agreement,
+            "setting": setting, "asked": req.setting,
+            "protocol": req.protocol if SETTINGS[setting].fine_tunes else None, **agreement,
             "advice_threshold": THRESHOLD if req.setting == "auto" else None}
     (req.out / "ctune.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

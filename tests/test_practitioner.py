@@ -31,6 +31,7 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     info = json.loads((out / "ctune.json").read_text())
     assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust+probe"
     assert "labeled_ami" in info and info["advice_threshold"] is None  # measured, as information
+    assert info["protocol"] is None  # a probe fine-tunes nothing
     names = {"Business", "Sci/Tech", "Sports", "World"}
     # THEN plain transformers loads the encoder, and the probe beside it is a softmax layer
     import numpy as np
