@@ -140,12 +140,14 @@ def _backend(s: Session, args: argparse.Namespace):
 
 def _report_files(s: Session, done: set[str] | None = None, seen_failed: dict[str, str] | None = None):
     """Write every report file (tables, plot, page, JSON); the report and the page's key."""
-    from controller.report import build_report, write_report
+    from controller.report import build_report, report_prefix, write_report
     from controller.report_page import write_page
+    from controller.reportcache import CellCache
 
-    report = build_report(s.store, s.spec, s.plan, done)
+    cache = CellCache(s.store, report_prefix(s.spec))  # read once, for the tables and the page
+    report = build_report(s.store, s.spec, s.plan, done, cache)
     write_report(s.store, s.spec, report)
-    return report, write_page(s.store, s.spec, s.plan, report, seen_failed, done)
+    return report, write_page(s.store, s.spec, s.plan, report, seen_failed, done, cache)
 
 
 def _write_report(s: Session, done: set[str] | None = None, seen_failed: dict[str, str] | None = None) -> str:

@@ -70,8 +70,9 @@ def dataset_details(store: Store, spec: ExperimentSpec, plan: Plan, report: Repo
     return tuple(out)
 
 
-def build_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report, state: RunState) -> Page:
-    cache = CellCache(store, report_prefix(spec))
+def build_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report, state: RunState,
+               cache: CellCache | None = None) -> Page:
+    cache = cache or CellCache(store, report_prefix(spec))
     rows = list(report.rows)
     columns = list(dict.fromkeys(c.column for c in plan.cells))
     datasets = [(d.name, dataset_group(d.name, d.group)) for d in spec.datasets]
@@ -102,10 +103,11 @@ def results_json(spec: ExperimentSpec, report: Report) -> str:
 
 
 def write_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report,
-               seen_failed: dict[str, str] | None = None, committed: set[str] | None = None) -> str:
+               seen_failed: dict[str, str] | None = None, committed: set[str] | None = None,
+               cache: CellCache | None = None) -> str:
     """Write ``index.html`` and ``results.json``; the page's key in the store."""
     state = run_state(store, plan, seen_failed, committed)
-    page = build_page(store, spec, plan, report, state)
+    page = build_page(store, spec, plan, report, state, cache)
     prefix = report_prefix(spec)
     store.write_bytes(f"{prefix}/{JSON}", results_json(spec, report).encode())
     store.write_bytes(f"{prefix}/{PAGE}", render(page).encode())
