@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SPEC ?= experiments/quickstart.yaml
 JOBS ?= 1
-# --dist loadfile: the Kubernetes tier (one file) shares one worker and one control plane
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# --dist loadfile: the Kubernetes tier (one file) shares one worker and one control plane;
+# --durations: the slowest tests, named in every CI log
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations 15
 OVERLAY ?= dev
 VERSION ?= latest
 JOB_BASE_IMAGE ?= nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
