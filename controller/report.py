@@ -201,12 +201,11 @@ def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
     return "\n".join(lines) + "\n"
 
 
-def build_report(store: Store, spec: ExperimentSpec, plan: Plan, done: set[str] | None = None,
-                 cache: CellCache | None = None) -> Report:
+def build_report(store: Store, spec: ExperimentSpec, plan: Plan, done: set[str] | None,
+                 cache: CellCache) -> Report:
     """``done``: the committed steps' prefixes, when the caller has listed them already;
-    ``cache``: the report's cell cache, when the caller keeps it open for the page too."""
+    ``cache``: the report's cell cache, which the page then uses too (read once)."""
     done = done_steps(store) if done is None else done
-    cache = cache or CellCache(store, report_prefix(spec))
     rows, missing = collect(store, plan, done, cache)
     attach_advice(store, plan, rows, done, cache)
     nmi = cluster_nmi(store, plan, done, cache)

@@ -71,8 +71,7 @@ def dataset_details(store: Store, spec: ExperimentSpec, plan: Plan, report: Repo
 
 
 def build_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report, state: RunState,
-               cache: CellCache | None = None) -> Page:
-    cache = cache or CellCache(store, report_prefix(spec))
+               cache: CellCache) -> Page:
     rows = list(report.rows)
     columns = list(dict.fromkeys(c.column for c in plan.cells))
     datasets = [(d.name, dataset_group(d.name, d.group)) for d in spec.datasets]
@@ -103,8 +102,7 @@ def results_json(spec: ExperimentSpec, report: Report) -> str:
 
 
 def write_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report,
-               seen_failed: dict[str, str] | None = None, committed: set[str] | None = None,
-               cache: CellCache | None = None) -> str:
+               seen_failed: dict[str, str] | None, committed: set[str] | None, cache: CellCache) -> str:
     """Write ``index.html`` and ``results.json``; the page's key in the store."""
     state = run_state(store, plan, seen_failed, committed)
     page = build_page(store, spec, plan, report, state, cache)
