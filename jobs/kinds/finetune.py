@@ -15,8 +15,9 @@ from jobs.contract.staging import TEST, TRAIN
 from jobs.lib import models
 from jobs.lib.cells import CellData, load_cell_data, train_cluster_ids, write_cell
 from jobs.lib.inference import predict_logits
+from jobs.lib.probabilities import softmax
 from jobs.lib.runner import StepContext
-from jobs.lib.selftrain import pseudo_labels, second_stage, softmax
+from jobs.lib.selftrain import pseudo_labels, second_stage
 from jobs.lib.tokens import split_tokens
 from jobs.lib.training import train_classifier
 

@@ -32,8 +32,8 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[di
 
     from jobs.lib import models
     from jobs.lib.inference import embed_mean, predict_texts
+    from jobs.lib.probabilities import softmax
     from jobs.lib.probe_head import apply_head, read_head
-    from jobs.lib.selftrain import softmax
     from jobs.lib.tokens import tokenize
 
     if not (model_dir / "config.json").is_file():

@@ -16,7 +16,7 @@ import numpy as np
 
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import PROBE_HEAD
-from jobs.lib.selftrain import softmax
+from jobs.lib.probabilities import softmax
 
 POOLING = "mean"
 

@@ -11,12 +11,6 @@ import numpy as np
 from jobs.contract.params import FinetuneParams, SelfTrainOptions
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def cluster_agreement(pred: np.ndarray, cluster_ids: np.ndarray) -> np.ndarray:
     """Whether each text's prediction is the most frequent prediction of its cluster (ties:
     the lowest class)."""
