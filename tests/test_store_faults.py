@@ -109,7 +109,12 @@ def test_a_flaky_store_gives_the_same_results(baseline, s3_server, bucket, tiny_
 
 
 def outage_run(s3_server, bucket, baseline, tiny_model, prefix: str, down_s: float, outage_s: float):
-    """A run whose store goes away once a step is committed, for ``down_s`` seconds."""
+    """A run whose store goes away once a step is committed, for ``down_s`` seconds counted
+    from the first request it refuses (or until the run ends).
+
+    Counting from the first refusal, not from the switch, makes the outage the run meets
+    as long as asked: a step computing through a timed outage could otherwise meet only its
+    tail, which botocore's own retries absorb, and nothing would have been ridden out."""
     proxy = FaultProxy(s3_server, Faults())
     spec = spec_file(baseline["root"], tiny_model, baseline["root"] / "data", f"s3://{bucket}/{prefix}")
     proc = ctune("run", spec, endpoint=proxy.url, outage_s=outage_s, background=True)
@@ -117,7 +122,11 @@ def outage_run(s3_server, bucket, baseline, tiny_model, prefix: str, down_s: flo
     while not records(bucket, prefix) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     proxy.down = True
-    time.sleep(down_s)
+    while not proxy.faults.counts.get("down") and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    until = time.time() + down_s
+    while time.time() < until and proc.poll() is None:
+        time.sleep(0.1)
     proxy.down = False
     _, err = proc.communicate(timeout=900)
     proxy.close()
@@ -125,17 +134,19 @@ def outage_run(s3_server, bucket, baseline, tiny_model, prefix: str, down_s: flo
 
 
 def test_a_short_outage_is_ridden_out(baseline, s3_server, bucket, tiny_model):
-    code, err, _ = outage_run(s3_server, bucket, baseline, tiny_model, "short", down_s=8, outage_s=60)
+    # 20 s of refusals outlast botocore's own retries (5 attempts, at most 1+2+4+8 s of backoff)
+    code, err, _ = outage_run(s3_server, bucket, baseline, tiny_model, "short", down_s=20, outage_s=60)
     assert code == 0, err[-3000:]
-    # whoever met the outage past botocore's own retries (which may absorb 8 s) said so: the
-    # controller on stderr, or a step in its log
+    # whoever met the outage said so: the controller on stderr, or a step in its log
     said = err + "".join(text.decode(errors="replace") for text in logs(bucket, "short").values())
     assert "not answering" in said and "retrying for up to 60 s" in said
     assert outcome(bucket, "short") == baseline["results"]
 
 
 def test_a_long_outage_ends_the_run_with_its_own_code_and_loses_nothing(baseline, s3_server, bucket, tiny_model):
-    code, err, spec = outage_run(s3_server, bucket, baseline, tiny_model, "long", down_s=20, outage_s=4)
+    # a call meeting it exhausts botocore's retries within 15 s, then the 4 s window (one more
+    # round of botocore's retries, 15 s at most) ends the run well inside 40 s of refusals
+    code, err, spec = outage_run(s3_server, bucket, baseline, tiny_model, "long", down_s=40, outage_s=4)
     assert code == 3, err[-3000:]
     assert "unreachable for more than 4 s" in err
     before = records(bucket, "long")
