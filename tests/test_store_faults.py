@@ -144,8 +144,8 @@ def test_a_short_outage_is_ridden_out(baseline, s3_server, bucket, tiny_model):
 
 
 def test_a_long_outage_ends_the_run_with_its_own_code_and_loses_nothing(baseline, s3_server, bucket, tiny_model):
-    # a call meeting it exhausts botocore's retries within 15 s, then the 4 s window (one more
-    # round of botocore's retries, 15 s at most) ends the run well inside 40 s of refusals
+    # a call meeting it exhausts botocore's retries within 15 s; the store layer's retries all
+    # start inside its 4 s window and each ends within 15 s, so the run gives up by 34 s
     code, err, spec = outage_run(s3_server, bucket, baseline, tiny_model, "long", down_s=40, outage_s=4)
     assert code == 3, err[-3000:]
     assert "unreachable for more than 4 s" in err
