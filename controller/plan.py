@@ -244,6 +244,8 @@ class _DatasetPlan:
         if setting.method == "probe":
             inputs["embeddings"] = self.embed(self.data, str(setting.start), f"{self.name} {setting.start}"
                                               + (f" i{copy}" if copy else ""), copy).prefix
+            if setting.beside:
+                inputs["beside"] = self.embed(self.data, setting.beside, f"{self.name} {setting.beside}").prefix
         return self.add(StepSpec("classic", ClassicParams(method=setting.method, **_fields(sample)), inputs, label))
 
 
@@ -286,6 +288,6 @@ def build_plan(spec: ExperimentSpec, dataset_prefixes: dict[str, str],
             clusterings[d.name] = dp.clustering().id
         if spec.analysis.enabled:
             analyses += dp.analyses()
-        dp.embeddings_of(sorted({str(s.start) for s in settings if s.method == "probe"}))
+        dp.embeddings_of(sorted({str(e) for s in settings if s.method == "probe" for e in (s.start, s.beside) if e}))
         cells += _cells(dp, spec, settings)
     return Plan(steps, tuple(cells), clusterings, tuple(analyses))

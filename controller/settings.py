@@ -26,6 +26,8 @@ class Setting:
     regression head), ``probe`` (logistic regression on frozen embeddings), ``nb`` / ``svm``
     over the stemmed bag-of-words, or ``clusters`` (cluster-only)."""
     about: str
+    beside: str | None = None
+    """For a probe: another encoder whose embeddings it reads too, concatenated to the start's."""
 
     @property
     def kind(self) -> str:
@@ -54,6 +56,8 @@ def all_settings() -> dict[str, Setting]:
     listed += [
         Setting("probe", BASE, "probe", "logistic regression on the pretrained encoder's frozen embeddings"),
         Setting("clust+probe", "clust", "probe", "logistic regression on the inter-trained encoder's embeddings"),
+        Setting("clust+concat", "clust", "probe", "logistic regression on the pretrained and the inter-trained "
+                "encoder's embeddings side by side", beside=BASE),
         Setting("self", BASE, "selftrain", "fine-tune, pseudo-label the train texts, fine-tune again on both"),
         Setting("clust+self", "clust", "selftrain", "self-training from the cluster inter-trained encoder"),
         Setting("setfit", BASE, "setfit", "SetFit (the setfit package) with the pretrained encoder as body"),

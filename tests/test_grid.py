@@ -43,6 +43,7 @@ def test_every_setting_runs_with_advice_and_embedding_analysis(write_spec, tmp_p
     embeddings = sorted(store.glob("steps/embed/*/train.npy"))
     base, inter = (np.load(p) for p in embeddings)
     assert len(embeddings) == 2 and base.shape == inter.shape == (240, 32) and not np.allclose(base, inter)
+    _check_concat_probe(store, next(r for r in rows if r["setting"] == "clust+concat"))
     neds = [json.loads(p.read_text()) for p in store.glob("steps/analyze/*/ned.json")]
     assert sorted(n["inter_training"] for n in neds) == ["clust", "mlm", "mlm+clust"]
     assert all(n["n_texts"] == 40 and n["permutations"] == 50 and 0 < n["p_value"] <= 1 for n in neds)
@@ -102,3 +103,21 @@ def test_setfit_cells_and_intertraining_seeds(write_spec, tmp_path, ctune, resul
     again = ctune("run", str(spec))
     assert again.returncode == 0 and "running 1 of" in again.stderr + again.stdout
     assert (store / "steps/setfit" / cell / "predictions.jsonl").read_bytes() == before
+
+
+def _check_concat_probe(store, row):
+    """clust+concat's predictions are a logistic regression on the inter-trained encoder's
+    embeddings with the pretrained one's beside them, fitted on the cell's sample."""
+    from sklearn.linear_model import LogisticRegression
+
+    cell = store / "steps/classic" / row["step"]
+    inputs = json.loads((cell / "step.json").read_text())["inputs"]
+    assert "encoder" in json.loads((store / inputs["embeddings"] / "step.json").read_text())["inputs"]
+    assert "encoder" not in json.loads((store / inputs["beside"] / "step.json").read_text())["inputs"]
+    train, test = ([np.load(store / inputs[role] / f"{split}.npy") for role in ("embeddings", "beside")]
+                   for split in ("train", "test"))
+    labels = [json.loads(line)["label"] for line in (store / inputs["dataset"] / "train.jsonl").read_text().splitlines()]
+    sample = json.loads((cell / "sample.json").read_text())["indices"]
+    clf = LogisticRegression(max_iter=2000).fit(np.hstack(train)[sample], [labels[i] for i in sample])
+    got = [json.loads(line)["label"] for line in (cell / "predictions.jsonl").read_text().splitlines()]
+    assert got == list(clf.predict(np.hstack(test)))

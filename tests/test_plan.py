@@ -96,6 +96,23 @@ def test_probes_share_one_embedding_per_encoder_and_bow_needs_none():
     assert set(nb.inputs) == {"dataset"} and nb.params.to_params()["method"] == "nb"
 
 
+def test_concat_probe_reads_both_encoders_embeddings_and_shares_them():
+    alone = build_plan(spec(settings=["probe", "clust+probe"]), PREFIXES)
+    plan = build_plan(spec(settings=["probe", "clust+probe", "clust+concat"]), PREFIXES)
+    # no new encoder or embedding: the concatenated probe reads the two the probes already have
+    assert kinds(plan) == {**kinds(alone), "classic": kinds(alone)["classic"] + 12}
+    assert set(alone.steps) <= set(plan.steps)
+    cells = {(c.setting, c.dataset, c.budget, c.repetition): plan.steps[c.step] for c in plan.cells}
+    concat = cells[("clust+concat", "ag_news", 64, 1)]
+    assert concat.inputs["embeddings"] == cells[("clust+probe", "ag_news", 64, 1)].inputs["embeddings"]
+    assert concat.inputs["beside"] == cells[("probe", "ag_news", 64, 1)].inputs["embeddings"]
+    assert concat.params == cells[("clust+probe", "ag_news", 64, 1)].params and concat.id != \
+        cells[("clust+probe", "ag_news", 64, 1)].id
+    # on its own it still plans the pretrained encoder's embedding, once per dataset
+    only = build_plan(spec(settings=["clust+concat"]), PREFIXES)
+    assert kinds(only) == {"cluster": 2, "intertrain": 2, "embed": 4, "classic": 12}
+
+
 def test_probe_only_needs_no_clustering():
     assert kinds(build_plan(spec(settings=["probe"]), PREFIXES)) == {"embed": 2, "classic": 12}
 

@@ -41,6 +41,8 @@ SYNTHETIC = {
     "setfit-and-seeds": ({"name": "s", "datasets": ["ag_news"], "settings": ["bert", "clust", "mlm+clust", "clust+probe",
                                                                             "setfit", "clust+setfit", "clust+self"],
                           "protocols": ["strong"], "repetitions": 2, "intertrain": {"seeds": 2}}, False),
+    "concat-probe": ({"name": "cp", "datasets": ["ag_news"], "settings": ["probe", "clust+probe", "clust+concat"],
+                      "repetitions": 2, "intertrain": {"seeds": 2}}, False),
     "tiny-test-spec": ({"name": "tiny", "datasets": ["ag_news"], "model": "/tmp/tiny", "settings": ["bert", "clust"],
                         "budgets": [16], "repetitions": 2, "clustering": {"n_clusters": 4, "n_init": 2, "max_iter": 5},
                         "intertrain": {"batch_size": 32, "max_length": 32},

@@ -1,7 +1,8 @@
 """The ``classic`` step: cells that train no network.
 
 * ``probe``: logistic regression on frozen embeddings (from an ``embed`` step) of any
-  encoder, base or inter-trained: the strong baseline a fine-tune must beat;
+  encoder, base or inter-trained: the strong baseline a fine-tune must beat; with a
+  ``beside`` input, on two encoders' embeddings concatenated (``clust+concat``);
 * ``nb`` and ``svm``: multinomial Naive Bayes and a linear SVM over the stemmed
   bag-of-words (paper, Appendix B); the vocabulary comes from the unlabeled train texts;
 * ``clusters``: the cluster-only classifier (Appendix B): the budget is spread over the
@@ -27,9 +28,10 @@ from jobs.lib.textfeatures import StemmedBagOfWords
 def _probe(ctx: StepContext[ClassicParams], data: CellData):
     from sklearn.linear_model import LogisticRegression
 
-    prefix = ctx.input("embeddings")
-    train = read_embeddings(ctx.store, prefix, TRAIN)
-    test = read_embeddings(ctx.store, prefix, TEST)
+    # "beside": a second encoder's embeddings (clust+concat), side by side with the first's
+    prefixes = [ctx.input(role) for role in ("embeddings", "beside") if role == "embeddings" or ctx.has_input(role)]
+    train = np.hstack([read_embeddings(ctx.store, p, TRAIN) for p in prefixes])
+    test = np.hstack([read_embeddings(ctx.store, p, TEST) for p in prefixes])
     clf = LogisticRegression(C=ctx.params.C, max_iter=2000)
     clf.fit(train[data.sample], data.sample_labels)
     return clf.predict(test)
