@@ -48,8 +48,9 @@ class TrainRequest:
     """Unlabeled texts; the labeled texts are always part of the corpus too (first)."""
     model: str = "minilm"
     setting: str = DEFAULT_SETTING
-    """One of ``TRAIN_SETTINGS``: ``clust+probe`` (cluster inter-training, then a linear probe on
-    the inter-trained encoder), ``clust`` (cluster inter-training, then fine-tune), ``probe`` and
+    """One of ``TRAIN_SETTINGS``: ``clust+concat`` (cluster inter-training, then a linear probe on
+    the inter-trained and the pretrained encoder's embeddings side by side), ``clust+probe`` (on
+    the inter-trained encoder's alone), ``clust`` (cluster inter-training, then fine-tune), ``probe`` and
     ``bert`` (the same without inter-training), or ``auto``: ``clust`` when the clusters agree
     with the labeled texts, else ``bert`` (see controller.advice)."""
     protocol: str = "strong"
@@ -101,7 +102,7 @@ def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
         encoder = inter.prefix
     if chosen.method == "probe":  # nothing is fine-tuned: the protocol's options would only split the cache
         fit = fit_step(req.model, req.seed, Optimization(max_length=req.fine_tuning.max_length), prefix,
-                       f"fit {setting}", encoder, "probe")
+                       f"fit {setting}", encoder, "concat" if chosen.beside else "probe")
     else:
         fit = fit_step(req.model, req.seed, req.fine_tuning, prefix, f"fit {setting} ({req.protocol})", encoder)
     steps[fit.id] = fit

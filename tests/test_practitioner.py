@@ -19,29 +19,36 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     out = tmp_path / "model"
     store = tmp_path / "store"
     # WHEN a model is trained with the default setting: cluster inter-training, then a linear probe
+    # on the inter-trained and the pretrained encoder's embeddings side by side
     result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
                    "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
     assert result.returncode == 0, result.stderr
     # AND it says what it measured and chose before the inter-training starts
     said = result.stderr
     assert said.index("clusters vs your 40 labeled texts: AMI") < said.index(
-        "setting: clust+probe (cluster inter-training, then a linear probe")
-    assert said.index("setting: clust+probe") < said.index("... intertrain")
-    assert "setting clust+probe (" not in said.splitlines()[-1]  # no protocol named: nothing is fine-tuned
+        "setting: clust+concat (cluster inter-training, then a linear probe on it and the pretrained encoder")
+    assert said.index("setting: clust+concat") < said.index("... intertrain")
+    assert "setting clust+concat (" not in said.splitlines()[-1]  # no protocol named: nothing is fine-tuned
     info = json.loads((out / "ctune.json").read_text())
-    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust+probe"
+    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust+concat"
     assert "labeled_ami" in info and info["advice_threshold"] is None  # measured, as information
     assert info["protocol"] is None  # a probe fine-tunes nothing
     names = {"Business", "Sci/Tech", "Sports", "World"}
-    # THEN plain transformers loads the encoder, and the probe beside it is a softmax layer
+    # THEN plain transformers loads both encoders (the pretrained one in base/, as it was), and
+    # the probe beside them is a softmax layer over their embeddings side by side
     import numpy as np
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     encoder, tokenizer = AutoModel.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    base = AutoModel.from_pretrained(out / "base")
     assert set(encoder.config.id2label.values()) == names
+    pretrained = AutoModel.from_pretrained(tiny_model).state_dict()
+    assert all(torch.equal(v, pretrained[k]) for k, v in base.state_dict().items())
+    assert not torch.equal(encoder.embeddings.word_embeddings.weight, base.embeddings.word_embeddings.weight)
     head = json.loads((out / "probe_head.json").read_text())
-    assert set(head["labels"]) == names and np.asarray(head["weight"]).shape == (4, encoder.config.hidden_size)
+    assert head["beside"] == "base"
+    assert set(head["labels"]) == names and np.asarray(head["weight"]).shape == (4, 2 * encoder.config.hidden_size)
     # AND predict writes one row per text with a label and scores
     pred = ctune("predict", str(out), str(src / "test.jsonl"), "--format", "csv")
     assert pred.returncode == 0, pred.stderr
@@ -53,10 +60,9 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     # AND its scores are the head applied by hand to plain transformers' mean-pooled embeddings
     texts = [r["text"] for r in rows[:5]]
     enc = tokenizer(texts, truncation=True, max_length=head["max_length"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = encoder(**enc).last_hidden_state
     mask = enc["attention_mask"].unsqueeze(-1).float()
-    pooled = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    with torch.no_grad():
+        pooled = np.hstack([((m(**enc).last_hidden_state * mask).sum(1) / mask.sum(1)).numpy() for m in (encoder, base)])
     z = pooled @ np.asarray(head["weight"]).T + np.asarray(head["bias"])
     by_hand = np.exp(z - z.max(1, keepdims=True))
     by_hand /= by_hand.sum(1, keepdims=True)
@@ -86,6 +92,16 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     model = AutoModelForSequenceClassification.from_pretrained(tuned)
     assert set(model.config.id2label.values()) == names and not (tuned / "probe_head.json").exists()
     assert ctune("predict", str(tuned), str(txt)).returncode == 0
+    # AND --setting clust+probe keeps the inter-trained encoder alone under its probe
+    alone = tmp_path / "alone"
+    probe = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+                  "--out", str(alone), "--model", tiny_model, "--clusters", "4", "--store", str(store),
+                  "--setting", "clust+probe")
+    assert probe.returncode == 0, probe.stderr
+    head = json.loads((alone / "probe_head.json").read_text())
+    assert "beside" not in head and not (alone / "base").exists()
+    assert np.asarray(head["weight"]).shape == (4, encoder.config.hidden_size)
+    assert ctune("predict", str(alone), str(txt)).returncode == 0
 
 
 def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_path, data_dir, tiny_model, ctune):

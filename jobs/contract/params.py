@@ -23,7 +23,7 @@ EMBEDDINGS = ("encoder", "glove")
 SAMPLINGS = ("random", "cluster")
 POOLINGS = ("cls", "mean")
 CLASSIC_METHODS = ("probe", "nb", "svm", "clusters")
-FIT_HEADS = ("finetune", "probe")
+FIT_HEADS = ("finetune", "probe", "concat")
 
 
 def omit_when(predicate: Callable[[Any], bool], **metadata: Any) -> dict:
@@ -357,7 +357,9 @@ class FitParams(Optimization):
     head: str = field(default="finetune", metadata=omit_when(lambda p: p.head == "finetune"))
     """``finetune``: fine-tune the encoder with a classification head (the protocol's options);
     ``probe``: keep the encoder frozen and fit a logistic regression on its mean-pooled
-    embeddings (the ``probe`` cells' classifier; the optimization options are unused)."""
+    embeddings (the ``probe`` cells' classifier; the optimization options are unused);
+    ``concat``: the same on the encoder's and the pretrained model's embeddings side by side
+    (the ``clust+concat`` cells' classifier)."""
 
     def problems(self) -> list[str]:
         return super().problems() + _known("head", self.head, FIT_HEADS, "head")

@@ -3,12 +3,15 @@
 With ``head: finetune`` the saved folder is a plain ``transformers`` sequence-classification
 model with the label names in its config (``id2label``), loadable without this package. With
 ``head: probe`` it is the frozen encoder (``AutoModel``) and a logistic regression on its
-mean-pooled embeddings beside it (``jobs.lib.probe_head``).
+mean-pooled embeddings beside it (``jobs.lib.probe_head``); with ``head: concat`` the
+pretrained encoder too, in ``base/``, the regression reading both encoders' embeddings.
 """
 
 from __future__ import annotations
 
 import time
+
+import numpy as np
 
 from jobs.contract.errors import JobError
 from jobs.contract.outputs import FIT_SUMMARY, MODEL
@@ -16,7 +19,7 @@ from jobs.contract.params import FitParams
 from jobs.contract.staging import LABELED, read_label_names, read_split
 from jobs.lib import models
 from jobs.lib.inference import embed_mean
-from jobs.lib.probe_head import fit_head, write_head
+from jobs.lib.probe_head import BESIDE, fit_head, write_head
 from jobs.lib.runner import StepContext
 from jobs.lib.tokens import split_tokens
 from jobs.lib.training import train_classifier
@@ -34,7 +37,7 @@ def run(ctx: StepContext[FitParams]) -> dict:
     source = ctx.starting_model()
     seed = ctx.params.seed
     tokenizer = models.load_tokenizer(source)
-    if ctx.params.head == "probe":
+    if ctx.params.head in ("probe", "concat"):
         return _fit_probe(ctx, source, tokenizer, dataset, [g for g in gold if g is not None], names)
     model = models.load_classifier(source, len(names), seed)
     model.config.id2label = dict(enumerate(names))
@@ -58,18 +61,23 @@ def _fit_probe(ctx: StepContext[FitParams], source: str, tokenizer, dataset: str
     encoder = models.load_encoder(source)
     encoder.config.id2label = dict(enumerate(names))
     encoder.config.label2id = {n: i for i, n in enumerate(names)}
+    # an inter-trained encoder keeps the pretrained model's tokenizer: one tokenization serves both
+    encoders = {"": encoder, **({BESIDE: models.load_encoder(ctx.params.model)} if ctx.params.head == "concat" else {})}
     tokens = split_tokens(ctx.store, dataset, LABELED, tokenizer, ctx.params.max_length)
     t0 = time.time()
-    embeddings = embed_mean(encoder, tokens, ctx.params.max_length, ctx.progress("embedding labeled", "texts"))
-    head = fit_head(embeddings, gold, names, ctx.params.max_length)
+    embeddings = np.hstack([
+        embed_mean(e, tokens, ctx.params.max_length, ctx.progress(f"embedding labeled {name}".strip(), "texts"))
+        for name, e in encoders.items()])
+    head = fit_head(embeddings, gold, names, ctx.params.max_length, beside=BESIDE if len(encoders) > 1 else None)
     train_s = round(time.time() - t0, 3)
     folder = ctx.scratch / MODEL
-    encoder.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    for name, e in encoders.items():
+        e.save_pretrained(folder / name)
+        tokenizer.save_pretrained(folder / name)
     write_head(head, folder)
     ctx.put_dir(folder, MODEL)
     ctx.timings["train_s"] = train_s
-    summary = {"head": "probe", "train_s": train_s, "n_labeled": len(gold), "labels": names,
+    summary = {"head": ctx.params.head, "train_s": train_s, "n_labeled": len(gold), "labels": names,
                "device": str(models.device())}
     ctx.put_json(FIT_SUMMARY, summary)
     return summary

@@ -28,6 +28,7 @@ def read_texts(path: Path, text_field: str) -> list[str]:
 
 
 def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[dict]:
+    import numpy as np
     from transformers import AutoModelForSequenceClassification
 
     from jobs.lib import models
@@ -40,10 +41,12 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[di
         raise DataError(f"{model_dir} is not a model folder (no config.json)")
     tokenizer = models.load_tokenizer(str(model_dir))
     head = read_head(model_dir)
-    if head is not None:  # a frozen encoder and a linear probe on its mean-pooled embeddings
-        encoder = models.load_encoder(str(model_dir))
+    if head is not None:  # frozen encoder(s) and a linear probe on their mean-pooled embeddings
         length = int(head.get("max_length", max_length))
-        probs = apply_head(head, embed_mean(encoder, tokenize(tokenizer, texts, length), length))
+        tokens = tokenize(tokenizer, texts, length)
+        folders = [model_dir, *([model_dir / head["beside"]] if head.get("beside") else [])]
+        embeddings = np.hstack([embed_mean(models.load_encoder(str(f)), tokens, length) for f in folders])
+        probs = apply_head(head, embeddings)
         names = list(head["labels"])
     else:
         model = models.load_pretrained(AutoModelForSequenceClassification.from_pretrained, str(model_dir))
