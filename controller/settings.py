@@ -78,7 +78,7 @@ DEFAULT_SETTING = "clust+concat"
 """What ``ctune train`` runs unless told otherwise: cluster inter-training, then a linear probe
 on the inter-trained and the pretrained encoder's embeddings side by side. Chosen
 leave-one-dataset-out on the shipped datasets at 64 labels (controller.recipe_loo; README,
-"Results"): the choice for 5 of 6 held-out datasets, with the smallest worst shortfall of the
+"Results"): the choice for every held-out dataset, with the smallest worst shortfall of the
 settings measured on all six; where the clusters carry little of the labels (ISEAR,
 polarity) SetFit does better. The advice rule (``auto``, controller.advice) lost more points
 than always inter-training when judged the same way; the AMI is still measured and reported."""
