@@ -29,7 +29,7 @@ def _probe(ctx: StepContext[ClassicParams], data: CellData):
     from sklearn.linear_model import LogisticRegression
 
     # "beside": a second encoder's embeddings (clust+concat), side by side with the first's
-    prefixes = [ctx.input(role) for role in ("embeddings", "beside") if role == "embeddings" or ctx.has_input(role)]
+    prefixes = [ctx.input("embeddings"), *([ctx.input("beside")] if ctx.has_input("beside") else [])]
     train = np.hstack([read_embeddings(ctx.store, p, TRAIN) for p in prefixes])
     test = np.hstack([read_embeddings(ctx.store, p, TEST) for p in prefixes])
     clf = LogisticRegression(C=ctx.params.C, max_iter=2000)
