@@ -20,6 +20,7 @@ from typing import Any
 from controller.settings import Setting, all_settings, needs_clustering
 from controller.spec import ExperimentSpec
 from jobs.contract.errors import BadInput
+from jobs.contract.inputs import BESIDE, CLUSTERS, DATASET, EMBEDDINGS, ENCODER
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS, InterTraining, objective
 from jobs.contract.params import (
     AnalyzeParams,
@@ -111,15 +112,15 @@ def cluster_step(clustering: ClusterParams, dataset: str, label: str, embeddings
         path = Path(clustering.glove).expanduser().resolve()
         clustering = dataclasses.replace(clustering, glove=str(path),
                                          glove_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    inputs = {"dataset": dataset, **({"embeddings": embeddings} if embeddings else {})}
+    inputs = {DATASET: dataset, **({EMBEDDINGS: embeddings} if embeddings else {})}
     return StepSpec("cluster", clustering, inputs, label)
 
 
 def intertrain_step(entry: InterTraining, model: str, seed: int, options: Optimization, dataset: str,
                     label: str, clusters: str | None = None, upstream: str | None = None) -> StepSpec:
     """An inter-training of ``entry``: ``clusters`` and ``upstream`` are step prefixes."""
-    inputs = {"dataset": dataset, **({"clusters": clusters} if clusters else {}),
-              **({"encoder": upstream} if upstream else {})}
+    inputs = {DATASET: dataset, **({CLUSTERS: clusters} if clusters else {}),
+              **({ENCODER: upstream} if upstream else {})}
     params = IntertrainParams(objective=entry.objective, model=model, seed=seed, options=options)
     return StepSpec("intertrain", params, inputs, label)
 
@@ -127,7 +128,7 @@ def intertrain_step(entry: InterTraining, model: str, seed: int, options: Optimi
 def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: str,
              encoder: str | None = None, head: str = "finetune") -> StepSpec:
     params = FitParams(model=model, seed=seed, head=head, **_fields(options))
-    return StepSpec("fit", params, {"dataset": dataset, **({"encoder": encoder} if encoder else {})}, label)
+    return StepSpec("fit", params, {DATASET: dataset, **({ENCODER: encoder} if encoder else {})}, label)
 
 
 def _fields(params: Params) -> dict[str, Any]:
@@ -155,7 +156,7 @@ class _DatasetPlan:
 
     def embed(self, dataset: str, start: str, label: str, copy: int = 0) -> StepSpec:
         encoder = self.encoder(start, copy)
-        inputs = {"dataset": dataset, **({"encoder": encoder} if encoder else {})}
+        inputs = {DATASET: dataset, **({ENCODER: encoder} if encoder else {})}
         params = EmbedParams(model=self.spec.model, max_length=self.spec.finetune.max_length)
         return self.add(StepSpec("embed", params, inputs, label))
 
@@ -211,7 +212,7 @@ class _DatasetPlan:
             params = AnalyzeParams(model=self.spec.model, inter_training=name, max_texts=a.max_texts,
                                    permutations=a.permutations, pooling=a.pooling, tsne=a.tsne,
                                    seed=self.spec.seed, max_length=self.spec.finetune.max_length)
-            inputs = {"dataset": self.data, "encoder": str(self.encoders[(name, 0)])}
+            inputs = {DATASET: self.data, ENCODER: str(self.encoders[(name, 0)])}
             step = self.add(StepSpec("analyze", params, inputs, f"{self.name} {name}"))
             out.append((self.name, name, step.id))
         return out
@@ -225,9 +226,9 @@ class _DatasetPlan:
     def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str,
              copy: int = 0) -> StepSpec:
         sample = SampleParams(budget=budget, repetition=rep, sample_seed=self.spec.seed, sampling=sampling)
-        inputs = {"dataset": self.data}
+        inputs = {DATASET: self.data}
         if sampling == "cluster":
-            inputs["clusters"] = self.clustering().prefix
+            inputs[CLUSTERS] = self.clustering().prefix
         params: Params
         if setting.method in ("finetune", "selftrain", "setfit"):
             encoder = self.encoder(str(setting.start), copy)
@@ -235,17 +236,17 @@ class _DatasetPlan:
                 params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                         **_fields(self.spec.protocol(protocol)), **self._self_training(setting))
                 if setting.method == "selftrain":
-                    inputs["clusters"] = self.clustering().prefix
+                    inputs[CLUSTERS] = self.clustering().prefix
             else:
                 params = SetFitParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                       **_fields(self.spec.setfit))
-            return self.add(StepSpec(setting.kind, params, {**inputs, **({"encoder": encoder} if encoder else {})},
+            return self.add(StepSpec(setting.kind, params, {**inputs, **({ENCODER: encoder} if encoder else {})},
                                      label))
         if setting.method == "probe":
-            inputs["embeddings"] = self.embed(self.data, str(setting.start), f"{self.name} {setting.start}"
+            inputs[EMBEDDINGS] = self.embed(self.data, str(setting.start), f"{self.name} {setting.start}"
                                               + (f" i{copy}" if copy else ""), copy).prefix
             if setting.beside:
-                inputs["beside"] = self.embed(self.data, setting.beside, f"{self.name} {setting.beside}").prefix
+                inputs[BESIDE] = self.embed(self.data, setting.beside, f"{self.name} {setting.beside}").prefix
         return self.add(StepSpec("classic", ClassicParams(method=setting.method, **_fields(sample)), inputs, label))
 
 

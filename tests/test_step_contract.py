@@ -75,7 +75,8 @@ def test_parameters_read_back_exactly_as_written(params):
 def test_integer_values_of_float_fields_keep_their_type():
     # ids written before hash 10 and 10.0 differently: a job must read back what was written
     for epochs in (10, 10.0):
-        spec = StepSpec("finetune", FinetuneParams(model="m", budget=8, repetition=0, epochs=epochs))
+        spec = StepSpec("finetune", FinetuneParams(model="m", budget=8, repetition=0, epochs=epochs),
+                        {"dataset": "datasets/x-1"})
         assert StepSpec.from_json(spec.to_json()).id == spec.id
 
 
@@ -92,6 +93,38 @@ def test_bad_parameters_are_a_job_error_naming_them(kind, params, message):
     raw = json.dumps({"kind": kind, "params": params, "inputs": {}})
     with pytest.raises(JobError, match=re.escape(message)):
         StepSpec.from_json(raw)
+
+
+@pytest.mark.parametrize("kind, params, inputs, message", [
+    ("cluster", ClusterParams(), {"dataset": "datasets/x-1", "encoder": "steps/intertrain/a"},
+     "a cluster step takes no input 'encoder' (it takes: dataset, embeddings)"),
+    ("cluster", ClusterParams(), {}, "a cluster step needs an input 'dataset'"),
+    ("finetune", FinetuneParams(model="m", budget=8, repetition=0),
+     {"dataset": "datasets/x-1", "encoder": "steps/embed/a"},
+     "a finetune step's input 'encoder' must lie under steps/intertrain/, not 'steps/embed/a'"),
+    ("finetune", FinetuneParams(model="m", budget=8, repetition=0), {"dataset": "steps/cluster/a"},
+     "a finetune step's input 'dataset' must lie under datasets/, not 'steps/cluster/a'"),
+    ("classic", ClassicParams(method="probe", budget=8, repetition=0),
+     {"dataset": "datasets/x-1", "beside": "steps/embed/a"},
+     "a classic step's input 'beside' needs an input 'embeddings' too"),
+])
+def test_inputs_a_kind_cannot_take_are_named(kind, params, inputs, message):
+    with pytest.raises(JobError, match=re.escape(message)):
+        StepSpec(kind, params, inputs)
+    # a job reading such a step.json refuses it the same way
+    raw = json.dumps({"kind": kind, "params": params.to_params(), "inputs": inputs})
+    with pytest.raises(JobError, match=re.escape(message)):
+        StepSpec.from_json(raw)
+
+
+def test_every_kind_declares_its_inputs():
+    from jobs.contract.inputs import DATASET, ROLES, SOURCE
+    from jobs.contract.staging import DATASETS
+
+    assert set(ROLES) == set(PARAMS_BY_KIND) and SOURCE[DATASET] == DATASETS
+    for roles in ROLES.values():
+        assert set(roles.required) | set(roles.optional) <= set(SOURCE)
+        assert all(a in roles.optional and b in (*roles.required, *roles.optional) for a, b in roles.needs)
 
 
 def test_every_kind_has_a_parameter_class_and_a_job_module():
@@ -117,7 +150,8 @@ def commit_outputs(ctx):
 
 def test_a_failing_step_commits_nothing(tmp_path):
     store = open_store(tmp_path)
-    spec = cluster(n_clusters=2, inputs={})
+    spec = cluster(n_clusters=2)
+    store.write_bytes(f"{spec.inputs['dataset']}/{MARKER}", b"{}")  # staged
     uri = put_step(store, spec)
 
     def half_then_crash(ctx):
@@ -150,7 +184,8 @@ def test_a_failing_step_commits_nothing(tmp_path):
 def test_inputs_must_be_done_and_kind_must_match(tmp_path):
     store = open_store(tmp_path)
     spec = StepSpec("finetune", FinetuneParams(model="m", budget=1, repetition=0),
-                    {"encoder": "steps/intertrain/nothere"})
+                    {"dataset": "datasets/x-1", "encoder": "steps/intertrain/nothere"})
+    store.write_bytes(f"datasets/x-1/{MARKER}", b"{}")  # staged
     uri = put_step(store, spec)
     with pytest.raises(JobError, match=r"input 'encoder' \(steps/intertrain/nothere\) is not done"):
         run_step(uri, "finetune", lambda ctx: None)

@@ -4,6 +4,7 @@
 * ``steps``: step kinds, ids, where a step lives in the store, when it is done;
 * ``params``: one frozen dataclass of parameters per step kind (also the spec's sections);
 * ``intertrainings``: the registry of inter-trainings (objective, upstream, clusters, section);
+* ``inputs``: the roles of a step's inputs, and which roles each kind takes from where;
 * ``outputs``: what each kind writes, and readers for what the controller reads;
 * ``staging``: the staged-dataset layout, its writer and reader, the corpus order;
 * ``sampling``: the labeled samples every setting of a (budget, repetition) shares;

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import check_inputs
 from jobs.contract.params import PARAMS_BY_KIND, Params
 from jobs.storage import Store
 
@@ -79,6 +80,7 @@ class StepSpec:
     def __post_init__(self) -> None:
         if self.params.kind != self.kind:
             raise JobError(f"{type(self.params).__name__} are not the parameters of a {self.kind!r} step")
+        check_inputs(self.kind, self.inputs)
         object.__setattr__(self, "id", step_id(self.kind, self.params.to_params(), self.inputs))
 
     @property

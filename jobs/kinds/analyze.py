@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import DATASET
 from jobs.contract.outputs import NED, TSNE
 from jobs.contract.params import AnalyzeParams
 from jobs.contract.staging import TEST, read_split
@@ -57,7 +58,7 @@ def tsne_picture(before: np.ndarray, after: np.ndarray, labels: list[str], title
 def run(ctx: StepContext[AnalyzeParams]) -> dict:
     models.configure_threads()
     p = ctx.params
-    test = read_split(ctx.store, ctx.input("dataset"), TEST)
+    test = read_split(ctx.store, ctx.input(DATASET), TEST)
     rng = np.random.default_rng(p.seed)
     n = min(p.max_texts, len(test))
     idx = np.sort(rng.choice(len(test), size=n, replace=False))
@@ -67,7 +68,7 @@ def run(ctx: StepContext[AnalyzeParams]) -> dict:
     t0 = time.time()
     vectors = {}
     for which, source in (("before", p.model), ("after", ctx.starting_model())):
-        tokens = split_tokens(ctx.store, ctx.input("dataset"), TEST, models.load_tokenizer(source), p.max_length)
+        tokens = split_tokens(ctx.store, ctx.input(DATASET), TEST, models.load_tokenizer(source), p.max_length)
         vectors[which] = POOLINGS[p.pooling](models.load_encoder(source), tokens.take(idx), p.max_length)
     embed_s = time.time() - t0
     test_result = ned_permutation_test(vectors["before"], vectors["after"], labels,

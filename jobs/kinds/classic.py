@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from jobs.contract.inputs import BESIDE, EMBEDDINGS
 from jobs.contract.outputs import read_embeddings
 from jobs.contract.params import ClassicParams
 from jobs.contract.staging import TEST, TRAIN
@@ -28,8 +29,8 @@ from jobs.lib.textfeatures import StemmedBagOfWords
 def _probe(ctx: StepContext[ClassicParams], data: CellData):
     from sklearn.linear_model import LogisticRegression
 
-    # "beside": a second encoder's embeddings (clust+concat), side by side with the first's
-    prefixes = [ctx.input("embeddings"), *([ctx.input("beside")] if ctx.has_input("beside") else [])]
+    # BESIDE: a second encoder's embeddings (clust+concat), side by side with the first's
+    prefixes = [ctx.input(EMBEDDINGS), *([ctx.input(BESIDE)] if ctx.has_input(BESIDE) else [])]
     train = np.hstack([read_embeddings(ctx.store, p, TRAIN) for p in prefixes])
     test = np.hstack([read_embeddings(ctx.store, p, TEST) for p in prefixes])
     clf = LogisticRegression(C=ctx.params.C, max_iter=2000)

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import DATASET, EMBEDDINGS
 from jobs.contract.outputs import ASSIGNMENTS, CLUSTERS, read_embeddings
 from jobs.contract.params import ClusterParams, clustering_problem
 from jobs.contract.staging import TRAIN, read_split
@@ -40,7 +41,7 @@ def cluster_counts(counts, params: ClusterParams) -> tuple[np.ndarray, float]:
 def dense_vectors(ctx: StepContext[ClusterParams], texts: Sequence[str]) -> np.ndarray:
     if ctx.params.embedding == "glove":
         return glove_average(texts, str(ctx.params.glove))
-    vectors = read_embeddings(ctx.store, ctx.input("embeddings"), TRAIN)
+    vectors = read_embeddings(ctx.store, ctx.input(EMBEDDINGS), TRAIN)
     if len(vectors) != len(texts):
         raise JobError(f"{len(vectors)} embeddings for {len(texts)} corpus texts")
     return vectors
@@ -56,7 +57,7 @@ def _cluster(ctx: StepContext[ClusterParams], texts: Sequence[str], counts) -> t
 
 
 def run(ctx: StepContext[ClusterParams]) -> dict:
-    train = read_split(ctx.store, ctx.input("dataset"), TRAIN)
+    train = read_split(ctx.store, ctx.input(DATASET), TRAIN)
     k = ctx.params.n_clusters
     problem = clustering_problem(len(train), k)
     if problem:

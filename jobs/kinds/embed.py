@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from jobs.contract.inputs import DATASET
 from jobs.contract.outputs import EMBEDDINGS, npy_bytes
 from jobs.contract.params import EmbedParams
 from jobs.contract.staging import TEST, TRAIN, has_split
@@ -22,7 +23,7 @@ def run(ctx: StepContext[EmbedParams]) -> dict:
     source = ctx.starting_model()
     tokenizer = models.load_tokenizer(source)
     encoder = models.load_encoder(source)
-    dataset = ctx.input("dataset")
+    dataset = ctx.input(DATASET)
     shapes = {}
     t0 = time.time()
     for split in (TRAIN, TEST):

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from jobs.contract.inputs import DATASET
 from jobs.contract.params import FinetuneParams
 from jobs.contract.staging import TEST, TRAIN
 from jobs.lib import models
@@ -31,7 +32,7 @@ def _self_train(ctx: StepContext[FinetuneParams], data: CellData, model, tokeniz
     params = ctx.params
     options = params.self_training
     assert options is not None
-    everything = split_tokens(ctx.store, ctx.input("dataset"), TRAIN, tokenizer, params.max_length)
+    everything = split_tokens(ctx.store, ctx.input(DATASET), TRAIN, tokenizer, params.max_length)
     probs = softmax(predict_logits(model, everything, params.max_length, ctx.progress("pseudo-labeling", "texts")))
     clusters = np.asarray(train_cluster_ids(ctx, len(data.train))) if options.agree == "cluster" else None
     rows, labels = pseudo_labels(probs, options, data.sample, clusters)
@@ -53,7 +54,7 @@ def run(ctx: StepContext[FinetuneParams]) -> dict:
     data = load_cell_data(ctx)
     source = ctx.starting_model()
     tokenizer = models.load_tokenizer(source)
-    dataset = ctx.input("dataset")
+    dataset = ctx.input(DATASET)
     train = split_tokens(ctx.store, dataset, TRAIN, tokenizer, params.max_length).take(data.sample)
     test = split_tokens(ctx.store, dataset, TEST, tokenizer, params.max_length)
     seed = params.seed + params.repetition

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import DATASET
 from jobs.contract.outputs import FIT_SUMMARY, MODEL
 from jobs.contract.params import FitParams
 from jobs.contract.staging import LABELED, read_label_names, read_split
@@ -27,7 +28,7 @@ from jobs.lib.training import train_classifier
 
 def run(ctx: StepContext[FitParams]) -> dict:
     models.configure_threads()
-    dataset = ctx.input("dataset")
+    dataset = ctx.input(DATASET)
     labeled = read_split(ctx.store, dataset, LABELED)
     names = read_label_names(ctx.store, dataset)
     index = {n: i for i, n in enumerate(names)}
@@ -62,13 +63,14 @@ def _fit_probe(ctx: StepContext[FitParams], source: str, tokenizer, dataset: str
     encoder.config.id2label = dict(enumerate(names))
     encoder.config.label2id = {n: i for i, n in enumerate(names)}
     # an inter-trained encoder keeps the pretrained model's tokenizer: one tokenization serves both
-    encoders = {"": encoder, **({BESIDE: models.load_encoder(ctx.params.model)} if ctx.params.head == "concat" else {})}
+    beside = BESIDE if ctx.params.head == "concat" else None
+    encoders = {"": encoder, **({beside: models.load_encoder(ctx.params.model)} if beside else {})}
     tokens = split_tokens(ctx.store, dataset, LABELED, tokenizer, ctx.params.max_length)
     t0 = time.time()
     embeddings = np.hstack([
         embed_mean(e, tokens, ctx.params.max_length, ctx.progress(f"embedding labeled {name}".strip(), "texts"))
         for name, e in encoders.items()])
-    head = fit_head(embeddings, gold, names, ctx.params.max_length, beside=BESIDE if len(encoders) > 1 else None)
+    head = fit_head(embeddings, gold, names, ctx.params.max_length, beside=beside)
     train_s = round(time.time() - t0, 3)
     folder = ctx.scratch / MODEL
     for name, e in encoders.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import logging
 
+from jobs.contract.inputs import DATASET
 from jobs.contract.intertrainings import objective
 from jobs.contract.outputs import MODEL, TRAIN_SUMMARY
 from jobs.contract.params import IntertrainParams
@@ -22,7 +23,7 @@ def run(ctx: StepContext[IntertrainParams]) -> dict:
     name = objective(ctx.params.objective).name
     module = importlib.import_module(f"jobs.objectives.{name}")
     models.configure_threads()
-    texts = list(read_split(ctx.store, ctx.input("dataset"), TRAIN).texts)
+    texts = list(read_split(ctx.store, ctx.input(DATASET), TRAIN).texts)
     model, tokenizer, stats = module.train(ctx, texts, ctx.starting_model(),
                                            ctx.progress(f"{name} inter-training"))
     folder = ctx.scratch / MODEL

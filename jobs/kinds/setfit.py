@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import ENCODER
 from jobs.contract.params import SetFitParams
 from jobs.lib import models
 from jobs.lib.cells import CellData, load_cell_data, write_cell
@@ -115,7 +116,7 @@ def run(ctx: StepContext[SetFitParams]) -> dict:
     models.configure_threads()
     data = load_cell_data(ctx)
     base = models.resolve_model(params.model)
-    body = body_folder(ctx.starting_model() if ctx.has_input("encoder") else base, base, ctx.scratch)
+    body = body_folder(ctx.starting_model() if ctx.has_input(ENCODER) else base, base, ctx.scratch)
     seed = params.seed + params.repetition
     t0 = time.time()
     model, stats = train_setfit(ctx, data, body, seed)

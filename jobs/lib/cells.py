@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import CLUSTERS, DATASET
 from jobs.contract.outputs import METRICS, PREDICTIONS, SAMPLE, read_cluster_ids
 from jobs.contract.params import SampleParams
 from jobs.contract.sampling import cluster_sample_indices, sample_indices
@@ -33,7 +34,7 @@ def evaluate(gold: list[int], pred: list[int], names: list[str]) -> dict:
 
 def train_cluster_ids(ctx: StepContext, n_train: int) -> list[int]:
     """The cluster ids of the train texts (the corpus that was clustered starts with them)."""
-    return labeled_cluster_ids(read_cluster_ids(ctx.store, ctx.input("clusters")), n_train)
+    return labeled_cluster_ids(read_cluster_ids(ctx.store, ctx.input(CLUSTERS)), n_train)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _index(labels, index: dict[str, int], what: str) -> list[int]:
 
 
 def load_cell_data(ctx: StepContext[SampleParams]) -> CellData:
-    dataset = ctx.input("dataset")
+    dataset = ctx.input(DATASET)
     train = read_split(ctx.store, dataset, TRAIN)
     test = read_split(ctx.store, dataset, TEST)
     names = read_label_names(ctx.store, dataset)

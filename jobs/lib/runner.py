@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, cast
 from jobs.contract import integrity
 from jobs.contract.claims import Claimed, Heartbeat, acquire, current, new_owner, release
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import ENCODER
 from jobs.contract.outputs import MODEL, REQUIRED
 from jobs.contract.params import Params
 from jobs.contract.progress import StepProgress
@@ -74,8 +75,8 @@ class StepContext(Generic[P]):
 
     def starting_model(self) -> str:
         """The folder of the upstream encoder (an ``encoder`` input), else the base model."""
-        if self.has_input("encoder"):
-            return str(self.store.fetch_dir(f"{self.input('encoder')}/{MODEL}"))
+        if self.has_input(ENCODER):
+            return str(self.store.fetch_dir(f"{self.input(ENCODER)}/{MODEL}"))
         model = getattr(self.params, "model", None)
         if not isinstance(model, str):
             raise JobError(f"a {self.spec.kind} step names no model")

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from jobs.contract.errors import JobError
+from jobs.contract.inputs import CLUSTERS, DATASET
 from jobs.contract.outputs import read_cluster_ids
 from jobs.contract.params import IntertrainParams
 from jobs.contract.staging import TRAIN
@@ -17,13 +18,13 @@ from jobs.lib.training import Progress, train_classifier
 
 def train(ctx: StepContext[IntertrainParams], texts: Sequence[str], source: str,
           progress: Progress) -> tuple[object, object, dict]:
-    assignments = read_cluster_ids(ctx.store, ctx.input("clusters"))
+    assignments = read_cluster_ids(ctx.store, ctx.input(CLUSTERS))
     if len(assignments) != len(texts):
         raise JobError(f"{len(assignments)} cluster ids for {len(texts)} corpus texts")
     n_clusters = max(assignments) + 1
     options = ctx.params.options
     tokenizer = models.load_tokenizer(source)
-    tokens = split_tokens(ctx.store, ctx.input("dataset"), TRAIN, tokenizer, options.max_length)
+    tokens = split_tokens(ctx.store, ctx.input(DATASET), TRAIN, tokenizer, options.max_length)
     model = models.load_classifier(source, n_clusters, ctx.params.seed)
     t0 = time.time()
     stats = train_classifier(model, tokens, assignments, options, ctx.params.seed, group_by_length=True,
