@@ -18,7 +18,7 @@ from jobs.contract.params import (
     MlmOptimization,
 )
 from jobs.contract.sampling import sample_indices
-from jobs.contract.steps import MARKER, STEP_FILE, StepSpec, is_done, scan_markers, split_step_uri, step_id
+from jobs.contract.steps import MARKER, STEP_FILE, StepSpec, is_done, scan_markers, split_step_uri, step_id, step_prefix
 from jobs.data import DataError
 from jobs.lib.cells import evaluate
 from jobs.lib.runner import run_step
@@ -121,7 +121,10 @@ def test_every_kind_declares_its_inputs():
     from jobs.contract.inputs import DATASET, ROLES, SOURCE
     from jobs.contract.staging import DATASETS
 
+    # inputs.py cannot import staging or steps (they import it): its prefixes must match theirs
     assert set(ROLES) == set(PARAMS_BY_KIND) and SOURCE[DATASET] == DATASETS
+    for role, source in SOURCE.items():
+        assert role == DATASET or source in {step_prefix(kind, "x").rsplit("/", 1)[0] for kind in PARAMS_BY_KIND}
     for roles in ROLES.values():
         assert set(roles.required) | set(roles.optional) <= set(SOURCE)
         assert all(a in roles.optional and b in (*roles.required, *roles.optional) for a, b in roles.needs)

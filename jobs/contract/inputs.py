@@ -27,7 +27,8 @@ EMBEDDINGS = "embeddings"
 BESIDE = "beside"
 """A second ``embed`` step, concatenated to ``embeddings`` (the ``clust+concat`` probe)."""
 
-# "datasets" is ``staging.DATASETS``, which this module cannot import (staging -> integrity -> steps -> here)
+# ``staging.DATASETS`` and ``steps.step_prefix(kind, ...)`` spelled out: this module cannot import them
+# (steps imports it; staging -> integrity -> steps); tests/test_step_contract.py checks they agree
 SOURCE: dict[str, str] = {DATASET: "datasets", CLUSTERS: "steps/cluster", ENCODER: "steps/intertrain",
                           EMBEDDINGS: "steps/embed", BESIDE: "steps/embed"}
 """Per role, the store prefix its input lies under."""
