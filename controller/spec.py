@@ -210,9 +210,9 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 def spec_to_dict(spec: ExperimentSpec) -> dict:
     """The spec as YAML would give it (sections as top-level keys), with only the values that
-    differ from their defaults, in value or in type: the loader reads a YAML ``10`` in a float
-    field as ``10.0``, and a step id hashes ``10.0`` apart from the default ``10``, so a value
-    written out that was a default would give another plan when the dict is loaded again."""
+    differ from their defaults, in value or in type (a spec built in code may hold ``10.0``
+    where the default is ``10``: a step id hashes them apart, and the loader reads either,
+    spelled out, as the default)."""
     out = _explicit(spec)
     out.pop("sections", None)
     for name in sections():

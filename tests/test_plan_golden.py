@@ -1,7 +1,8 @@
 """Step ids are what the store is keyed by: the plans of every shipped spec, and of
 synthetic ones covering every setting, give the ids (and order) recorded before the
 contract refactor (tests/golden/plan-ids.json, made at ee20552), so every existing store
-still reads."""
+still reads. One deliberate move since: a default spelled out in a spec (``epochs: 10``)
+plans what leaving it out plans (paper.yaml, quickstart.yaml and ``typed-values`` moved)."""
 
 from __future__ import annotations
 
@@ -103,8 +104,19 @@ def test_practitioner_steps_keep_their_ids():
 @pytest.mark.parametrize("case", [*SHIPPED, *SYNTHETIC])
 def test_the_spec_a_run_stores_gives_the_same_plan_again(case):
     """``ctune run`` writes ``experiments/<name>/spec.yaml``; loading it must plan the same
-    steps (a YAML 10 in a float field loads as 10.0, and 10.0 hashes apart from a default 10)."""
+    steps (a value written out that equals no default must load as what was planned)."""
     raw, corpus = (yaml.safe_load((REPO / case).read_text()), False) if case in SHIPPED else SYNTHETIC[case]
     stored = yaml.safe_load(yaml.safe_dump(spec_to_dict(parse_spec(raw)), sort_keys=False))
     assert _snapshot(stored, corpus) == _snapshot(raw, corpus)
     assert parse_spec(stored) == parse_spec(raw)
+
+
+def test_a_default_spelled_out_plans_what_leaving_it_out_plans():
+    """``epochs: 10`` in a spec is the default ``10``: the same steps whether a spec spells a
+    default out (as an integer or not) or leaves it out; another value still moves them."""
+    base = {"name": "d", "datasets": ["ag_news"], "settings": ["bert", "clust", "clust+self"],
+            "protocols": ["paper", "strong"], "repetitions": 1}
+    spelled = {**base, "finetune": {"epochs": 10, "lr": 3e-5, "batch_size": 64},
+               "intertrain": {"epochs": 1.0}, "selftrain": {"epochs": 2, "share": 0.3}}
+    assert _snapshot(spelled, False) == _snapshot(base, False)
+    assert _snapshot({**base, "finetune": {"epochs": 10.5}}, False)["steps"] != _snapshot(base, False)["steps"]

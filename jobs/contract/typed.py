@@ -111,6 +111,17 @@ def convert(value: Any, tp: Any, where: str, problems: list[str], exact: bool = 
     return _scalar(value, tp, where, problems, exact)
 
 
+def _as_default(value: Any, f: dataclasses.Field, exact: bool) -> Any:
+    """The field's default itself when ``value`` equals it: ``epochs: 10`` written in a spec
+    is the default ``10``, not ``10.0``, so a step's id is the same whether a spec spells a
+    default out or leaves it out. Job parameters (``exact``) are kept as written."""
+    if exact or f.default is dataclasses.MISSING or isinstance(value, bool) or isinstance(f.default, bool):
+        return value
+    if isinstance(value, (int, float)) and isinstance(f.default, (int, float)) and value == f.default:
+        return f.default
+    return value
+
+
 def readable_fields(cls: type, derived: bool = False) -> dict[str, dataclasses.Field]:
     """The fields input may set: not the derived ones, unless ``derived``."""
     return {f.name: f for f in dataclasses.fields(cls) if derived or not f.metadata.get(DERIVED)}
@@ -130,7 +141,7 @@ def build(cls: type, raw: dict, where: str, problems: list[str], exact: bool = F
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name in raw:
-            values[name] = convert(raw[name], hints[name], f"{dot}{name}", problems, exact)
+            values[name] = _as_default(convert(raw[name], hints[name], f"{dot}{name}", problems, exact), f, exact)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.append(f"{dot}{name}: required key is missing")
     if any(v is None and fields[k].default is not None for k, v in values.items()):
