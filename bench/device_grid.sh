@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # The GPU grids (experiments/paper_trimmed.yaml, advice.yaml, sampling.yaml) on a lent
 # GPU machine that has torch/transformers/sklearn but no network and no project install.
-# Carries (in .gpu/, not committed): the packaged MiniLM with its weights stored as fp16
-# (the transfer is capped at 64 MiB; upcast to fp32 here), the data and the sIB clusterings
-# computed beforehand on CPU (`ctune run SPEC --only cluster`), and the snowballstemmer wheel.
+# Carries (in .gpu/, not committed; `bash bench/prepare_grid.sh SPEC...` packs it here): the
+# packaged MiniLM with its weights stored as fp16 (the transfer is capped at 64 MiB; upcast to
+# fp32 here), the data and the sIB clusterings computed beforehand on CPU, and the wheels of
+# what the GPU image lacks (setfit, datasets, evaluate, dill, multiprocess, snowballstemmer).
 # Usage there: [SPECS='recipe'] bash bench/device_grid.sh [JOBS]; results land in $OUT (or ./device-out).
-# The setfit settings also need setfit, sentence-transformers and datasets (with pyarrow, 55 MB)
-# there: check what the device has before packing their wheels into .gpu/wheels.
 set -uo pipefail
 JOBS=${1:-12}
 OUT=${OUT:-$PWD/device-out}
