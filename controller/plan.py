@@ -218,25 +218,24 @@ class _DatasetPlan:
         return out
 
     def _self_training(self, setting: Setting) -> dict[str, Any]:
-        if setting.method != "selftrain":
+        if not setting.self_trains:
             return {}
         st = self.spec.selftrain
-        return {"pseudo_share": st.share, "pseudo_agree": st.agree, "pseudo_epochs": st.epochs}
+        return {"pseudo_share": st.share, "pseudo_agree": st.agree,
+                **({"pseudo_epochs": st.epochs} if setting.fine_tunes else {})}
 
     def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str,
              copy: int = 0) -> StepSpec:
         sample = SampleParams(budget=budget, repetition=rep, sample_seed=self.spec.seed, sampling=sampling)
         inputs = {DATASET: self.data}
-        if sampling == "cluster":
+        if sampling == "cluster" or setting.self_trains:  # self-training may keep cluster-agreeing labels
             inputs[CLUSTERS] = self.clustering().prefix
         params: Params
-        if setting.method in ("finetune", "selftrain", "setfit"):
+        if setting.method in ("finetune", "setfit"):
             encoder = self.encoder(str(setting.start), copy)
             if setting.fine_tunes:
                 params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                         **_fields(self.spec.protocol(protocol)), **self._self_training(setting))
-                if setting.method == "selftrain":
-                    inputs[CLUSTERS] = self.clustering().prefix
             else:
                 params = SetFitParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                       **_fields(self.spec.setfit))
@@ -247,7 +246,8 @@ class _DatasetPlan:
                                               + (f" i{copy}" if copy else ""), copy).prefix
             if setting.beside:
                 inputs[BESIDE] = self.embed(self.data, setting.beside, f"{self.name} {setting.beside}").prefix
-        return self.add(StepSpec("classic", ClassicParams(method=setting.method, **_fields(sample)), inputs, label))
+        params = ClassicParams(method=setting.method, **_fields(sample), **self._self_training(setting))
+        return self.add(StepSpec("classic", params, inputs, label))
 
 
 def _cells(dp: _DatasetPlan, spec: ExperimentSpec, settings: list[Setting]) -> list[Cell]:

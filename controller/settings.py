@@ -21,30 +21,30 @@ class Setting:
     start: str | None
     """``base`` (the pretrained encoder), an inter-training of the registry, or None (no encoder)."""
     method: str
-    """``finetune`` the whole encoder, ``selftrain`` (fine-tune, pseudo-label, fine-tune
-    again), ``setfit`` (contrastive fine-tuning, then a logistic
+    """``finetune`` the whole encoder, ``setfit`` (contrastive fine-tuning, then a logistic
     regression head), ``probe`` (logistic regression on frozen embeddings), ``nb`` / ``svm``
     over the stemmed bag-of-words, or ``clusters`` (cluster-only)."""
     about: str
     beside: str | None = None
     """For a probe: another encoder whose embeddings it reads too, concatenated to the start's."""
+    self_trains: bool = False
+    """A fine-tune or a probe that learns, then labels the other train texts, keeps the confident
+    ones (the spec's ``selftrain`` section) and learns again on both."""
 
     @property
     def kind(self) -> str:
         """The step kind that computes a cell of this setting."""
-        if self.method == "selftrain":
-            return "finetune"
         return self.method if self.method in ("finetune", "setfit") else "classic"
 
     @property
     def fine_tunes(self) -> bool:
         """Whether its cells fine-tune the encoder under a protocol (``paper``, ``strong``)."""
-        return self.method in ("finetune", "selftrain")
+        return self.method == "finetune"
 
     @property
     def needs_clusters(self) -> bool:
         """Whether a cell of this setting reads the dataset's clustering, itself or upstream."""
-        if self.method in ("clusters", "selftrain"):  # self-training keeps cluster-agreeing pseudo-labels
+        if self.method == "clusters" or self.self_trains:  # self-training keeps cluster-agreeing pseudo-labels
             return True
         return self.start not in (None, BASE) and any(i.needs_clusters for i in chain(str(self.start)))
 
@@ -58,8 +58,12 @@ def all_settings() -> dict[str, Setting]:
         Setting("clust+probe", "clust", "probe", "logistic regression on the inter-trained encoder's embeddings"),
         Setting("clust+concat", "clust", "probe", "logistic regression on the pretrained and the inter-trained "
                 "encoder's embeddings side by side", beside=BASE),
-        Setting("self", BASE, "selftrain", "fine-tune, pseudo-label the train texts, fine-tune again on both"),
-        Setting("clust+self", "clust", "selftrain", "self-training from the cluster inter-trained encoder"),
+        Setting("clust+concat+self", "clust", "probe", "clust+concat, then fitted again with the train texts it "
+                "labels most confidently", beside=BASE, self_trains=True),
+        Setting("self", BASE, "finetune", "fine-tune, pseudo-label the train texts, fine-tune again on both",
+                self_trains=True),
+        Setting("clust+self", "clust", "finetune", "self-training from the cluster inter-trained encoder",
+                self_trains=True),
         Setting("setfit", BASE, "setfit", "SetFit (the setfit package) with the pretrained encoder as body"),
         Setting("clust+setfit", "clust", "setfit", "SetFit with the cluster inter-trained encoder as body"),
         Setting("nb", None, "nb", "multinomial Naive Bayes over the stemmed bag-of-words"),

@@ -44,6 +44,7 @@ def test_every_setting_runs_with_advice_and_embedding_analysis(write_spec, tmp_p
     base, inter = (np.load(p) for p in embeddings)
     assert len(embeddings) == 2 and base.shape == inter.shape == (240, 32) and not np.allclose(base, inter)
     _check_concat_probe(store, next(r for r in rows if r["setting"] == "clust+concat"))
+    _check_self_trained_probe(store, next(r for r in rows if r["setting"] == "clust+concat+self"))
     neds = [json.loads(p.read_text()) for p in store.glob("steps/analyze/*/ned.json")]
     assert sorted(n["inter_training"] for n in neds) == ["clust", "mlm", "mlm+clust"]
     assert all(n["n_texts"] == 40 and n["permutations"] == 50 and 0 < n["p_value"] <= 1 for n in neds)
@@ -103,6 +104,44 @@ def test_setfit_cells_and_intertraining_seeds(write_spec, tmp_path, ctune, resul
     again = ctune("run", str(spec))
     assert again.returncode == 0 and "running 1 of" in again.stderr + again.stdout
     assert (store / "steps/setfit" / cell / "predictions.jsonl").read_bytes() == before
+
+
+def _check_self_trained_probe(store, row):
+    """clust+concat+self: the concatenated probe labels the other train texts, keeps each
+    predicted class's most confident 30% whose cluster agrees, and is fitted again on both."""
+    from sklearn.linear_model import LogisticRegression
+
+    cell = store / "steps/classic" / row["step"]
+    step = json.loads((cell / "step.json").read_text())
+    inputs = step["inputs"]
+    assert step["params"]["pseudo_share"] == 0.3 and step["params"]["pseudo_agree"] == "cluster"
+    assert "pseudo_epochs" not in step["params"]
+    train, test = (np.hstack([np.load(store / inputs[role] / f"{split}.npy") for role in ("embeddings", "beside")])
+                   for split in ("train", "test"))
+    names = json.loads((store / inputs["dataset"] / "labels.json").read_text())["labels"]
+    labels = [names.index(json.loads(line)["label"])
+              for line in (store / inputs["dataset"] / "train.jsonl").read_text().splitlines()]
+    clusters = json.loads((store / inputs["clusters"] / "assignments.json").read_text())["labels"][:len(train)]
+    sample = json.loads((cell / "sample.json").read_text())["indices"]
+    first = LogisticRegression(max_iter=2000).fit(train[sample], [labels[i] for i in sample])
+    pred, confidence = first.predict(train), first.predict_proba(train).max(axis=1)
+    votes: dict = {}
+    for c, p in zip(clusters, pred):
+        votes.setdefault(c, []).append(p)
+    # a cluster's majority prediction, ties to the lowest class
+    majority = {c: min(set(v), key=lambda k: (-v.count(k), k)) for c, v in votes.items()}
+    kept = []
+    for k in set(pred):
+        quota = int(np.ceil(0.3 * (pred == k).sum()))
+        pool = [i for i in np.argsort(-confidence, kind="stable")
+                if pred[i] == k and majority[clusters[i]] == k and i not in sample]
+        kept += pool[:quota]
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["pseudo_labeled"] == len(kept) > 0 and 0 <= metrics["pseudo_accuracy"] <= 1
+    second = LogisticRegression(max_iter=2000).fit(train[[*sample, *sorted(kept)]],
+                                                   [labels[i] for i in sample] + [pred[i] for i in sorted(kept)])
+    got = [names.index(json.loads(line)["label"]) for line in (cell / "predictions.jsonl").read_text().splitlines()]
+    assert got == list(second.predict(test))
 
 
 def _check_concat_probe(store, row):

@@ -113,6 +113,33 @@ def test_concat_probe_reads_both_encoders_embeddings_and_shares_them():
     assert kinds(only) == {"cluster": 2, "intertrain": 2, "embed": 4, "classic": 12}
 
 
+def test_self_trained_probe_reads_the_concat_probes_embeddings_the_clusters_and_the_selftrain_section():
+    plan = build_plan(spec(settings=["clust+concat", "clust+concat+self"]), PREFIXES)
+    # no new embedding or encoder: the same two the concatenated probe reads, one cell more each
+    assert kinds(plan) == {"cluster": 2, "intertrain": 2, "embed": 4, "classic": 24}
+    cells = {(c.setting, c.dataset, c.budget, c.repetition): plan.steps[c.step] for c in plan.cells}
+    concat, selfed = cells[("clust+concat", "ag_news", 64, 1)], cells[("clust+concat+self", "ag_news", 64, 1)]
+    assert {k: v for k, v in selfed.inputs.items() if k != "clusters"} == concat.inputs
+    assert selfed.inputs["clusters"] == f"steps/cluster/{plan.clusterings['ag_news']}"
+    assert selfed.params.to_params() == {**concat.params.to_params(), "pseudo_share": 0.3, "pseudo_agree": "cluster"}
+    # the spec's selftrain section sets it (its epochs are the second fine-tune's, not a probe's)
+    other = build_plan(spec(settings=["clust+concat+self"], selftrain={"agree": "none", "share": 0.5, "epochs": 3}),
+                       PREFIXES)
+    params = next(other.steps[c.step] for c in other.cells if (c.dataset, c.budget, c.repetition) == ("ag_news", 64, 1)
+                  ).params.to_params()
+    assert (params["pseudo_agree"], params["pseudo_share"], "pseudo_epochs" in params) == ("none", 0.5, False)
+
+
+def test_only_a_probe_self_trains():
+    from jobs.contract.params import ClassicParams
+
+    assert ClassicParams(method="probe", budget=64, repetition=0, pseudo_share=0.3).problems() == []
+    assert ClassicParams(method="nb", budget=64, repetition=0, pseudo_share=0.3).problems() == [
+        "pseudo_share: only a probe self-trains, not 'nb'"]
+    assert "pseudo_agree: unknown agreement filter 'both' (known: cluster, none)" in ClassicParams(
+        method="probe", budget=64, repetition=0, pseudo_share=0.3, pseudo_agree="both").problems()
+
+
 def test_probe_only_needs_no_clustering():
     assert kinds(build_plan(spec(settings=["probe"]), PREFIXES)) == {"embed": 2, "classic": 12}
 

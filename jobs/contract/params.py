@@ -235,7 +235,8 @@ class SelfTrainOptions(Params):
     fine-tune on the labeled sample (the protocol's options), label every other train text
     with that model, keep of each predicted class its most confident ``share`` (only texts
     whose sIB cluster's majority prediction is their own, with ``agree: cluster``), then
-    fine-tune the starting encoder again on the labeled and the kept texts."""
+    fine-tune the starting encoder again on the labeled and the kept texts. A self-training
+    probe (``clust+concat+self``) does the same with its logistic regression (no ``epochs``)."""
 
     share: float = 0.3
     """Of the texts predicted as a class, the most confident share kept."""
@@ -256,24 +257,17 @@ class SelfTrainOptions(Params):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinetuneParams(Optimization, SampleParams):
-    """The ``finetune`` step: fine-tune an encoder on a labeled sample, evaluate on the test set."""
+class PseudoLabeling(Params):
+    """The self-training fields of a cell (see :class:`SelfTrainOptions`); share 0: none."""
 
-    kind: ClassVar[str] = "finetune"
-    model: str
-    """The base model (a packaged name, a folder, a hub id, an ``s3://`` folder)."""
-    seed: int = 0
-    """Seeds the head and the batches, plus the repetition."""
     pseudo_share: float = field(default=0.0, metadata=omit_when(_no_self_training))
-    """Self-training (see :class:`SelfTrainOptions`); 0: none, the plain fine-tune."""
     pseudo_agree: str = field(default="cluster", metadata=omit_when(_no_self_training))
-    pseudo_epochs: float = field(default=2.0, metadata=omit_when(_no_self_training))
 
     @property
     def self_training(self) -> SelfTrainOptions | None:
         if _no_self_training(self):
             return None
-        return SelfTrainOptions(share=self.pseudo_share, agree=self.pseudo_agree, epochs=self.pseudo_epochs)
+        return SelfTrainOptions(share=self.pseudo_share, agree=self.pseudo_agree)
 
     def problems(self) -> list[str]:
         st = self.self_training
@@ -281,8 +275,26 @@ class FinetuneParams(Optimization, SampleParams):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassicParams(SampleParams):
-    """The ``classic`` step: a cell that trains no network."""
+class FinetuneParams(Optimization, SampleParams, PseudoLabeling):
+    """The ``finetune`` step: fine-tune an encoder on a labeled sample, evaluate on the test set."""
+
+    kind: ClassVar[str] = "finetune"
+    model: str
+    """The base model (a packaged name, a folder, a hub id, an ``s3://`` folder)."""
+    seed: int = 0
+    """Seeds the head and the batches, plus the repetition."""
+    pseudo_epochs: float = field(default=2.0, metadata=omit_when(_no_self_training))
+    """Passes of the second fine-tune, when self-training."""
+
+    @property
+    def self_training(self) -> SelfTrainOptions | None:
+        options = super().self_training
+        return None if options is None else dataclasses.replace(options, epochs=self.pseudo_epochs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassicParams(SampleParams, PseudoLabeling):
+    """The ``classic`` step: a cell that trains no network (a probe may self-train)."""
 
     kind: ClassVar[str] = "classic"
     method: str
@@ -294,7 +306,10 @@ class ClassicParams(SampleParams):
     """Vocabulary of the bag-of-words methods."""
 
     def problems(self) -> list[str]:
-        return super().problems() + _known("method", self.method, CLASSIC_METHODS, "classic method")
+        out = super().problems() + _known("method", self.method, CLASSIC_METHODS, "classic method")
+        if self.self_training is not None and self.method != "probe":
+            out.append(f"pseudo_share: only a probe self-trains, not {self.method!r}")
+        return out
 
 
 SETFIT_SAMPLINGS = ("oversampling", "undersampling", "unique")

@@ -18,7 +18,7 @@ from jobs.lib.cells import CellData, load_cell_data, train_cluster_ids, write_ce
 from jobs.lib.inference import predict_logits
 from jobs.lib.probabilities import softmax
 from jobs.lib.runner import StepContext
-from jobs.lib.selftrain import pseudo_labels, second_stage
+from jobs.lib.selftrain import kept_accuracy, pseudo_labels, second_stage
 from jobs.lib.tokens import split_tokens
 from jobs.lib.training import train_classifier
 
@@ -36,16 +36,13 @@ def _self_train(ctx: StepContext[FinetuneParams], data: CellData, model, tokeniz
     probs = softmax(predict_logits(model, everything, params.max_length, ctx.progress("pseudo-labeling", "texts")))
     clusters = np.asarray(train_cluster_ids(ctx, len(data.train))) if options.agree == "cluster" else None
     rows, labels = pseudo_labels(probs, options, data.sample, clusters)
-    index = {name: i for i, name in enumerate(data.names)}
-    gold = np.asarray([index.get(str(data.train.labels[i]), -1) for i in rows])
     log.info("self-training: %d pseudo-labeled train texts kept of %d", len(rows), len(everything))
     student = models.load_classifier(source, len(data.names), seed)
     union = np.concatenate([data.sample, rows])
     stats = train_classifier(student, everything.take(union), [*data.sample_labels, *labels.tolist()],
                              second_stage(params), seed, progress=ctx.progress("self-training"))
     return student, {**stats, "first_optimizer_steps": first["optimizer_steps"], "pseudo_labeled": len(rows),
-                     # how right the kept labels were (the benchmark's gold labels; diagnostics only)
-                     **({"pseudo_accuracy": float(np.mean(gold == labels))} if len(rows) else {})}
+                     **kept_accuracy(rows, labels, data.train.labels, data.names)}
 
 
 def run(ctx: StepContext[FinetuneParams]) -> dict:

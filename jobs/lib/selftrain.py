@@ -1,5 +1,6 @@
-"""Self-training: which unlabeled train texts a fine-tuned model labels confidently enough to
-learn from, and the second fine-tune on them (the ``self`` and ``clust+self`` settings)."""
+"""Self-training: which unlabeled train texts a model labels confidently enough to learn from,
+and the second fine-tune on them (the ``self``, ``clust+self`` and ``clust+concat+self``
+settings)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,16 @@ def pseudo_labels(probs: np.ndarray, options: SelfTrainOptions, labeled: np.ndar
         rows.append(candidates[order][:quota])
     kept = np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
     return kept, pred[kept]
+
+
+def kept_accuracy(rows: np.ndarray, labels: np.ndarray, train_labels: list, names: list[str]) -> dict:
+    """How right the kept labels were by the benchmark's gold labels (diagnostics only: a
+    cell's metrics, never its choices); nothing when nothing was kept."""
+    if not len(rows):
+        return {}
+    index = {name: i for i, name in enumerate(names)}
+    gold = np.asarray([index.get(str(train_labels[i]), -1) for i in rows])
+    return {"pseudo_accuracy": float(np.mean(gold == labels))}
 
 
 def second_stage(params: FinetuneParams) -> FinetuneParams:
