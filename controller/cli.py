@@ -313,6 +313,8 @@ def _announce_training(info: dict) -> None:
             f"(NMI {info['labeled_nmi']:.3f}; 0: no agreement beyond chance)")
     why = {"auto": f"the advice: inter-train when AMI >= {THRESHOLD}", "clust": "cluster inter-training, then fine-tune",
            "clust+concat": "cluster inter-training, then a linear probe on it and the pretrained encoder",
+           "clust+concat+self": "cluster inter-training, then a linear probe on it and the pretrained encoder, "
+                                "fitted again with the corpus texts it labels most confidently",
            "clust+probe": "cluster inter-training, then a linear probe", "probe": "a linear probe only",
            "bert": "fine-tune only"}[info["asked"]]
     say(f"setting: {info['setting']} ({why}); training on {info['corpus']} corpus texts ...")

@@ -34,6 +34,7 @@ from jobs.contract.params import (
     Optimization,
     Params,
     SampleParams,
+    SelfTrainOptions,
     SetFitParams,
 )
 from jobs.contract.steps import StepSpec
@@ -126,9 +127,13 @@ def intertrain_step(entry: InterTraining, model: str, seed: int, options: Optimi
 
 
 def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: str,
-             encoder: str | None = None, head: str = "finetune") -> StepSpec:
-    params = FitParams(model=model, seed=seed, head=head, **_fields(options))
-    return StepSpec("fit", params, {DATASET: dataset, **({ENCODER: encoder} if encoder else {})}, label)
+             encoder: str | None = None, head: str = "finetune", clusters: str | None = None,
+             self_training: SelfTrainOptions | None = None) -> StepSpec:
+    """``self_training`` (a probe head): relabel the corpus, whose clustering is ``clusters``."""
+    pseudo = {"pseudo_share": self_training.share, "pseudo_agree": self_training.agree} if self_training else {}
+    params = FitParams(model=model, seed=seed, head=head, **_fields(options), **pseudo)
+    inputs = {DATASET: dataset, **({ENCODER: encoder} if encoder else {}), **({CLUSTERS: clusters} if clusters else {})}
+    return StepSpec("fit", params, inputs, label)
 
 
 def _fields(params: Params) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from jobs.contract.params import (
     ClusterParams,
     IntertrainOptimization,
     Optimization,
+    SelfTrainOptions,
     StrongOptimization,
     clustering_problem,
 )
@@ -49,7 +50,8 @@ class TrainRequest:
     model: str = "minilm"
     setting: str = DEFAULT_SETTING
     """One of ``TRAIN_SETTINGS``: ``clust+concat`` (cluster inter-training, then a linear probe on
-    the inter-trained and the pretrained encoder's embeddings side by side), ``clust+probe`` (on
+    the inter-trained and the pretrained encoder's embeddings side by side), ``clust+concat+self``
+    (the same, fitted again with the corpus texts it labels most confidently), ``clust+probe`` (on
     the inter-trained encoder's alone), ``clust`` (cluster inter-training, then fine-tune), ``probe`` and
     ``bert`` (the same without inter-training), or ``auto``: ``clust`` when the clusters agree
     with the labeled texts, else ``bert`` (see controller.advice)."""
@@ -57,6 +59,8 @@ class TrainRequest:
     text_field: str = "text"
     label_field: str = "label"
     clustering: ClusterParams = field(default_factory=ClusterParams)
+    selftrain: SelfTrainOptions = field(default_factory=SelfTrainOptions)
+    """Which corpus texts a self-training probe (``clust+concat+self``) learns from again."""
     intertrain: IntertrainOptimization = field(default_factory=IntertrainOptimization)
     seed: int = 0
 
@@ -93,16 +97,19 @@ def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
     steps: dict[str, StepSpec] = {}
     clusterings = {}
     encoder = None
+    clust = corpus_clustering(req.clustering, prefix)
+    if chosen.needs_clusters:
+        steps[clust.id] = clust
+        clusterings["corpus"] = clust.id
     if chosen.start != BASE:
-        clust = corpus_clustering(req.clustering, prefix)
         inter = intertrain_step(INTER_TRAININGS[str(chosen.start)], req.model, req.seed, req.intertrain, prefix,
                                 f"corpus {chosen.start}", clusters=clust.prefix)
-        steps.update({clust.id: clust, inter.id: inter})
-        clusterings["corpus"] = clust.id
+        steps[inter.id] = inter
         encoder = inter.prefix
     if chosen.method == "probe":  # nothing is fine-tuned: the protocol's options would only split the cache
+        relabel = {"clusters": clust.prefix, "self_training": req.selftrain} if chosen.self_trains else {}
         fit = fit_step(req.model, req.seed, Optimization(max_length=req.fine_tuning.max_length), prefix,
-                       f"fit {setting}", encoder, "concat" if chosen.beside else "probe")
+                       f"fit {setting}", encoder, "concat" if chosen.beside else "probe", **relabel)
     else:
         fit = fit_step(req.model, req.seed, req.fine_tuning, prefix, f"fit {setting} ({req.protocol})", encoder)
     steps[fit.id] = fit

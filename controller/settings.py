@@ -75,7 +75,7 @@ def all_settings() -> dict[str, Setting]:
 
 SETTINGS = all_settings()
 
-TRAIN_SETTINGS = ("clust+concat", "clust+probe", "clust", "probe", "bert", "auto")
+TRAIN_SETTINGS = ("clust+concat", "clust+concat+self", "clust+probe", "clust", "probe", "bert", "auto")
 """What ``ctune train`` can run (controller.practitioner)."""
 
 DEFAULT_SETTING = "clust+concat"

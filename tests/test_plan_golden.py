@@ -95,8 +95,9 @@ def test_practitioner_steps_keep_their_ids():
         for protocol in ("strong", "paper"):
             plan = training_plan(TrainRequest(labeled=Path("l"), out=Path("o"), protocol=protocol), setting, prefix)
             assert [[sid, s.kind, s.label] for sid, s in plan.steps.items()] == GOLDEN["practitioner"][setting]
-    plan = training_plan(TrainRequest(labeled=Path("l"), out=Path("o")), "clust+concat", prefix)
-    assert [[sid, s.kind, s.label] for sid, s in plan.steps.items()] == GOLDEN["practitioner"]["clust+concat"]
+    for setting in ("clust+concat", "clust+concat+self"):  # pinned when added
+        plan = training_plan(TrainRequest(labeled=Path("l"), out=Path("o")), setting, prefix)
+        assert [[sid, s.kind, s.label] for sid, s in plan.steps.items()] == GOLDEN["practitioner"][setting]
     clust = corpus_clustering(ClusterParams(n_clusters=8), "datasets/corpus-0123456789abcdef")
     assert [clust.id] == GOLDEN["practitioner"]["suggest"]
 

@@ -102,6 +102,25 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     assert "beside" not in head and not (alone / "base").exists()
     assert np.asarray(head["weight"]).shape == (4, encoder.config.hidden_size)
     assert ctune("predict", str(alone), str(txt)).returncode == 0
+    # AND --setting clust+concat+self fits the concatenated probe again with the corpus texts it
+    # labels most confidently (the same clustering and inter-training: only the fit runs)
+    relabeled = tmp_path / "relabeled"
+    selfed = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+                   "--out", str(relabeled), "--model", tiny_model, "--clusters", "4", "--store", str(store),
+                   "--setting", "clust+concat+self")
+    assert selfed.returncode == 0, selfed.stderr
+    assert "... fit" in selfed.stderr and "... intertrain" not in selfed.stderr
+    assert "fitted again with the corpus texts it labels most confidently" in selfed.stderr
+    fits = [json.loads(p.read_text()) for p in store.glob("steps/fit/*/fit.json")]
+    summary = next(f for f in fits if "pseudo_labeled" in f)
+    # of 200 unlabeled corpus texts, each predicted class's most confident 30% that its cluster agrees with
+    assert summary["corpus"] == 240 and 4 <= summary["pseudo_labeled"] <= 0.3 * 200 + 4
+    again_head = json.loads((relabeled / "probe_head.json").read_text())
+    first_head = json.loads((out / "probe_head.json").read_text())
+    assert again_head["beside"] == "base" and np.asarray(again_head["weight"]).shape == (4, 2 * encoder.config.hidden_size)
+    assert not np.allclose(again_head["weight"], first_head["weight"])
+    assert json.loads((relabeled / "ctune.json").read_text())["setting"] == "clust+concat+self"
+    assert ctune("predict", str(relabeled), str(txt)).returncode == 0
 
 
 def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_path, data_dir, tiny_model, ctune):

@@ -49,7 +49,7 @@ ROLES: dict[str, Roles] = {
     "finetune": Roles((DATASET,), (ENCODER, CLUSTERS)),
     "classic": Roles((DATASET,), (EMBEDDINGS, BESIDE, CLUSTERS), needs=((BESIDE, EMBEDDINGS),)),
     "setfit": Roles((DATASET,), (ENCODER, CLUSTERS)),
-    "fit": Roles((DATASET,), (ENCODER,)),
+    "fit": Roles((DATASET,), (ENCODER, CLUSTERS)),
     "analyze": Roles((DATASET, ENCODER)),
 }
 

@@ -363,8 +363,9 @@ class EmbedParams(Params):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FitParams(Optimization):
-    """The ``fit`` step (``ctune train``): learn from every labeled text and keep the model."""
+class FitParams(Optimization, PseudoLabeling):
+    """The ``fit`` step (``ctune train``): learn from every labeled text and keep the model; a
+    probe head may self-train on the corpus (``clust+concat+self``)."""
 
     kind: ClassVar[str] = "fit"
     model: str
@@ -377,7 +378,10 @@ class FitParams(Optimization):
     (the ``clust+concat`` cells' classifier)."""
 
     def problems(self) -> list[str]:
-        return super().problems() + _known("head", self.head, FIT_HEADS, "head")
+        out = super().problems() + _known("head", self.head, FIT_HEADS, "head")
+        if self.self_training is not None and self.head == "finetune":
+            out.append("pseudo_share: only a probe head self-trains")
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,7 +4,9 @@ With ``head: finetune`` the saved folder is a plain ``transformers`` sequence-cl
 model with the label names in its config (``id2label``), loadable without this package. With
 ``head: probe`` it is the frozen encoder (``AutoModel``) and a logistic regression on its
 mean-pooled embeddings beside it (``jobs.lib.probe_head``); with ``head: concat`` the
-pretrained encoder too, in ``base/``, the regression reading both encoders' embeddings.
+pretrained encoder too, in ``base/``, the regression reading both encoders' embeddings. A
+probe head that self-trains is fitted, labels the rest of the corpus, and is fitted again with
+the texts it labeled most confidently (``jobs.lib.selftrain``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import time
 import numpy as np
 
 from jobs.contract.errors import JobError
-from jobs.contract.inputs import DATASET
-from jobs.contract.outputs import FIT_SUMMARY, MODEL
+from jobs.contract.inputs import CLUSTERS, DATASET
+from jobs.contract.outputs import FIT_SUMMARY, MODEL, read_cluster_ids
 from jobs.contract.params import FitParams
-from jobs.contract.staging import LABELED, read_label_names, read_split
+from jobs.contract.staging import LABELED, TRAIN, read_label_names, read_split
 from jobs.lib import models
 from jobs.lib.inference import embed_mean
-from jobs.lib.probe_head import BESIDE, fit_head, write_head
+from jobs.lib.probe_head import BESIDE, apply_head, fit_head, write_head
+from jobs.lib.selftrain import pseudo_labels
 from jobs.lib.runner import StepContext
 from jobs.lib.tokens import split_tokens
 from jobs.lib.training import train_classifier
@@ -65,12 +68,23 @@ def _fit_probe(ctx: StepContext[FitParams], source: str, tokenizer, dataset: str
     # an inter-trained encoder keeps the pretrained model's tokenizer: one tokenization serves both
     beside = BESIDE if ctx.params.head == "concat" else None
     encoders = {"": encoder, **({beside: models.load_encoder(ctx.params.model)} if beside else {})}
-    tokens = split_tokens(ctx.store, dataset, LABELED, tokenizer, ctx.params.max_length)
+    options = ctx.params.self_training
+    # self-training reads the whole corpus, which starts with the labeled texts
+    split = TRAIN if options is not None else LABELED
+    tokens = split_tokens(ctx.store, dataset, split, tokenizer, ctx.params.max_length)
     t0 = time.time()
     embeddings = np.hstack([
-        embed_mean(e, tokens, ctx.params.max_length, ctx.progress(f"embedding labeled {name}".strip(), "texts"))
+        embed_mean(e, tokens, ctx.params.max_length, ctx.progress(f"embedding {split} {name}".strip(), "texts"))
         for name, e in encoders.items()])
-    head = fit_head(embeddings, gold, names, ctx.params.max_length, beside=beside)
+    labeled = np.arange(len(gold))
+    head = fit_head(embeddings[labeled], gold, names, ctx.params.max_length, beside=beside)
+    extra: dict = {}
+    if options is not None:
+        clusters = np.asarray(read_cluster_ids(ctx.store, ctx.input(CLUSTERS))) if options.agree == "cluster" else None
+        rows, labels = pseudo_labels(apply_head(head, embeddings), options, labeled, clusters)
+        union = np.concatenate([labeled, rows])
+        head = fit_head(embeddings[union], [*gold, *labels.tolist()], names, ctx.params.max_length, beside=beside)
+        extra = {"pseudo_labeled": len(rows), "corpus": len(embeddings)}
     train_s = round(time.time() - t0, 3)
     folder = ctx.scratch / MODEL
     for name, e in encoders.items():
@@ -79,7 +93,7 @@ def _fit_probe(ctx: StepContext[FitParams], source: str, tokenizer, dataset: str
     write_head(head, folder)
     ctx.put_dir(folder, MODEL)
     ctx.timings["train_s"] = train_s
-    summary = {"head": ctx.params.head, "train_s": train_s, "n_labeled": len(gold), "labels": names,
+    summary = {"head": ctx.params.head, "train_s": train_s, "n_labeled": len(gold), "labels": names, **extra,
                "device": str(models.device())}
     ctx.put_json(FIT_SUMMARY, summary)
     return summary
