@@ -23,8 +23,8 @@ from jobs.contract.staging import LABELED, TRAIN, read_label_names, read_split
 from jobs.lib import models
 from jobs.lib.inference import embed_mean
 from jobs.lib.probe_head import BESIDE, apply_head, fit_head, write_head
-from jobs.lib.selftrain import pseudo_labels
 from jobs.lib.runner import StepContext
+from jobs.lib.selftrain import pseudo_labels
 from jobs.lib.tokens import split_tokens
 from jobs.lib.training import train_classifier
 
