@@ -130,8 +130,9 @@ def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: 
              encoder: str | None = None, head: str = "finetune", clusters: str | None = None,
              self_training: SelfTrainOptions | None = None) -> StepSpec:
     """``self_training`` (a probe head): relabel the corpus, whose clustering is ``clusters``."""
-    pseudo = {"pseudo_share": self_training.share, "pseudo_agree": self_training.agree} if self_training else {}
-    params = FitParams(model=model, seed=seed, head=head, **_fields(options), **pseudo)
+    params = FitParams(model=model, seed=seed, head=head, **_fields(options))
+    if self_training is not None:
+        params = dataclasses.replace(params, pseudo_share=self_training.share, pseudo_agree=self_training.agree)
     inputs = {DATASET: dataset, **({ENCODER: encoder} if encoder else {}), **({CLUSTERS: clusters} if clusters else {})}
     return StepSpec("fit", params, inputs, label)
 

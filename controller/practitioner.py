@@ -107,9 +107,10 @@ def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
         steps[inter.id] = inter
         encoder = inter.prefix
     if chosen.method == "probe":  # nothing is fine-tuned: the protocol's options would only split the cache
-        relabel = {"clusters": clust.prefix, "self_training": req.selftrain} if chosen.self_trains else {}
+        relabel = req.selftrain if chosen.self_trains else None
         fit = fit_step(req.model, req.seed, Optimization(max_length=req.fine_tuning.max_length), prefix,
-                       f"fit {setting}", encoder, "concat" if chosen.beside else "probe", **relabel)
+                       f"fit {setting}", encoder, "concat" if chosen.beside else "probe",
+                       clusters=clust.prefix if relabel else None, self_training=relabel)
     else:
         fit = fit_step(req.model, req.seed, req.fine_tuning, prefix, f"fit {setting} ({req.protocol})", encoder)
     steps[fit.id] = fit

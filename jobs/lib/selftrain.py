@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def pseudo_labels(probs: np.ndarray, options: SelfTrainOptions, labeled: np.ndar
     return kept, pred[kept]
 
 
-def kept_accuracy(rows: np.ndarray, labels: np.ndarray, train_labels: list, names: list[str]) -> dict:
+def kept_accuracy(rows: np.ndarray, labels: np.ndarray, train_labels: Sequence, names: list[str]) -> dict:
     """How right the kept labels were by the benchmark's gold labels (diagnostics only: a
     cell's metrics, never its choices); nothing when nothing was kept."""
     if not len(rows):
