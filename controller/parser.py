@@ -101,7 +101,8 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
     t.add_argument("--model", default="minilm")
     t.add_argument("--setting", choices=TRAIN_SETTINGS, default=DEFAULT_SETTING,
                    help="clust+concat (default): cluster inter-training, then a logistic regression on the "
-                        "inter-trained and the pretrained encoder's embeddings side by side; clust+probe: on the "
+                        "inter-trained and the pretrained encoder's embeddings side by side; clust+concat+self: "
+                        "the same, fitted again with the corpus texts it labels most confidently; clust+probe: on the "
                         "inter-trained encoder's alone; clust: cluster inter-training, then fine-tune; probe, "
                         "bert: the same without inter-training; auto: clust only when the clusters' AMI with your "
                         "labels is at least 0.12, else bert (held out on the shipped datasets this rule lost more "
