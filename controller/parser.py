@@ -92,17 +92,18 @@ def _corpus_options(p: argparse.ArgumentParser) -> None:
 def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
     t = sub.add_parser("train", help="train a classifier: cluster inter-training, then a linear probe on all labels",
                        description="Corpus + labeled file -> a model folder: the encoder plain transformers loads "
-                                   "(AutoModel) with a linear probe beside it (clust+concat: and the pretrained "
-                                   "encoder in base/), or (clust, bert) a sequence classifier plain transformers "
-                                   "loads whole.")
+                                   "(AutoModel) with a linear probe beside it (clust+concat+self, clust+concat: "
+                                   "and the pretrained encoder in base/), or (clust, bert) a sequence classifier "
+                                   "plain transformers loads whole.")
     t.add_argument("labeled", help="labeled examples (.jsonl or .csv with text and label fields)")
     t.add_argument("--corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
     t.add_argument("--out", required=True, help="model folder to create")
     t.add_argument("--model", default="minilm")
     t.add_argument("--setting", choices=TRAIN_SETTINGS, default=DEFAULT_SETTING,
-                   help="clust+concat (default): cluster inter-training, then a logistic regression on the "
-                        "inter-trained and the pretrained encoder's embeddings side by side; clust+concat+self: "
-                        "the same, fitted again with the corpus texts it labels most confidently; clust+probe: on the "
+                   help="clust+concat+self (default): cluster inter-training, then a logistic regression on the "
+                        "inter-trained and the pretrained encoder's embeddings side by side, fitted again with the "
+                        "corpus texts it labels most confidently; clust+concat: the same without the second fit; "
+                        "clust+probe: on the "
                         "inter-trained encoder's alone; clust: cluster inter-training, then fine-tune; probe, "
                         "bert: the same without inter-training; auto: clust only when the clusters' AMI with your "
                         "labels is at least 0.12, else bert (held out on the shipped datasets this rule lost more "

@@ -132,7 +132,8 @@ def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: 
     """``self_training`` (a probe head): relabel the corpus, whose clustering is ``clusters``."""
     params = FitParams(model=model, seed=seed, head=head, **_fields(options))
     if self_training is not None:
-        params = dataclasses.replace(params, pseudo_share=self_training.share, pseudo_agree=self_training.agree)
+        st = self_training.for_learner(probe=head != "finetune")
+        params = dataclasses.replace(params, pseudo_share=st.share, pseudo_agree=str(st.agree))
     inputs = {DATASET: dataset, **({ENCODER: encoder} if encoder else {}), **({CLUSTERS: clusters} if clusters else {})}
     return StepSpec("fit", params, inputs, label)
 
@@ -226,7 +227,7 @@ class _DatasetPlan:
     def _self_training(self, setting: Setting) -> dict[str, Any]:
         if not setting.self_trains:
             return {}
-        st = self.spec.selftrain
+        st = self.spec.selftrain.for_learner(probe=not setting.fine_tunes)
         return {"pseudo_share": st.share, "pseudo_agree": st.agree,
                 **({"pseudo_epochs": st.epochs} if setting.fine_tunes else {})}
 

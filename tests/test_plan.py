@@ -121,13 +121,25 @@ def test_self_trained_probe_reads_the_concat_probes_embeddings_the_clusters_and_
     concat, selfed = cells[("clust+concat", "ag_news", 64, 1)], cells[("clust+concat+self", "ag_news", 64, 1)]
     assert {k: v for k, v in selfed.inputs.items() if k != "clusters"} == concat.inputs
     assert selfed.inputs["clusters"] == f"steps/cluster/{plan.clusterings['ag_news']}"
-    assert selfed.params.to_params() == {**concat.params.to_params(), "pseudo_share": 0.3, "pseudo_agree": "cluster"}
+    # a probe keeps its pseudo-labels by confidence alone unless the spec says otherwise
+    assert selfed.params.to_params() == {**concat.params.to_params(), "pseudo_share": 0.3, "pseudo_agree": "none"}
     # the spec's selftrain section sets it (its epochs are the second fine-tune's, not a probe's)
     other = build_plan(spec(settings=["clust+concat+self"], selftrain={"agree": "none", "share": 0.5, "epochs": 3}),
                        PREFIXES)
     params = next(other.steps[c.step] for c in other.cells if (c.dataset, c.budget, c.repetition) == ("ag_news", 64, 1)
                   ).params.to_params()
     assert (params["pseudo_agree"], params["pseudo_share"], "pseudo_epochs" in params) == ("none", 0.5, False)
+
+
+def test_a_fine_tune_filters_its_pseudo_labels_by_cluster_and_a_probe_by_confidence_unless_told():
+    def agreements(**overrides):
+        plan = build_plan(spec(settings=["clust+self", "clust+concat+self"], repetitions=1, budgets=[64], **overrides),
+                          PREFIXES)
+        return {c.setting: plan.steps[c.step].params.to_params()["pseudo_agree"] for c in plan.cells}
+
+    assert agreements() == {"clust+self": "cluster", "clust+concat+self": "none"}
+    assert agreements(selftrain={"agree": "cluster"}) == {"clust+self": "cluster", "clust+concat+self": "cluster"}
+    assert agreements(selftrain={"agree": "none"}) == {"clust+self": "none", "clust+concat+self": "none"}
 
 
 def test_only_a_probe_self_trains():

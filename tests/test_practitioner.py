@@ -19,18 +19,24 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     out = tmp_path / "model"
     store = tmp_path / "store"
     # WHEN a model is trained with the default setting: cluster inter-training, then a linear probe
-    # on the inter-trained and the pretrained encoder's embeddings side by side
+    # on the inter-trained and the pretrained encoder's embeddings side by side, fitted again with
+    # the corpus texts it labels most confidently
     result = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
                    "--out", str(out), "--model", tiny_model, "--clusters", "4", "--store", str(store))
     assert result.returncode == 0, result.stderr
     # AND it says what it measured and chose before the inter-training starts
     said = result.stderr
     assert said.index("clusters vs your 40 labeled texts: AMI") < said.index(
-        "setting: clust+concat (cluster inter-training, then a linear probe on it and the pretrained encoder")
-    assert said.index("setting: clust+concat") < said.index("... intertrain")
-    assert "setting clust+concat (" not in said.splitlines()[-1]  # no protocol named: nothing is fine-tuned
+        "setting: clust+concat+self (cluster inter-training, then a linear probe on it and the pretrained encoder, "
+        "fitted again with the corpus texts it labels most confidently)")
+    assert said.index("setting: clust+concat+self") < said.index("... intertrain")
+    assert "setting clust+concat+self (" not in said.splitlines()[-1]  # no protocol named: nothing is fine-tuned
     info = json.loads((out / "ctune.json").read_text())
-    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust+concat"
+    assert info["labeled"] == 40 and info["corpus"] == 240 and info["setting"] == info["asked"] == "clust+concat+self"
+    # of the 240 corpus texts, each predicted class's most confident 30% (by confidence alone, a
+    # probe's default), never one of the 40 labeled
+    summary = next(json.loads(p.read_text()) for p in store.glob("steps/fit/*/fit.json"))
+    assert summary["corpus"] == 240 and 0.3 * 200 <= summary["pseudo_labeled"] <= 0.3 * 240 + 4
     assert "labeled_ami" in info and info["advice_threshold"] is None  # measured, as information
     assert info["protocol"] is None  # a probe fine-tunes nothing
     names = {"Business", "Sci/Tech", "Sports", "World"}
@@ -102,25 +108,23 @@ def test_train_then_predict(tmp_path, data_dir, tiny_model, ctune):
     assert "beside" not in head and not (alone / "base").exists()
     assert np.asarray(head["weight"]).shape == (4, encoder.config.hidden_size)
     assert ctune("predict", str(alone), str(txt)).returncode == 0
-    # AND --setting clust+concat+self fits the concatenated probe again with the corpus texts it
-    # labels most confidently (the same clustering and inter-training: only the fit runs)
-    relabeled = tmp_path / "relabeled"
-    selfed = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
-                   "--out", str(relabeled), "--model", tiny_model, "--clusters", "4", "--store", str(store),
-                   "--setting", "clust+concat+self")
-    assert selfed.returncode == 0, selfed.stderr
-    assert "... fit" in selfed.stderr and "... intertrain" not in selfed.stderr
-    assert "fitted again with the corpus texts it labels most confidently" in selfed.stderr
-    fits = [json.loads(p.read_text()) for p in store.glob("steps/fit/*/fit.json")]
-    summary = next(f for f in fits if "pseudo_labeled" in f)
-    # of 200 unlabeled corpus texts, each predicted class's most confident 30% that its cluster agrees with
-    assert summary["corpus"] == 240 and 4 <= summary["pseudo_labeled"] <= 0.3 * 200 + 4
-    again_head = json.loads((relabeled / "probe_head.json").read_text())
-    first_head = json.loads((out / "probe_head.json").read_text())
-    assert again_head["beside"] == "base" and np.asarray(again_head["weight"]).shape == (4, 2 * encoder.config.hidden_size)
-    assert not np.allclose(again_head["weight"], first_head["weight"])
-    assert json.loads((relabeled / "ctune.json").read_text())["setting"] == "clust+concat+self"
-    assert ctune("predict", str(relabeled), str(txt)).returncode == 0
+    # AND --setting clust+concat fits the concatenated probe once, on the labeled texts alone
+    # (the same clustering and inter-training: only the fit runs)
+    once = tmp_path / "once"
+    concat = ctune("train", str(tmp_path / "labeled.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"),
+                   "--out", str(once), "--model", tiny_model, "--clusters", "4", "--store", str(store),
+                   "--setting", "clust+concat")
+    assert concat.returncode == 0, concat.stderr
+    assert "... fit" in concat.stderr and "... intertrain" not in concat.stderr
+    assert "setting: clust+concat (cluster inter-training, then a linear probe on it and the pretrained encoder)" \
+        in concat.stderr
+    summaries = [json.loads(p.read_text()) for p in store.glob("steps/fit/*/fit.json")]
+    assert sum("pseudo_labeled" in f for f in summaries) == 1 and sum(f.get("head") == "concat" for f in summaries) == 2
+    once_head = json.loads((once / "probe_head.json").read_text())
+    assert once_head["beside"] == "base" and np.asarray(once_head["weight"]).shape == (4, 2 * encoder.config.hidden_size)
+    assert not np.allclose(once_head["weight"], json.loads((out / "probe_head.json").read_text())["weight"])
+    assert json.loads((once / "ctune.json").read_text())["setting"] == "clust+concat"
+    assert ctune("predict", str(once), str(txt)).returncode == 0
 
 
 def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_path, data_dir, tiny_model, ctune):

@@ -31,10 +31,11 @@ def test_cluster_agreement_drops_texts_their_cluster_calls_otherwise():
     pred = np.array([0, 0, 1, 1, 1, 0])
     clusters = np.array([7, 7, 7, 3, 3, 3])
     assert cluster_agreement(pred, clusters).tolist() == [True, True, False, True, True, False]
-    rows, _ = pseudo_labels(probs_for(pred, [0.9] * 6), SelfTrainOptions(share=1.0), np.array([], dtype=int), clusters)
+    cluster = SelfTrainOptions(share=1.0, agree="cluster")
+    rows, _ = pseudo_labels(probs_for(pred, [0.9] * 6), cluster, np.array([], dtype=int), clusters)
     assert rows.tolist() == [0, 1, 3, 4]
     with pytest.raises(ValueError, match="cluster ids"):
-        pseudo_labels(probs_for(pred, [0.9] * 6), SelfTrainOptions(), np.array([0]))
+        pseudo_labels(probs_for(pred, [0.9] * 6), cluster, np.array([0]))
 
 
 def test_the_second_fine_tune_keeps_the_protocol_but_its_passes():

@@ -223,6 +223,10 @@ class SampleParams(Params):
 
 
 PSEUDO_AGREEMENTS = ("cluster", "none")
+DEFAULT_AGREEMENT = {"finetune": "cluster", "probe": "none"}
+"""Unless the spec says: a fine-tune keeps cluster-agreeing pseudo-labels (``self``,
+``clust+self``, as first measured); a probe keeps them by confidence alone, which held out
+over the shipped datasets lost less than the cluster filter (README, *The default recipe*)."""
 
 
 def _no_self_training(p: Any) -> bool:
@@ -240,17 +244,22 @@ class SelfTrainOptions(Params):
 
     share: float = 0.3
     """Of the texts predicted as a class, the most confident share kept."""
-    agree: str = "cluster"
+    agree: str | None = None
     """``cluster``: keep a text only if most texts of its cluster got the same prediction;
-    ``none``: confidence alone."""
+    ``none``: confidence alone; unset: the learner's own default (:data:`DEFAULT_AGREEMENT`)."""
     epochs: float = 2.0
     """Passes of the second fine-tune over the labeled and kept texts."""
+
+    def for_learner(self, probe: bool) -> SelfTrainOptions:
+        """These options with the agreement filter a fine-tune or a probe uses when unset."""
+        return dataclasses.replace(self, agree=self.agree or DEFAULT_AGREEMENT["probe" if probe else "finetune"])
 
     def problems(self) -> list[str]:
         out = super().problems()
         if not 0 < self.share <= 1:
             out.append(f"share: must be in (0, 1], got {self.share}")
-        out += _known("agree", self.agree, PSEUDO_AGREEMENTS, "agreement filter")
+        if self.agree is not None:
+            out += _known("agree", self.agree, PSEUDO_AGREEMENTS, "agreement filter")
         if not self.epochs > 0:
             out.append(f"epochs: must be positive, got {self.epochs}")
         return out
