@@ -44,7 +44,7 @@ class Setting:
     @property
     def needs_clusters(self) -> bool:
         """Whether a cell of this setting reads the dataset's clustering, itself or upstream."""
-        if self.method == "clusters" or self.self_trains:  # self-training keeps cluster-agreeing pseudo-labels
+        if self.method == "clusters" or self.self_trains:  # self-training may keep cluster-agreeing labels only
             return True
         return self.start not in (None, BASE) and any(i.needs_clusters for i in chain(str(self.start)))
 
