@@ -130,10 +130,8 @@ def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: 
              encoder: str | None = None, head: str = "finetune", clusters: str | None = None,
              self_training: SelfTrainOptions | None = None) -> StepSpec:
     """``self_training`` (a probe head): relabel the corpus, whose clustering is ``clusters``."""
-    params = FitParams(model=model, seed=seed, head=head, **_fields(options))
-    if self_training is not None:
-        st = self_training.for_learner(probe=head != "finetune")
-        params = dataclasses.replace(params, pseudo_share=st.share, pseudo_agree=str(st.agree))
+    pseudo = self_training.pseudo_fields(probe=head != "finetune") if self_training else {}
+    params = FitParams(model=model, seed=seed, head=head, **_fields(options), **pseudo)
     inputs = {DATASET: dataset, **({ENCODER: encoder} if encoder else {}), **({CLUSTERS: clusters} if clusters else {})}
     return StepSpec("fit", params, inputs, label)
 
@@ -225,11 +223,7 @@ class _DatasetPlan:
         return out
 
     def _self_training(self, setting: Setting) -> dict[str, Any]:
-        if not setting.self_trains:
-            return {}
-        st = self.spec.selftrain.for_learner(probe=not setting.fine_tunes)
-        return {"pseudo_share": st.share, "pseudo_agree": st.agree,
-                **({"pseudo_epochs": st.epochs} if setting.fine_tunes else {})}
+        return self.spec.selftrain.pseudo_fields(probe=not setting.fine_tunes) if setting.self_trains else {}
 
     def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str,
              copy: int = 0) -> StepSpec:

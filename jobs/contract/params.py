@@ -250,9 +250,12 @@ class SelfTrainOptions(Params):
     epochs: float = 2.0
     """Passes of the second fine-tune over the labeled and kept texts."""
 
-    def for_learner(self, probe: bool) -> SelfTrainOptions:
-        """These options with the agreement filter a fine-tune or a probe uses when unset."""
-        return dataclasses.replace(self, agree=self.agree or DEFAULT_AGREEMENT["probe" if probe else "finetune"])
+    def pseudo_fields(self, probe: bool) -> dict[str, Any]:
+        """A cell's ``pseudo_*`` parameters for these options (the inverse of
+        :attr:`PseudoLabeling.self_training`), with the agreement filter a probe or a fine-tune
+        uses when unset; ``epochs`` only for a fine-tune."""
+        agree = self.agree or DEFAULT_AGREEMENT["probe" if probe else "finetune"]
+        return {"pseudo_share": self.share, "pseudo_agree": agree, **({} if probe else {"pseudo_epochs": self.epochs})}
 
     def problems(self) -> list[str]:
         out = super().problems()
