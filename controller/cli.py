@@ -132,9 +132,8 @@ def _backend(s: Session, args: argparse.Namespace):
         from controller.kube.commands import kubernetes_backend
 
         return kubernetes_backend(s.spec, s.store, args.kubeconfig, poll_s=args.poll)
-    from controller.backends.local import LocalBackend, check_job_packages
+    from controller.backends.local import LocalBackend
 
-    check_job_packages()
     return LocalBackend(s.store, jobs=args.jobs, pack=args.pack)
 
 
@@ -176,6 +175,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)
     done = _check_inputs(s, plan, committed_steps(s, args.recheck))
+    if args.backend == "local":  # before anything is written: this machine must run what is left
+        from controller.backends.local import check_job_packages
+
+        check_job_packages(st for st in plan.steps.values() if st.prefix not in done)
     for p in s.prepared.values():
         if stage_prepared(s.store, p):
             say(f"staged {p.name}: {p.summary.n_train} train / {p.summary.n_test} test texts -> {p.prefix}")

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from jobs.contract.steps import LOG, StepSpec, done_steps, is_done, step_uri
 from jobs.storage import Store
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-JOB_PACKAGES = ("torch", "transformers", "sib")
+JOB_PACKAGES = ("torch", "transformers")
 
 
 def _job_preexec() -> None:  # runs in the child before exec
@@ -78,9 +79,19 @@ def job_env(jobs: int = 1) -> dict[str, str]:
     return env
 
 
-def check_job_packages() -> None:
-    """Steps run here need the job packages (``pip install 'cluster-tune[jobs]'``)."""
-    missing = [p for p in JOB_PACKAGES if importlib.util.find_spec(p) is None]
+def step_packages(step: StepSpec) -> tuple[str, ...]:
+    """What a step imports beyond torch and transformers: sIB for an sIB clustering, SetFit for
+    its cells. Only steps still to run count, so a machine given the clusterings computed
+    elsewhere (a lent GPU machine: bench/device_grid.sh) needs no sIB."""
+    if step.kind == "cluster" and getattr(step.params, "method", None) == "sib":
+        return ("sib",)
+    return ("setfit",) if step.kind == "setfit" else ()
+
+
+def check_job_packages(todo: Iterable[StepSpec]) -> None:
+    """The steps to run here need the job packages (``pip install 'cluster-tune[jobs]'``)."""
+    needed = dict.fromkeys([*JOB_PACKAGES, *(p for step in todo for p in step_packages(step))])
+    missing = [p for p in needed if importlib.util.find_spec(p) is None]
     if missing:
         raise BadInput(f"running steps on this machine needs {', '.join(missing)}: "
                        "pip install 'cluster-tune[jobs]' (or use --backend kubernetes)")
@@ -189,12 +200,12 @@ class LocalBackend:
                 pending.insert(0, JobUnit((step,)))
 
     def run(self, plan: Plan, on_event: OnEvent = lambda e: None) -> RunResult:
-        check_job_packages()
         result = RunResult()
         committed = done_steps(self.store)
         done = {sid for sid, s in plan.steps.items() if s.prefix in committed}
         result.already_done = len(done)
         todo = [s for sid, s in plan.steps.items() if sid not in done]
+        check_job_packages(todo)
         pending = pack_units(todo, self.pack)
         running: dict[str, _Running] = {}
         waiting: dict[str, StepSpec] = {}
