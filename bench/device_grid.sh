@@ -5,9 +5,13 @@
 # packaged MiniLM with its weights stored as fp16 (the transfer is capped at 64 MiB; upcast to
 # fp32 here), the data and the sIB clusterings computed beforehand on CPU, and the wheels of
 # what the GPU image lacks (setfit, datasets, evaluate, dill, multiprocess, snowballstemmer).
-# Usage there: [SPECS='recipe'] bash bench/device_grid.sh [JOBS]; results land in $OUT (or ./device-out).
+# Usage there: [SPECS='recipe'] [BUDGET_S=540] bash bench/device_grid.sh [JOBS]; results land in
+# $OUT (or ./device-out). With BUDGET_S, the controller is stopped (SIGTERM: running steps
+# stopped, finished ones kept) once that many seconds have passed since the start, and what it
+# finished is still packed and counted: a run cut short says how far it got.
 set -uo pipefail
 JOBS=${1:-12}
+T0=$(date +%s)
 OUT=${OUT:-$PWD/device-out}
 W=/tmp/ctune-device
 mkdir -p "$W" "$OUT"
@@ -34,8 +38,17 @@ save() {  # reports and per-step records (no models, no embeddings)
 }
 for spec in ${SPECS:-paper_trimmed advice sampling}; do
   start=$(date +%s)
-  python3 -m controller.cli run "experiments/$spec.yaml" --store "$W/store" --jobs "$JOBS" \
+  limit=()
+  if [ -n "${BUDGET_S:-}" ]; then
+    left=$(( BUDGET_S - (start - T0) ))
+    [ "$left" -gt 0 ] || { echo "$spec: not started, BUDGET_S=$BUDGET_S spent"; continue; }
+    limit=(timeout -s TERM -k 30 "$left")
+  fi
+  "${limit[@]}" python3 -m controller.cli run "experiments/$spec.yaml" --store "$W/store" --jobs "$JOBS" \
     > "$OUT/$spec.md" 2> "$OUT/$spec.log"
-  echo "$spec: exit $? in $(( $(date +%s) - start )) s"
+  rc=$?
+  done_n=$(grep -c '] ok ' "$OUT/$spec.log")
+  total=$(python3 -m controller.cli plan "experiments/$spec.yaml" --store "$W/store" | grep -c '^done ')
+  echo "$spec: exit $rc in $(( $(date +%s) - start )) s; $done_n steps run here; $total steps of the plan done"
   save
 done

@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         how = "terminated" if isinstance(exc, Terminated) else "interrupted"
         say(f"{how}: running steps were stopped, finished ones are kept; run again to continue")
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    except BrokenPipeError:  # `ctune plan ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
 
 
 if __name__ == "__main__":

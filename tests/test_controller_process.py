@@ -100,3 +100,18 @@ def test_the_probe_would_see_torch(write_spec, s3_env):
     script = "import sys, json; import jobs.lib.models; print(json.dumps(sorted(m for m in sys.modules if m == 'torch')))"
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert json.loads(done.stdout) == ["torch"]
+
+
+def test_a_closed_pipe_ends_plan_quietly(write_spec):
+    # GIVEN a plan longer than a pipe holds (64 KiB) and a reader that stops after one line
+    spec = write_spec(settings=["bert", "clust", "nb", "svm"], budgets=[16, 32], repetitions=150)
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "plan", str(spec)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    assert proc.stdout.readline().startswith(b"todo")
+    proc.stdout.close()  # as `ctune plan SPEC | head -1` does
+    err = proc.stderr.read().decode()
+    # THEN it exits 0 with nothing on stderr (no BrokenPipeError traceback)
+    assert proc.wait(timeout=120) == 0 and err == "", err
+    full = subprocess.run([sys.executable, "-m", "controller.cli", "plan", str(spec)], cwd=REPO,
+                          capture_output=True, env=dict(os.environ), timeout=120)
+    assert len(full.stdout) > 1 << 16  # the case the test means: output beyond what the pipe buffers
