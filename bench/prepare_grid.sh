@@ -7,7 +7,7 @@
 # pandas, sentence-transformers, transformers and torch are used as they are).
 # Usage: [STORE=store] [PYVER=3.12] bash bench/prepare_grid.sh SPEC...   (SPEC: experiments/SPEC.yaml)
 # Then, with the device tool: carry [".gpu"], command
-#   SPECS='SPEC...' timeout 570 bash bench/device_grid.sh
+#   SPECS='SPEC...' BUDGET_S=540 timeout 590 bash bench/device_grid.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: bash bench/prepare_grid.sh SPEC..." >&2; exit 2; }
