@@ -225,4 +225,5 @@ def test_the_gpu_preflight_runs_every_setting_of_the_gpu_grids():
     for name in ("recipe", "self_finetune"):
         grid = load_spec(REPO / f"experiments/{name}.yaml")
         assert set(grid.settings) <= set(preflight.settings), name
-        assert grid.protocols == preflight.protocols and grid.section("intertrain").seeds <= preflight.section("intertrain").seeds, name
+        assert grid.protocols == preflight.protocols, name
+        assert grid.section("intertrain").seeds <= preflight.section("intertrain").seeds, name
