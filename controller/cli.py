@@ -175,17 +175,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)
     done = _check_inputs(s, plan, committed_steps(s, args.recheck))
+    todo = [st for st in plan.steps.values() if st.prefix not in done]
     if args.backend == "local":  # before anything is written: this machine must run what is left
         from controller.backends.local import check_job_packages
 
-        check_job_packages(st for st in plan.steps.values() if st.prefix not in done)
+        check_job_packages(todo)
     for p in s.prepared.values():
         if stage_prepared(s.store, p):
             say(f"staged {p.name}: {p.summary.n_train} train / {p.summary.n_test} test texts -> {p.prefix}")
     base = f"experiments/{s.spec.name}"
     s.store.write_bytes(f"{base}/spec.yaml", yaml.safe_dump(spec_to_dict(s.spec), sort_keys=False).encode())
     s.store.write_bytes(f"{base}/plan.json", s.plan.to_json().encode())
-    todo = [sid for sid, st in plan.steps.items() if st.prefix not in done]
     if not todo:
         say(f"nothing to run: all {len(plan.steps)} steps of {s.spec.name} are done")
         _write_report(s, done)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from conftest import REPO
 
 from controller.plan import build_plan
-from controller.spec import parse_spec
+from controller.spec import load_spec, parse_spec
 
 pytestmark = pytest.mark.unit
 
@@ -217,10 +218,6 @@ def test_glove_clustering_is_keyed_by_the_file_content(tmp_path):
 def test_the_gpu_preflight_runs_every_setting_of_the_gpu_grids():
     """bench/preflight.yaml stands in for recipe.yaml and self_finetune.yaml on CPU: it must
     keep every setting, protocol and the repeated inter-training they use."""
-    from conftest import REPO
-
-    from controller.spec import load_spec
-
     preflight = load_spec(REPO / "bench/preflight.yaml")
     for name in ("recipe", "self_finetune"):
         grid = load_spec(REPO / f"experiments/{name}.yaml")

@@ -29,6 +29,7 @@ from controller.packing import JobUnit, pack_units
 from controller.plan import Plan
 from jobs.contract import claims
 from jobs.contract.errors import EXIT_CLAIMED, BadInput
+from jobs.contract.params import ClusterParams
 from jobs.contract.steps import LOG, StepSpec, done_steps, is_done, step_uri
 from jobs.storage import Store
 
@@ -83,7 +84,7 @@ def step_packages(step: StepSpec) -> tuple[str, ...]:
     """What a step imports beyond torch and transformers: sIB for an sIB clustering, SetFit for
     its cells. Only steps still to run count, so a machine given the clusterings computed
     elsewhere (a lent GPU machine: bench/device_grid.sh) needs no sIB."""
-    if step.kind == "cluster" and getattr(step.params, "method", None) == "sib":
+    if isinstance(step.params, ClusterParams) and step.params.method == "sib":
         return ("sib",)
     return ("setfit",) if step.kind == "setfit" else ()
 
