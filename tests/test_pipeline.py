@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from jobs.lib.models import ACCELERATOR_ENV, accelerator
 from jobs.storage import open_store
 
 pytestmark = pytest.mark.pipeline
@@ -174,15 +175,22 @@ def test_dense_clustering_of_encoder_embeddings(write_spec, tmp_path, ctune):
     assert clusters["nmi_with_gold"] is not None and clusters["top_terms"]["0"]
 
 
-def test_packed_cells_give_the_same_results_as_one_process_each(write_spec, tmp_path, ctune, results):
-    # GIVEN a tiny grid with fine-tune and probe cells
+@pytest.mark.parametrize("choices", ["auto", "gpu"])
+def test_packed_cells_give_the_same_results_as_one_process_each(write_spec, tmp_path, ctune, results, choices):
+    # GIVEN a tiny grid with fine-tune and probe cells, run with this device's choices or a
+    # GPU's (static shapes, 512-text evaluation, fused Adam, bf16: see jobs.lib.models)
     spec = write_spec(settings=["bert", "clust", "probe"], repetitions=2)
     alone, packed = tmp_path / "alone", tmp_path / "packed"
+    env = {ACCELERATOR_ENV: choices}
     # WHEN it runs with one process per cell, and with the cells of each start packed
-    first = ctune("run", str(spec), "--store", str(alone), "--pack", "1")
-    second = ctune("run", str(spec), "--store", str(packed), "--pack", "8")
+    first = ctune("run", str(spec), "--store", str(alone), "--pack", "1", env=env)
+    second = ctune("run", str(spec), "--store", str(packed), "--pack", "8", env=env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
+    for root in (alone, packed):
+        recorded = {json.loads(m.read_text())["accelerator"] for m in root.glob("steps/*/*/metrics.json")
+                    if "accelerator" in json.loads(m.read_text())}
+        assert recorded == {accelerator(choices).describe()}
     # THEN every cell's result is the same (timings aside) and its predictions byte for byte
     timing = ("train_s", "eval_s")
     rows = [[{k: v for k, v in r.items() if k not in timing} for r in results(root / "experiments/tiny/report/results.csv")]

@@ -34,4 +34,4 @@ def run(ctx: StepContext[EmbedParams]) -> dict:
         ctx.put_bytes(EMBEDDINGS.format(split=split), npy_bytes(vectors))
         shapes[split] = list(vectors.shape)
     ctx.timings["embed_s"] = round(time.time() - t0, 3)
-    return {"shapes": shapes, "device": str(models.device())}
+    return {"shapes": shapes, **models.device_record()}

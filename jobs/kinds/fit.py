@@ -55,7 +55,7 @@ def run(ctx: StepContext[FitParams]) -> dict:
     tokenizer.save_pretrained(folder)
     ctx.put_dir(folder, MODEL)
     ctx.timings["train_s"] = stats["train_s"]
-    summary = {**stats, "n_labeled": len(labeled), "labels": names, "device": str(models.device())}
+    summary = {**stats, "n_labeled": len(labeled), "labels": names, **models.device_record()}
     ctx.put_json(FIT_SUMMARY, summary)
     return summary
 
@@ -94,6 +94,6 @@ def _fit_probe(ctx: StepContext[FitParams], source: str, tokenizer, dataset: str
     ctx.put_dir(folder, MODEL)
     ctx.timings["train_s"] = train_s
     summary = {"head": ctx.params.head, "train_s": train_s, "n_labeled": len(gold), "labels": names, **extra,
-               "device": str(models.device())}
+               **models.device_record()}
     ctx.put_json(FIT_SUMMARY, summary)
     return summary

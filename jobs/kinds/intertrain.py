@@ -30,6 +30,6 @@ def run(ctx: StepContext[IntertrainParams]) -> dict:
     models.save_encoder(model, tokenizer, folder)
     ctx.put_dir(folder, MODEL)
     ctx.timings["train_s"] = stats["train_s"]
-    summary = {**stats, "setting": name, "n_texts": len(texts), "device": str(models.device())}
+    summary = {**stats, "setting": name, "n_texts": len(texts), **models.device_record()}
     ctx.put_json(TRAIN_SUMMARY, summary)
     return summary

@@ -126,6 +126,6 @@ def run(ctx: StepContext[SetFitParams]) -> dict:
     t2 = time.time()
     ctx.timings.update(train_s=round(t1 - t0, 3), eval_s=round(t2 - t1, 3))
     metrics = write_cell(ctx, data, pred.astype(int).tolist(),
-                         {**stats, "device": str(models.device()), **ctx.timings})
+                         {**stats, **models.device_record(), **ctx.timings})
     log.info("budget %s rep %s: accuracy %.4f", params.budget, params.repetition, metrics["accuracy"])
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}

@@ -48,43 +48,103 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+ACCELERATOR_ENV = "CTUNE_ACCELERATOR"
+"""Whose choices the steps make, whatever device they run on (``auto``, the default: the
+device's own). ``gpu`` asks for the GPU's choices on any device, ``gpu-fp32`` the same without
+bf16 autocast (what the tests compare to the CPU's choices in fp32), ``cpu`` the CPU's choices
+on a GPU (a fallback when a GPU-only choice misbehaves on a node)."""
+
+CHOICES = ("auto", "gpu", "gpu-fp32", "cpu")
+
+
+def _bf16_supported(dev: torch.device) -> bool:
+    if dev.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return dev.type == "cpu"  # torch autocasts bf16 on any CPU (emulated where it lacks the instructions)
+
+
 @dataclasses.dataclass(frozen=True)
 class Accelerator:
-    """What runs fastest where the model runs (see ``jobs.lib.training``)."""
+    """What runs fastest where the model runs (see ``jobs.lib.training``).
+
+    The choices are fields, not read off the device, so a CPU can run the GPU's branches
+    (``Accelerator.gpu_choices``): the tests do, in every ``make test``."""
 
     device: torch.device
+    static_shapes: bool
+    """Pad batches to a few fixed lengths (GPU kernels like few shapes) rather than to their
+    longest text (the CPU pays for every padded token)."""
+    eval_batch: int
+    """Texts per forward pass when predicting or embedding."""
+    bf16: bool
+    """bf16 autocast in the forward passes."""
+    fused_adam: bool
+    choices: str = "auto"
+    """The name the choices were asked for by (recorded in each step's metrics)."""
+
+    @classmethod
+    def native(cls, dev: torch.device) -> Accelerator:
+        """The device's own choices."""
+        if dev.type == "cuda":
+            return cls.gpu_choices(dev, choices="auto")
+        return cls(dev, static_shapes=False, eval_batch=128, bf16=False, fused_adam=False, choices="auto")
+
+    @classmethod
+    def gpu_choices(cls, dev: torch.device, bf16: bool = True, choices: str = "gpu") -> Accelerator:
+        """A GPU's choices on ``dev``: static bucketed shapes, 512 texts a forward pass, fused
+        Adam, and bf16 autocast where ``dev`` supports it (unless ``bf16`` is false)."""
+        return cls(dev, static_shapes=True, eval_batch=512, bf16=bf16 and _bf16_supported(dev), fused_adam=True,
+                   choices=choices)
+
+    @classmethod
+    def cpu_choices(cls, dev: torch.device) -> Accelerator:
+        return dataclasses.replace(cls.native(torch.device("cpu")), device=dev, choices="cpu")
 
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
 
-    @property
-    def static_shapes(self) -> bool:
-        """Pad batches to a few fixed lengths (GPU kernels like few shapes) rather than to
-        their longest text (the CPU pays for every padded token)."""
-        return self.cuda
-
-    @property
-    def eval_batch(self) -> int:
-        return 512 if self.cuda else 128
-
     def autocast(self):
-        if self.cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if not self.cuda:
-            return tensor
+            return tensor.to(self.device)
+        # pinned host memory makes the copy asynchronous (pinning needs a CUDA build and device)
         return tensor.pin_memory().to(self.device, non_blocking=True)
 
+    def describe(self) -> str:
+        """For a step's metrics: which choices ran, e.g. ``static shapes, eval 512, bf16, fused Adam``."""
+        parts = ["static shapes" if self.static_shapes else "dynamic shapes", f"eval {self.eval_batch}",
+                 "bf16" if self.bf16 else "fp32", *(["fused Adam"] if self.fused_adam else [])]
+        return f"{self.choices}: {', '.join(parts)}"
 
-def accelerator() -> Accelerator:
-    acc = Accelerator(device())
+
+def accelerator(choices: str | None = None) -> Accelerator:
+    """The choices for this process's device: ``choices``, else ``$CTUNE_ACCELERATOR``, else ``auto``."""
+    name = choices or os.environ.get(ACCELERATOR_ENV) or "auto"
+    dev = device()
+    if name == "auto":
+        acc = Accelerator.native(dev)
+    elif name == "gpu":
+        acc = Accelerator.gpu_choices(dev)
+    elif name == "gpu-fp32":
+        acc = Accelerator.gpu_choices(dev, bf16=False, choices=name)
+    elif name == "cpu":
+        acc = Accelerator.cpu_choices(dev)
+    else:
+        raise JobError(f"{ACCELERATOR_ENV}={name!r} is none of {', '.join(CHOICES)}")
     if acc.cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return acc
+
+
+def device_record() -> dict[str, str]:
+    """What a step's metrics say of where it ran: the device and the accelerator's choices."""
+    return {"device": str(device()), "accelerator": accelerator().describe()}
 
 
 def configure_threads() -> None:

@@ -1,7 +1,8 @@
 """The training loop every step shares, and how batches reach the device.
 
 Batches are cut from token ids made once (``jobs.lib.tokens``), never by tokenizing again.
-What is fastest differs by device, so the :class:`~jobs.lib.models.Accelerator` decides:
+What is fastest differs by device, so the :class:`~jobs.lib.models.Accelerator` decides (the
+device's own choices unless ``CTUNE_ACCELERATOR`` asks for another's):
 
 * **CPU**: batches padded to their longest text (and, for long corpora, texts of similar
   lengths batched together): padding is what costs on 2 cores;
@@ -84,9 +85,7 @@ class DeviceTokens:
 
 
 def _optimizer(model, opt: Optimization, acc: Accelerator) -> torch.optim.Optimizer:
-    if acc.cuda:
-        return torch.optim.Adam(model.parameters(), lr=opt.lr, eps=1e-6, fused=True)
-    return torch.optim.Adam(model.parameters(), lr=opt.lr, eps=1e-6)
+    return torch.optim.Adam(model.parameters(), lr=opt.lr, eps=1e-6, fused=acc.fused_adam or None)
 
 
 def total_batches(n: int, opt: Optimization) -> int:

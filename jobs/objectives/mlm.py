@@ -18,10 +18,10 @@ import torch
 from jobs.contract.errors import JobError
 from jobs.contract.params import IntertrainParams, MlmOptimization
 from jobs.lib import models
-from jobs.lib.models import accelerator
+from jobs.lib.models import Accelerator, accelerator
 from jobs.lib.runner import StepContext
 from jobs.lib.tokens import Tokens
-from jobs.lib.training import DeviceTokens, Progress, batch_width, run_epochs
+from jobs.lib.training import BatchFn, DeviceTokens, Progress, batch_width, run_epochs
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,10 @@ def masked_versions(tokens: Tokens, special: np.ndarray, mask_id: int, vocab_siz
     return inputs, labels
 
 
-def train_mlm(model, tokenizer, texts: Sequence[str], options: MlmOptimization, seed: int, progress=None,
-              group_by_length: bool = False) -> dict:
-    """Epoch e reads mask version e mod replication."""
-    acc = accelerator()
+def mlm_batches(tokenizer, texts: Sequence[str], options: MlmOptimization, seed: int,
+                acc: Accelerator) -> tuple[np.ndarray, BatchFn]:
+    """The texts' lengths, and ``batch(indices, epoch)``: epoch e reads mask version
+    e mod replication, its inputs and per-token labels cut to the same width."""
     enc = tokenizer(list(texts), truncation=True, max_length=options.max_length, padding="max_length",
                     return_special_tokens_mask=True, return_tensors="np")
     tokens = Tokens(np.asarray(enc["input_ids"], dtype=np.int32),
@@ -89,7 +89,14 @@ def train_mlm(model, tokenizer, texts: Sequence[str], options: MlmOptimization, 
         width = batch_width(int(tokens.lengths[idx].max()), options.max_length, acc)
         return versions[epoch % reps].batch(idx, width)
 
-    return run_epochs(model, len(tokens), options, seed, batch, tokens.lengths if group_by_length else None,
+    return tokens.lengths, batch
+
+
+def train_mlm(model, tokenizer, texts: Sequence[str], options: MlmOptimization, seed: int, progress=None,
+              group_by_length: bool = False) -> dict:
+    acc = accelerator()
+    lengths, batch = mlm_batches(tokenizer, texts, options, seed, acc)
+    return run_epochs(model, len(lengths), options, seed, batch, lengths if group_by_length else None,
                       progress, acc)
 
 
