@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bench import cost, packing, throughput
-from controller.datacache import DatasetSummary
+from controller.plan.datacache import DatasetSummary
 from jobs.data import default_data_dir, read_examples
 from jobs.lib import models
 

@@ -36,9 +36,9 @@ def _spec(folder: Path, bucket: str, namespace: str) -> Path:
 
 
 def _stage(spec_path: Path) -> tuple[object, object]:
-    from controller.datasets import prepare_all, resolve_data_dir, stage_prepared
-    from controller.plan import build_plan
-    from controller.spec import load_spec
+    from controller.plan.datasets import prepare_all, resolve_data_dir, stage_prepared
+    from controller.plan.graph import build_plan
+    from controller.plan.spec import load_spec
     from jobs.storage import open_store
 
     spec = load_spec(spec_path)
@@ -51,7 +51,7 @@ def _stage(spec_path: Path) -> tuple[object, object]:
 
 
 def _ready_units(spec, plan) -> int:
-    from controller.kube.render import pack_units, unit_sizes
+    from controller.run.kube.render import pack_units, unit_sizes
 
     units = pack_units(list(plan.steps.values()), unit_sizes(spec.kubernetes))
     own = {u.name: {s.id for s in u.steps} for u in units}

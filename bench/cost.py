@@ -15,10 +15,10 @@ from pathlib import Path
 
 from bench.packing import CellCost
 from bench.throughput import LENGTH, evaluation, sample_texts, training
-from controller.datacache import DatasetSummary
-from controller.datasets import prepare, resolve_data_dir
-from controller.plan import build_plan
-from controller.spec import load_spec
+from controller.plan.datacache import DatasetSummary
+from controller.plan.datasets import prepare, resolve_data_dir
+from controller.plan.graph import build_plan
+from controller.plan.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.throughput import timed
-from controller.backends.base import write_step_files
-from controller.backends.local import job_env
-from controller.datasets import prepare, stage_prepared
-from controller.plan import build_plan
-from controller.spec import parse_spec
+from controller.plan.datasets import prepare, stage_prepared
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec
+from controller.run.backends.base import write_step_files
+from controller.run.backends.local import job_env
 from jobs.contract.outputs import read_metrics
 from jobs.contract.steps import step_uri
 from jobs.storage import open_store

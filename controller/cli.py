@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.backends.base import Event
-from controller.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared
 from controller.parser import MAX_CELLS, build_parser
-from controller.plan import Plan, build_plan
-from controller.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths
+from controller.plan.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared
+from controller.plan.graph import Plan, build_plan
+from controller.plan.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths
+from controller.run.backends.base import Event
 from jobs.contract.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -92,8 +92,8 @@ class Progress:
 
 
 def committed_steps(s: Session, recheck: bool = False) -> set[str]:
-    """The prefixes of the plan's committed steps (see ``controller.committed``)."""
-    from controller.committed import committed
+    """The prefixes of the plan's committed steps (see ``controller.run.committed``)."""
+    from controller.run.committed import committed
 
     return committed(s.store, s.spec.name, (step.prefix for step in s.plan.steps.values()), recheck)
 
@@ -124,24 +124,24 @@ def _only(plan: Plan, only: str | None) -> Plan:
 
 
 def _backend(s: Session, args: argparse.Namespace):
-    from controller.modelcheck import check_lengths, check_model
+    from controller.plan.modelcheck import check_lengths, check_model
 
     config = check_model(s.spec.model, local=args.backend == "local")
     check_lengths(s.spec.model, config, max_lengths(s.spec))
     if args.backend == "kubernetes":  # before anything is written: the cluster must answer
-        from controller.kube.commands import kubernetes_backend
+        from controller.run.kube.commands import kubernetes_backend
 
         return kubernetes_backend(s.spec, s.store, args.kubeconfig, poll_s=args.poll)
-    from controller.backends.local import LocalBackend
+    from controller.run.backends.local import LocalBackend
 
     return LocalBackend(s.store, jobs=args.jobs, pack=args.pack)
 
 
 def _report_files(s: Session, done: set[str] | None = None, seen_failed: dict[str, str] | None = None):
     """Write every report file (tables, plot, page, JSON); the report and the page's key."""
-    from controller.report import build_report, report_prefix, write_report
-    from controller.report_page import write_page
-    from controller.reportcache import CellCache
+    from controller.report.cache import CellCache
+    from controller.report.page import write_page
+    from controller.report.results import build_report, report_prefix, write_report
 
     cache = CellCache(s.store, report_prefix(s.spec))  # read once, for the tables and the page
     report = build_report(s.store, s.spec, s.plan, done, cache)
@@ -168,8 +168,8 @@ def page_address(store: Store, key: str, share: bool = False) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     import yaml
 
-    from controller.live import LivePage, LiveStatus
-    from controller.spec import spec_to_dict
+    from controller.plan.spec import spec_to_dict
+    from controller.run.live import LivePage, LiveStatus
 
     s = open_session(args)
     backend = _backend(s, args)
@@ -177,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     done = _check_inputs(s, plan, committed_steps(s, args.recheck))
     todo = [st for st in plan.steps.values() if st.prefix not in done]
     if args.backend == "local":  # before anything is written: this machine must run what is left
-        from controller.backends.local import check_job_packages
+        from controller.run.backends.local import check_job_packages
 
         check_job_packages(todo)
     for p in s.prepared.values():
@@ -226,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from controller.kube.commands import print_status
+    from controller.run.kube.commands import print_status
 
     s = open_session(args)
     print_status(s.spec, s.store, s.plan, args.kubeconfig, args.kubernetes)
@@ -234,22 +234,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from controller.kube.commands import print_logs
+    from controller.run.kube.commands import print_logs
 
     s = open_session(args)
     if args.follow:
-        from controller.follow import follow
+        from controller.run.follow import follow
 
         return follow(s.store, s.plan.find(args.step, s.spec.name))
     return print_logs(s.spec, s.store, s.plan, args.step, args.kubeconfig, args.kubernetes)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from controller.kube.commands import cancel
+    from controller.run.kube.commands import cancel
+    from controller.run.kube.config import kube_config
 
     s = open_session(args)
     n = cancel(s.spec, s.store, args.kubeconfig)
-    say(f"cancelled {s.spec.name}: {n} Job(s) deleted in namespace {s.spec.kubernetes.namespace}")
+    say(f"cancelled {s.spec.name}: {n} Job(s) deleted in namespace {kube_config(s.spec).namespace}")
     return EXIT_OK
 
 
@@ -259,7 +260,7 @@ def _dataset_prefixes(s: Session) -> set[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from controller.verify import check, uncommit_broken
+    from controller.run.verify import check, uncommit_broken
 
     s = open_session(args)
     done = committed_steps(s, recheck=True)
@@ -276,7 +277,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_invalidate(args: argparse.Namespace) -> int:
-    from controller.verify import dependents, invalidate
+    from controller.run.verify import dependents, invalidate
 
     s = open_session(args)
     sids = dependents(s.plan, s.plan.find(args.step, s.spec.name).id)
@@ -290,7 +291,7 @@ def cmd_invalidate(args: argparse.Namespace) -> int:
 def _check_inputs(s: Session, plan, done: set[str]) -> set[str]:
     """Uncommit the committed steps the run is about to read whose files do not match their
     records; the committed set without them."""
-    from controller.verify import check, read_by, uncommit_broken
+    from controller.run.verify import check, read_by, uncommit_broken
 
     todo = [sid for sid, st in plan.steps.items() if st.prefix not in done]
     datasets = _dataset_prefixes(s)
@@ -309,7 +310,7 @@ def _practitioner_store(args: argparse.Namespace) -> Store:
 
 def _announce_training(info: dict) -> None:
     """Before the inter-training and fine-tuning start: what was measured, what will run."""
-    from controller.advice import THRESHOLD
+    from controller.analysis.advice import THRESHOLD
 
     if "labeled_ami" in info:
         say(f"clusters vs your {info['labeled']} labeled texts: AMI {info['labeled_ami']:.3f} "
@@ -324,7 +325,7 @@ def _announce_training(info: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from controller.modelcheck import check_model
+    from controller.plan.modelcheck import check_model
     from controller.practitioner import TrainRequest, run_training
 
     check_model(args.model)
@@ -343,7 +344,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from controller.modelcheck import check_classifier
+    from controller.plan.modelcheck import check_classifier
     from controller.practitioner import run_predict
 
     if not Path(args.texts).is_file():

@@ -6,8 +6,8 @@ import argparse
 import typing
 from collections.abc import Callable, Mapping
 
-from controller.packing import AUTO_PACK
-from controller.settings import DEFAULT_SETTING, TRAIN_SETTINGS
+from controller.plan.packing import AUTO_PACK
+from controller.plan.settings import DEFAULT_SETTING, TRAIN_SETTINGS
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -2,7 +2,7 @@
 and ``ctune predict``.
 
 ``train`` runs the same steps as the grid (cluster -> inter-train -> fit), made by the same
-builders (``controller.plan``) and cached in the store like any other step, so training
+builders (``controller.plan.graph``) and cached in the store like any other step, so training
 again on the same inputs redoes nothing.
 """
 
@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.advice import THRESHOLD, advise, sample_agreement
-from controller.agreement import nmi
-from controller.backends.base import RunResult
-from controller.backends.local import LocalBackend, job_env
-from controller.plan import Plan, cluster_step, fit_step, intertrain_step
-from controller.settings import DEFAULT_SETTING, SETTINGS
+from controller.analysis.advice import THRESHOLD, advise, sample_agreement
+from controller.analysis.agreement import nmi
+from controller.plan.graph import Plan, cluster_step, fit_step, intertrain_step
+from controller.plan.settings import DEFAULT_SETTING, SETTINGS
+from controller.run.backends.base import RunResult
+from controller.run.backends.local import LocalBackend, job_env
 from jobs.contract.errors import StepsFailed
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS
 from jobs.contract.outputs import MODEL, read_cluster_ids
@@ -54,7 +54,7 @@ class TrainRequest:
     (the same, fitted again with the corpus texts it labels most confidently), ``clust+probe`` (on
     the inter-trained encoder's alone), ``clust`` (cluster inter-training, then fine-tune), ``probe`` and
     ``bert`` (the same without inter-training), or ``auto``: ``clust`` when the clusters agree
-    with the labeled texts, else ``bert`` (see controller.advice)."""
+    with the labeled texts, else ``bert`` (see controller.analysis.advice)."""
     protocol: str = "strong"
     text_field: str = "text"
     label_field: str = "label"
@@ -92,7 +92,7 @@ def corpus_clustering(clustering: ClusterParams, prefix: str) -> StepSpec:
 
 def training_plan(req: TrainRequest, setting: str, prefix: str) -> Plan:
     """The steps of one of ``TRAIN_SETTINGS`` (not ``auto``): where it starts and how it learns
-    come from the grid's own table (controller.settings)."""
+    come from the grid's own table (controller.plan.settings)."""
     chosen = SETTINGS[setting]
     steps: dict[str, StepSpec] = {}
     clusterings = {}

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import torch
 
-from controller.plan import build_plan
-from controller.spec import parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec
 from jobs.contract.errors import JobError
 from jobs.contract.params import MlmOptimization, Optimization
 from jobs.contract.staging import TEST, TRAIN, stage, staged_dataset

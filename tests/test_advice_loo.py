@@ -1,4 +1,4 @@
-"""The advice judged leave-one-dataset-out (controller.advice_loo), on hand-made judgements."""
+"""The advice judged leave-one-dataset-out (controller.analysis.advice_loo), on hand-made judgements."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from controller.advice import Judgement
-from controller.advice_loo import fit_threshold, format_leave_one_out, keep_rule, leave_one_dataset_out, overall
+from controller.analysis.advice import Judgement
+from controller.analysis.advice_loo import fit_threshold, format_leave_one_out, keep_rule, leave_one_dataset_out, overall
 
 pytestmark = pytest.mark.unit
 

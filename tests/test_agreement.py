@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from controller.agreement import ami, nmi
-from controller.stats import paired_t_pvalue
+from controller.analysis.agreement import ami, nmi
+from controller.analysis.stats import paired_t_pvalue
 
 pytestmark = pytest.mark.unit
 

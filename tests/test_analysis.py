@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.advice import advise, format_advice, judge, sample_agreement
+from controller.analysis.advice import advise, format_advice, judge, sample_agreement
 from jobs.lib.ned import ned, ned_permutation_test, pairwise_distances
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.committed import committed
-from controller.reportcache import CellCache
+from controller.report.cache import CellCache
+from controller.run.committed import committed
 from jobs.storage import open_store
 
 pytestmark = pytest.mark.unit

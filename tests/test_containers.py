@@ -61,11 +61,11 @@ def run_step(step, store_root: str, scratch: Path) -> subprocess.CompletedProces
 
 def every_kind(write_spec, s3_model, bucket: str):
     """A tiny grid's steps covering every kind but fit, and ctune train's fit: in order."""
-    from controller.backends.base import write_step_files
-    from controller.datasets import prepare_all, resolve_data_dir, stage_prepared
-    from controller.plan import build_plan
+    from controller.plan.datasets import prepare_all, resolve_data_dir, stage_prepared
+    from controller.plan.graph import build_plan
+    from controller.plan.spec import load_spec
     from controller.practitioner import TrainRequest, training_plan
-    from controller.spec import load_spec
+    from controller.run.backends.base import write_step_files
     from jobs.contract.staging import LABELED, TRAIN, corpus, stage, staged_dataset
     from jobs.data import Examples
     from jobs.storage import open_store

@@ -21,8 +21,8 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "sib", "sklearn", "sc
 SCRIPT = textwrap.dedent('''
     import json, sys
     from controller import cli
-    from controller.kube import commands
-    from controller.kube.api import JobState
+    from controller.run.kube import commands
+    from controller.run.kube.api import JobState
 
     class FakeApi:
         def __init__(self):

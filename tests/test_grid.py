@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from controller.settings import SETTINGS
+from controller.plan.settings import SETTINGS
 
 pytestmark = pytest.mark.pipeline
 

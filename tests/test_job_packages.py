@@ -10,9 +10,9 @@ import importlib.util
 
 import pytest
 
-from controller.backends.local import check_job_packages, step_packages
-from controller.plan import build_plan
-from controller.spec import parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec
+from controller.run.backends.local import check_job_packages, step_packages
 from jobs.contract.errors import BadInput
 
 pytestmark = pytest.mark.unit

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from controller.kube.api import JobState
-from controller.kube.backend import KubernetesBackend
-from controller.kube.reconcile import Observed, reconcile, stale_jobs
-from controller.kube.render import pack_units
-from controller.kube.settings import KubernetesSpec
-from controller.plan import build_plan
-from controller.spec import parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec
+from controller.run.kube.api import JobState
+from controller.run.kube.backend import KubernetesBackend
+from controller.run.kube.config import KubernetesSpec
+from controller.run.kube.reconcile import Observed, reconcile, stale_jobs
+from controller.run.kube.render import pack_units
 from jobs.storage import open_store
 
 pytestmark = pytest.mark.unit

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.kube.render import JobUnit, pack_units, render_job, unit_sizes
-from controller.kube.settings import KubernetesSpec, Toleration
-from controller.plan import build_plan
-from controller.spec import parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec
+from controller.run.kube.config import KubernetesSpec, Toleration
+from controller.run.kube.render import JobUnit, pack_units, render_job, unit_sizes
 
 GOLDEN = Path(__file__).parent / "golden"
 CURRENT = "1.37.0"  # the newest Kubernetes schema kubernetes-validate knows
@@ -102,7 +102,7 @@ def test_every_rendered_job_passes_strict_schema_validation(tmp_path):
 
 
 def test_invalid_kubernetes_settings_are_named():
-    from controller.spec import SpecError
+    from controller.plan.spec import SpecError
 
     with pytest.raises(SpecError) as err:
         parse_spec({"name": "x", "datasets": ["a"], "kubernetes": {
@@ -126,7 +126,7 @@ def test_invalid_kubernetes_settings_are_named():
 def test_api_calls_retry_transient_errors_and_name_the_rest():
     from kubernetes.client.exceptions import ApiException
 
-    from controller.kube.api import KubeApi, KubeError
+    from controller.run.kube.api import KubeApi, KubeError
 
     api = KubeApi.__new__(KubeApi)
     api.retries, api.backoff_s = 3, 0.0

@@ -279,9 +279,10 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
-    from controller.kube.render import pack_units, render_job
-    from controller.plan import build_plan
-    from controller.spec import load_spec
+    from controller.plan.graph import build_plan
+    from controller.plan.spec import load_spec
+    from controller.run.kube.config import kube_config
+    from controller.run.kube.render import pack_units, render_job
 
     rig, _ = kube
     admin = rig.kubeconfig()
@@ -299,8 +300,8 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     template = (repo / "k8s/base/s3-secret.template.yaml").read_text()
     spec = load_spec(repo / "k8s/base/spec.yaml")
     plan = build_plan(spec, {"support_tickets": "datasets/support_tickets-0123456789abcdef"})
-    jobs = yaml.safe_dump_all([render_job(u, spec.name, "s3://cluster-tune/runs", spec.kubernetes)
-                               for u in pack_units(list(plan.steps.values()), spec.kubernetes.pack)])
+    jobs = yaml.safe_dump_all([render_job(u, spec.name, "s3://cluster-tune/runs", kube_config(spec))
+                               for u in pack_units(list(plan.steps.values()), kube_config(spec).pack)])
     for name, text in (("dev overlay", dev.stdout), ("secret template", template),
                        ("rendered Jobs", jobs)):
         dry = kubectl("apply", "--dry-run=server", "-f", "-", kubeconfig=admin, stdin=for_kube_1_20(text))
@@ -325,7 +326,7 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     with pytest.raises(ApiException) as denied:
         client.CoreV1Api(api).read_namespaced_secret("cluster-tune-s3", "cluster-tune")
     assert denied.value.status == 403
-    job = render_job(pack_units(list(plan.steps.values()), 1)[0], "x", "s3://b/r", spec.kubernetes)
+    job = render_job(pack_units(list(plan.steps.values()), 1)[0], "x", "s3://b/r", kube_config(spec))
     job["metadata"]["namespace"] = "default"
     with pytest.raises(ApiException) as elsewhere:
         client.BatchV1Api(api).create_namespaced_job("default", job)

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.html_report import DatasetDetail, Page, render, render_table2
-from controller.paper_tables import costs, dataset_group, nmi_points, planned_counts, table2
-from controller.plan import Cell
-from controller.report_page import results_json
-from controller.runstate import RunState, StepState
+from controller.plan.graph import Cell
+from controller.report.html import DatasetDetail, Page, render, render_table2
+from controller.report.page import results_json
+from controller.report.paper_tables import costs, dataset_group, nmi_points, planned_counts, table2
+from controller.run.runstate import RunState, StepState
 from jobs.contract.progress import ProgressRecord
 
 pytestmark = pytest.mark.unit

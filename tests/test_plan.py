@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 from conftest import REPO
 
-from controller.plan import build_plan
-from controller.spec import load_spec, parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.spec import load_spec, parse_spec
 
 pytestmark = pytest.mark.unit
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from controller.plan import build_plan
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec, spec_to_dict
 from controller.practitioner import TrainRequest, corpus_clustering, training_plan
-from controller.spec import parse_spec, spec_to_dict
 from jobs.contract.params import ClusterParams
 
 pytestmark = pytest.mark.unit

@@ -1,6 +1,6 @@
 """A running step's progress: throttled lines and ``progress.json`` (``jobs.contract.progress``),
-``ctune run``'s live line (``controller.live``) and ``ctune logs --follow``
-(``controller.follow``), on a local store with a fake clock."""
+``ctune run``'s live line (``controller.run.live``) and ``ctune logs --follow``
+(``controller.run.follow``), on a local store with a fake clock."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from controller.backends.base import Event
-from controller.follow import follow
-from controller.live import LivePage, LiveStatus
+from controller.run.backends.base import Event
+from controller.run.follow import follow
+from controller.run.live import LivePage, LiveStatus
 from jobs.contract.claims import acquire, release
 from jobs.contract.params import ClusterParams
 from jobs.contract.progress import PROGRESS, StepProgress, format_duration, read_progress

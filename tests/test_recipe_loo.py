@@ -1,10 +1,17 @@
-"""The default recipe chosen leave-one-dataset-out (controller.recipe_loo), on hand-made cells."""
+"""The default recipe chosen leave-one-dataset-out (controller.analysis.recipe_loo), on hand-made cells."""
 
 from __future__ import annotations
 
 import pytest
 
-from controller.recipe_loo import candidates, choose, dataset_means, format_recipe_choice, leave_one_dataset_out, shortfalls
+from controller.analysis.recipe_loo import (
+    candidates,
+    choose,
+    dataset_means,
+    format_recipe_choice,
+    leave_one_dataset_out,
+    shortfalls,
+)
 
 pytestmark = pytest.mark.unit
 

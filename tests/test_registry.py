@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from controller.plan import build_plan
-from controller.settings import all_settings, needs_clustering
-from controller.spec import SpecError, parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.settings import all_settings
+from controller.plan.spec import SpecError, needs_clustering, parse_spec
 from jobs.contract import intertrainings
 from jobs.contract.intertrainings import InterTraining, Objective
 from jobs.contract.params import Optimization

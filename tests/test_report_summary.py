@@ -1,12 +1,12 @@
-"""The summary's tables from a small fixed set of cells (controller.report.summarize)."""
+"""The summary's tables from a small fixed set of cells (controller.report.results.summarize)."""
 
 from __future__ import annotations
 
 import pytest
 
-from controller.plan import build_plan
-from controller.report import summarize
-from controller.spec import parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec
+from controller.report.results import summarize
 
 pytestmark = pytest.mark.unit
 

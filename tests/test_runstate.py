@@ -1,4 +1,4 @@
-"""Where a run stands (``controller.runstate``): from one listing of a local store, and from
+"""Where a run stands (``controller.run.runstate``): from one listing of a local store, and from
 the committed set alone when the grid is finished."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from controller.plan import build_plan
-from controller.runstate import run_state
-from controller.spec import parse_spec
+from controller.plan.graph import build_plan
+from controller.plan.spec import parse_spec
+from controller.run.runstate import run_state
 from jobs.contract.claims import acquire
 from jobs.contract.progress import StepProgress
 from jobs.contract.steps import FAILED, LOG, MARKER

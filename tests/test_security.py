@@ -36,11 +36,12 @@ def test_a_planted_secret_is_nowhere(write_spec, s3_env, s3_server, monkeypatch,
 
 
 def test_manifests_carry_secret_references_only_and_no_shell_interpolation(write_spec, s3_env, monkeypatch):
-    from controller.datasets import prepare_all, resolve_data_dir
-    from controller.kube.render import render_job
-    from controller.packing import pack_units
-    from controller.plan import build_plan
-    from controller.spec import load_spec
+    from controller.plan.datasets import prepare_all, resolve_data_dir
+    from controller.plan.graph import build_plan
+    from controller.plan.packing import pack_units
+    from controller.plan.spec import load_spec
+    from controller.run.kube.config import kube_config
+    from controller.run.kube.render import render_job
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     hostile = "x; rm -rf / #$(touch /tmp/pwned)`id`"
@@ -50,7 +51,7 @@ def test_manifests_carry_secret_references_only_and_no_shell_interpolation(write
     prepared = prepare_all(spec, resolve_data_dir(spec, None), str(path))
     plan = build_plan(spec, {n: p.prefix for n, p in prepared.items()}, {n: p.corpus_prefix for n, p in prepared.items()})
     for unit in pack_units(list(plan.steps.values()), 16):
-        job = render_job(unit, spec.name, f"s3://{s3_env}/sec", spec.kubernetes)
+        job = render_job(unit, spec.name, f"s3://{s3_env}/sec", kube_config(spec))
         text = yaml.safe_dump(job)
         assert SECRET not in text
         container = job["spec"]["template"]["spec"]["containers"][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.cli import main
-from controller.spec import SpecError, load_spec, parse_spec
+from controller.plan.spec import SpecError, load_spec, parse_spec
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Mean and SEM over labeled samples and inter-training seeds (controller.spread)."""
+"""Mean and SEM over labeled samples and inter-training seeds (controller.analysis.spread)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from controller.spread import format_shares, per_sample, spread
-from controller.stats import paired_tests
+from controller.analysis.spread import format_shares, per_sample, spread
+from controller.analysis.stats import paired_tests
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.stats import format_tests, paired_tests
+from controller.analysis.stats import format_tests, paired_tests
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +45,7 @@ def test_bonferroni_multiplies_and_caps():
 def test_accuracy_plot_is_an_svg_that_draws_the_means():
     import xml.etree.ElementTree as ET
 
-    from controller.plots import accuracy_plot
+    from controller.report.plots import accuracy_plot
 
     rows = []
     for b, base in ((64, 0.4), (128, 0.6), (256, 0.7)):

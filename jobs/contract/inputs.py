@@ -1,7 +1,7 @@
 """What a step reads: the roles of its inputs, and which roles each kind takes from where.
 
 A step's ``inputs`` map a role to the store prefix of what it reads: a staged dataset or a
-committed step. The controller builds them (``controller.plan``), a job reads them by role
+committed step. The controller builds them (``controller.plan.graph``), a job reads them by role
 (``StepContext.input``). ``StepSpec`` checks them against ``ROLES`` when it is built, on the
 controller's side and again when a job reads its ``step.json``, so a role misspelled on
 either side, a required one missing, or an input from the wrong kind of step is named at

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.settings import Setting, all_settings, needs_clustering
-from controller.spec import ExperimentSpec
+from controller.plan.settings import Setting, all_settings
+from controller.plan.spec import ExperimentSpec, needs_clustering
 from jobs.contract.errors import BadInput
 from jobs.contract.inputs import BESIDE, CLUSTERS, DATASET, EMBEDDINGS, ENCODER
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS, InterTraining, objective

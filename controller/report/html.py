@@ -1,6 +1,6 @@
 """The report as one self-contained HTML page: the run's state, the paper's Tables 2 and 3,
 Figures 2 and 4, per-dataset clusters, NED and t-SNE, and the cost. Pure: ``render(Page)``
-returns the page; ``controller.report_page`` gathers what it shows. Figures are inline SVG
+returns the page; ``controller.report.page`` gathers what it shows. Figures are inline SVG
 or base64 PNG, the style sheet is inline: nothing is fetched when the page opens.
 """
 
@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from html import escape
 
-from controller.paper_tables import GainCell, GainRow, KindCost, NmiPoint
-from controller.runstate import STATES, RunState
-from controller.stats import PairedTest
+from controller.analysis.stats import PairedTest
+from controller.report.paper_tables import GainCell, GainRow, KindCost, NmiPoint
+from controller.run.runstate import STATES, RunState
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}

@@ -1,15 +1,16 @@
 """Render steps as ``batch/v1`` Jobs: pure functions from specs to manifests (no API calls).
 
 One Job per step, or per packed group of fine-tune cells that share a starting model
-(``kubernetes.pack``, ``auto`` by default; see ``controller.packing``): the pod runs the same entry point as the local backend,
+(``kubernetes.pack``, ``auto`` by default; see ``controller.plan.packing``): the pod runs
+the same entry point as the local backend,
 ``python -m jobs <kind> --step <uri> [--step <uri> ...]``, reading and writing only the
 store. Names are derived from step ids, so a Job is created at most once per step.
 """
 
 from __future__ import annotations
 
-from controller.kube.settings import KubernetesSpec
-from controller.packing import AUTO_PACK, PACKABLE, JobUnit, pack_units
+from controller.plan.packing import AUTO_PACK, PACKABLE, JobUnit, pack_units
+from controller.run.kube.config import KubernetesSpec
 from jobs.contract.errors import EXIT_BAD_INPUT
 from jobs.contract.steps import step_uri
 

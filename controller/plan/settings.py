@@ -7,12 +7,8 @@ setting of its own name; the rest are listed here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS, chain
-
-if TYPE_CHECKING:
-    from controller.spec import ExperimentSpec
 
 
 @dataclass(frozen=True)
@@ -82,16 +78,9 @@ DEFAULT_SETTING = "clust+concat+self"
 """What ``ctune train`` runs unless told otherwise: cluster inter-training, then a linear probe
 on the inter-trained and the pretrained encoder's embeddings side by side, which labels the
 corpus and is fitted again with the texts it labels most confidently. Chosen
-leave-one-dataset-out on the shipped datasets at 64 labels (controller.recipe_loo; README,
+leave-one-dataset-out on the shipped datasets at 64 labels (controller.analysis.recipe_loo; README,
 "Results"): the choice for every held-out dataset, with the smallest worst shortfall of the
 settings measured on all six (before it, ``clust+concat``); where the clusters carry little of
-the labels (ISEAR, polarity) SetFit does better. The advice rule (``auto``, controller.advice)
+the labels (ISEAR, polarity) SetFit does better. The advice rule (``auto``, controller.analysis.advice)
 lost more points than always inter-training when judged the same way; the AMI is still
 measured and reported."""
-
-
-def needs_clustering(spec: ExperimentSpec) -> bool:
-    """Whether a dataset of ``spec`` must be clustered: by a setting (itself or upstream of
-    its encoder) or by cluster sampling. The plan, and the check before staging, ask this."""
-    known = all_settings()
-    return "cluster" in spec.sampling or any(known[s].needs_clusters for s in spec.settings if s in known)

@@ -1,10 +1,13 @@
-"""The spec's ``kubernetes:`` section: how steps run as ``batch/v1`` Jobs, and its checks."""
+"""The spec's ``kubernetes:`` section: how steps run as ``batch/v1`` Jobs, and its checks.
+Registered with the spec as this backend's section (``controller.plan.spec.BACKEND_SECTIONS``)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+from controller.plan.spec import register_backend_section
 from jobs.contract.steps import STEP_KINDS
 
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -88,3 +91,14 @@ class KubernetesSpec:
         if self.pack != "auto" and (isinstance(self.pack, str) or self.pack < 1):
             out.append(f"pack: must be at least 1 cell (or auto), got {self.pack!r}")
         return out
+
+
+SECTION = "kubernetes"
+register_backend_section(SECTION, KubernetesSpec)
+
+
+def kube_config(spec: Any) -> KubernetesSpec:
+    """The ``kubernetes:`` section of an :class:`~controller.plan.spec.ExperimentSpec`."""
+    found = spec.backend(SECTION)
+    assert isinstance(found, KubernetesSpec)
+    return found

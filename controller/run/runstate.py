@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from controller.plan import Plan
+from controller.plan.graph import Plan
 from jobs.contract.claims import CLAIMS, current
 from jobs.contract.progress import PROGRESS, ProgressRecord, read_progress
 from jobs.contract.steps import FAILED, LOG, MARKER, read_failure, scan_steps

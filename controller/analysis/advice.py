@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.agreement import ami
+from controller.analysis.agreement import ami
 
 THRESHOLD = 0.12
 """``auto``: inter-train when the sample AMI is at least this; calibrated in-sample on the
 shipped datasets at 64 labels. Judged leave-one-dataset-out it lost more points than always
-inter-training (controller.advice_loo; README, "Advice"), so it is not the default."""
+inter-training (controller.analysis.advice_loo; README, "Advice"), so it is not the default."""
 
 PAIRS = (("bert", "clust"), ("probe", "clust+probe"))
 """(without, with) cluster inter-training: the comparisons the advice is judged on."""

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from controller.packing import JobUnit
+from controller.plan.packing import JobUnit
 from jobs.contract.steps import STEP_FILE, StepSpec
 from jobs.storage import Store
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from controller.kube.api import KubeApi, KubeError, load_api_client
-from controller.kube.backend import KubernetesBackend, cancel_marker, experiment_selector
-from controller.packing import JobUnit
-from controller.plan import Plan
-from controller.runstate import run_state
-from controller.spec import ExperimentSpec
+from controller.plan.graph import Plan
+from controller.plan.packing import JobUnit
+from controller.plan.spec import ExperimentSpec
+from controller.run.kube.api import KubeApi, KubeError, load_api_client
+from controller.run.kube.backend import KubernetesBackend, cancel_marker, experiment_selector
+from controller.run.kube.config import kube_config
+from controller.run.runstate import run_state
 from jobs.contract.steps import LOG
 from jobs.storage import Store
 
@@ -26,7 +27,7 @@ def kubernetes_backend(spec: ExperimentSpec, store: Store, kubeconfig: str | Non
     if not store.root.startswith("s3://"):
         raise KubeError(f"the kubernetes backend needs an s3:// store that pods can reach, not {store.root} "
                         "(set store: in the spec, --store or $CTUNE_STORE)")
-    return KubernetesBackend(store, spec.name, spec.kubernetes, kube_api(kubeconfig, spec.kubernetes.namespace),
+    return KubernetesBackend(store, spec.name, kube_config(spec), kube_api(kubeconfig, kube_config(spec).namespace),
                              poll_s=poll_s)
 
 
@@ -43,11 +44,11 @@ def print_status(spec: ExperimentSpec, store: Store, plan: Plan, kubeconfig: str
     if store.exists(cancel_marker(spec.name)):
         print("  cancelled: the last run was cancelled")
     if with_jobs:
-        api = kube_api(kubeconfig, spec.kubernetes.namespace)
-        jobs = api.jobs(spec.kubernetes.namespace, experiment_selector(spec.name))
+        api = kube_api(kubeconfig, kube_config(spec).namespace)
+        jobs = api.jobs(kube_config(spec).namespace, experiment_selector(spec.name))
         states = Counter("failed" if j.failed_for_good else "complete" if j.complete else "active"
                          for j in jobs.values())
-        print(f"  Jobs in {spec.kubernetes.namespace}: {len(jobs)} ("
+        print(f"  Jobs in {kube_config(spec).namespace}: {len(jobs)} ("
               + ", ".join(f"{n} {state}" for state, n in sorted(states.items())) + ")")
 
 
@@ -58,8 +59,8 @@ def print_logs(spec: ExperimentSpec, store: Store, plan: Plan, step_id: str, kub
         sys.stdout.write(store.read_bytes(f"{step.prefix}/{LOG}").decode(errors="replace"))
         return 0
     if with_jobs:
-        api = kube_api(kubeconfig, spec.kubernetes.namespace)
-        text = api.pod_log_tail(spec.kubernetes.namespace, JobUnit((step,)).name, lines=10_000)
+        api = kube_api(kubeconfig, kube_config(spec).namespace)
+        text = api.pod_log_tail(kube_config(spec).namespace, JobUnit((step,)).name, lines=10_000)
         if text:
             sys.stdout.write(text)
             return 0
@@ -70,8 +71,8 @@ def cancel(spec: ExperimentSpec, store: Store, kubeconfig: str | None) -> int:
     """Stop a run: mark it cancelled in the store (a running controller stops) and delete the
     experiment's Jobs by label (their pods go with them)."""
     store.write_bytes(cancel_marker(spec.name), b"cancelled\n")
-    api = kube_api(kubeconfig, spec.kubernetes.namespace)
-    jobs = api.jobs(spec.kubernetes.namespace, experiment_selector(spec.name))
+    api = kube_api(kubeconfig, kube_config(spec).namespace)
+    jobs = api.jobs(kube_config(spec).namespace, experiment_selector(spec.name))
     for name in jobs:
-        api.delete_job(spec.kubernetes.namespace, name)
+        api.delete_job(kube_config(spec).namespace, name)
     return len(jobs)

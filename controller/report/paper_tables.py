@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controller.spread import Spread, setting_spread
+from controller.analysis.spread import Spread, setting_spread
 
 TOPICAL, NON_TOPICAL, OTHER = "topical", "non-topical", "other"
 SHIPPED_GROUPS = {"ag_news": TOPICAL, "dbpedia": TOPICAL, "20newsgroups": TOPICAL, "isear": TOPICAL,
@@ -68,7 +68,7 @@ def _cell(column: str, rows: list[dict], planned: int, base: float | None) -> Ga
 
 
 def planned_counts(cells: Iterable) -> dict[tuple[str, int, str], int]:
-    """(dataset, budget, column) -> how many cells the plan has (``controller.plan.Cell``)."""
+    """(dataset, budget, column) -> how many cells the plan has (``controller.plan.graph.Cell``)."""
     out: dict[tuple[str, int, str], int] = {}
     for c in cells:
         out[(c.dataset, c.budget, c.column)] = out.get((c.dataset, c.budget, c.column), 0) + 1

@@ -10,15 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.advice import advise, format_advice, judge, sample_agreement
-from controller.advice_loo import format_leave_one_out
-from controller.plan import Plan
-from controller.plots import accuracy_plot
-from controller.recipe_loo import format_recipe_choice
-from controller.reportcache import CellCache
-from controller.spec import ExperimentSpec
-from controller.spread import Spread, format_shares, per_sample, setting_spread
-from controller.stats import format_tests, paired_tests
+from controller.analysis.advice import advise, format_advice, judge, sample_agreement
+from controller.analysis.advice_loo import format_leave_one_out
+from controller.analysis.recipe_loo import format_recipe_choice
+from controller.analysis.spread import Spread, format_shares, per_sample, setting_spread
+from controller.analysis.stats import format_tests, paired_tests
+from controller.plan.graph import Plan
+from controller.plan.spec import ExperimentSpec
+from controller.report.cache import CellCache
+from controller.report.plots import accuracy_plot
 from jobs.contract.outputs import (
     TSNE,
     read_cluster_ids,

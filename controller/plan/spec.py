@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.kube.settings import KubernetesSpec
-from controller.settings import all_settings
-from controller.yamlload import YamlProblem, load_yaml
+from controller.plan.settings import all_settings
+from controller.plan.yamlload import YamlProblem, load_yaml
 from jobs.contract.errors import BadInput
 from jobs.contract.intertrainings import sections
 from jobs.contract.params import (
@@ -31,6 +30,16 @@ from jobs.contract.params import (
 from jobs.contract.typed import DERIVED, build, convert
 
 PROTOCOLS = ("paper", "strong")
+
+BACKEND_SECTIONS: dict[str, type] = {}
+"""Each backend's section of the spec, by its top-level key (``kubernetes``). A backend
+registers its own (``register_backend_section``) when ``controller.run`` is imported, which
+``controller`` itself does: the spec names no backend."""
+
+
+def register_backend_section(key: str, cls: type) -> None:
+    """``cls``: a frozen dataclass whose fields are the section's keys, with ``problems()``."""
+    BACKEND_SECTIONS[key] = cls
 
 
 class SpecError(BadInput):
@@ -100,16 +109,22 @@ class ExperimentSpec:
     protocols: tuple[str, ...] = ("paper",)
     """Fine-tuning protocols to run: ``paper`` (the ``finetune`` section), ``strong``."""
     analysis: AnalysisSection = field(default_factory=AnalysisSection)
-    kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
     data_dir: str | None = None
     store: str | None = None
     sections: Mapping[str, Optimization] = field(default_factory=dict, metadata={DERIVED: True})
     """The options of each inter-training objective, by section (the top-level keys
     ``intertrain``, ``mlm``, ...: see ``jobs.contract.intertrainings``)."""
+    backends: Mapping[str, Any] = field(default_factory=dict, metadata={DERIVED: True})
+    """Each backend's section as the spec gave it (see ``BACKEND_SECTIONS``)."""
 
     def section(self, name: str) -> Optimization:
         found = self.sections.get(name)
         return found if found is not None else sections()[name]()
+
+    def backend(self, key: str) -> Any:
+        """A backend's section: as the spec gave it, else its defaults."""
+        found = self.backends.get(key)
+        return found if found is not None else BACKEND_SECTIONS[key]()
 
     def protocol(self, name: str) -> Optimization:
         """The fine-tuning options of a protocol."""
@@ -158,7 +173,7 @@ def _check_grid(spec: ExperimentSpec) -> list[str]:
 def _check_sections(spec: ExperimentSpec) -> list[str]:
     parts: dict[str, Any] = {"clustering": spec.clustering, "finetune": spec.finetune, "strong": spec.strong,
                              "setfit": spec.setfit, "selftrain": spec.selftrain, "analysis": spec.analysis,
-                             "kubernetes": spec.kubernetes, **spec.sections}
+                             **{key: spec.backend(key) for key in BACKEND_SECTIONS}, **spec.sections}
     out = [f"{name}.{p}" for name, part in parts.items() for p in part.problems()]
     c = spec.clustering
     if c.method != "sib" and c.embedding == "glove" and c.glove and not Path(c.glove).expanduser().is_file():
@@ -170,6 +185,13 @@ def max_lengths(spec: ExperimentSpec) -> dict[str, int]:
     """``section.max_length`` of every section that tokenizes, for checks against the model."""
     parts = {"finetune": spec.finetune, "strong": spec.strong, "setfit": spec.setfit, **{n: spec.section(n) for n in sections()}}
     return {f"{n}.max_length": v for n, part in parts.items() if isinstance(v := getattr(part, "max_length", None), int)}
+
+
+def needs_clustering(spec: ExperimentSpec) -> bool:
+    """Whether a dataset of ``spec`` must be clustered: by a setting (itself or upstream of
+    its encoder) or by cluster sampling. The plan, and the check before staging, ask this."""
+    known = all_settings()
+    return "cluster" in spec.sampling or any(known[s].needs_clusters for s in spec.settings if s in known)
 
 
 def grid_cells(spec: ExperimentSpec) -> int:
@@ -184,11 +206,12 @@ def parse_spec(raw: Any, source: str = "spec") -> ExperimentSpec:
         raise SpecError(source, [f"expected a mapping at the top level, got {type(raw).__name__}"])
     problems: list[str] = []
     known_sections = sections()
-    rest = {k: v for k, v in raw.items() if k not in known_sections}
-    spec = build(ExperimentSpec, rest, "", problems, also_known=tuple(known_sections))
+    rest = {k: v for k, v in raw.items() if k not in known_sections and k not in BACKEND_SECTIONS}
+    spec = build(ExperimentSpec, rest, "", problems, also_known=(*BACKEND_SECTIONS, *known_sections))
     parsed = {name: convert(raw.get(name, {}), cls, name, problems) for name, cls in known_sections.items()}
+    backends = {key: convert(raw[key], cls, key, problems) for key, cls in BACKEND_SECTIONS.items() if key in raw}
     if spec is not None and not problems:
-        spec = dataclasses.replace(spec, sections=parsed)
+        spec = dataclasses.replace(spec, sections=parsed, backends=backends)
         problems += _check_datasets(spec) + _check_grid(spec) + _check_sections(spec)
     if problems or spec is None:
         raise SpecError(source, problems or ["invalid spec"])
@@ -215,6 +238,11 @@ def spec_to_dict(spec: ExperimentSpec) -> dict:
     spelled out, as the default)."""
     out = _explicit(spec)
     out.pop("sections", None)
+    out.pop("backends", None)
+    for key in BACKEND_SECTIONS:
+        found = _explicit(spec.backend(key))
+        if found:
+            out[key] = found
     for name in sections():
         found = _explicit(spec.section(name))
         if found:

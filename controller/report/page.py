@@ -1,4 +1,4 @@
-"""Gather what the report page shows (``controller.html_report``) and write it beside the
+"""Gather what the report page shows (``controller.report.html``) and write it beside the
 other report files: ``index.html``, and ``results.json``, the JSON twin of ``results.csv``.
 
 What is read of a committed step (its clusters, its ``_SUCCESS`` timings) is read once and
@@ -11,17 +11,25 @@ import functools
 import json
 from typing import Any
 
-from controller.html_report import DatasetDetail, Page, render
-from controller.paper_tables import baselines, costs, dataset_group, inter_trained_column, nmi_points, planned_counts, table2
-from controller.plan import Plan
-from controller.plot_nmi import nmi_gain_plot
-from controller.plots import accuracy_plot
-from controller.report import COLUMNS, Report, fetch, report_prefix
-from controller.reportcache import CellCache
-from controller.runstate import RunState, run_state
-from controller.spec import ExperimentSpec
-from controller.spread import per_sample
-from controller.stats import paired_tests
+from controller.analysis.spread import per_sample
+from controller.analysis.stats import paired_tests
+from controller.plan.graph import Plan
+from controller.plan.spec import ExperimentSpec
+from controller.report.cache import CellCache
+from controller.report.html import DatasetDetail, Page, render
+from controller.report.paper_tables import (
+    baselines,
+    costs,
+    dataset_group,
+    inter_trained_column,
+    nmi_points,
+    planned_counts,
+    table2,
+)
+from controller.report.plot_nmi import nmi_gain_plot
+from controller.report.plots import accuracy_plot
+from controller.report.results import COLUMNS, Report, fetch, report_prefix
+from controller.run.runstate import RunState, run_state
 from jobs.contract.outputs import TSNE, read_cluster_summary
 from jobs.contract.steps import read_record, step_prefix
 from jobs.storage import Store

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from controller import datacache
-from controller.datacache import DatasetSummary
-from controller.settings import needs_clustering
-from controller.spec import DatasetSpec, ExperimentSpec, SpecError
+from controller.plan import datacache
+from controller.plan.datacache import DatasetSummary
+from controller.plan.spec import DatasetSpec, ExperimentSpec, SpecError, needs_clustering
 from jobs.contract.params import clustering_problem
 from jobs.contract.staging import TEST, TRAIN, StagedDataset, corpus, stage, staged_dataset
 from jobs.contract.steps import is_done

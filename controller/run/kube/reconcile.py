@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controller.kube.api import JobState
-from controller.packing import JobUnit
+from controller.plan.packing import JobUnit
+from controller.run.kube.api import JobState
 from jobs.contract.steps import StepSpec
 
 

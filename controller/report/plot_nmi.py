@@ -1,14 +1,14 @@
 """The paper's Figure 4: per dataset, the clusters' NMI with the gold labels against the
 accuracy the cluster inter-training adds at the smallest budget. Hand-drawn SVG, like
-``controller.plots``."""
+``controller.report.plots``."""
 
 from __future__ import annotations
 
 import math
 from xml.sax.saxutils import escape, quoteattr
 
-from controller.paper_tables import NmiPoint
-from controller.plots import COLORS, svg_text
+from controller.report.paper_tables import NmiPoint
+from controller.report.plots import COLORS, svg_text
 
 W, H = 420, 320
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 30, 44

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from controller.backends.base import Event
+from controller.run.backends.base import Event
 from jobs.contract.progress import read_progress
 from jobs.contract.steps import StepSpec
 from jobs.storage import Store, env_seconds

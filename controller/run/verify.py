@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from controller.committed import forget
-from controller.plan import Plan
+from controller.plan.graph import Plan
+from controller.run.committed import forget
 from jobs.contract import integrity
 from jobs.contract.steps import MARKER
 from jobs.storage import Store

@@ -3,7 +3,7 @@
 The controller holds no state of its own: a step is done when the store has its
 ``_SUCCESS``; a step is submitted when a Job of its deterministic name exists (found by
 the experiment label). Each round it observes both, decides with the pure
-:func:`controller.kube.reconcile.reconcile`, acts, and waits for a Job to change. Killed
+:func:`controller.run.kube.reconcile.reconcile`, acts, and waits for a Job to change. Killed
 and restarted at any moment, it observes the same and goes on: no Job is created twice, no
 finished step is redone. A step that reports a bad input (``_FAILED`` in the store, exit
 code 2) has its Job deleted at once rather than retried until the backoff limit; other
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import time
 
-from controller.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
-from controller.kube.api import KubeApi
-from controller.kube.reconcile import Decision, Failure, Observed, reconcile, stale_jobs
-from controller.kube.render import EXPERIMENT, JobUnit, pack_units, render_job, unit_sizes
-from controller.kube.settings import KubernetesSpec
-from controller.plan import Plan
+from controller.plan.graph import Plan
+from controller.run.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
+from controller.run.kube.api import KubeApi
+from controller.run.kube.config import KubernetesSpec
+from controller.run.kube.reconcile import Decision, Failure, Observed, reconcile, stale_jobs
+from controller.run.kube.render import EXPERIMENT, JobUnit, pack_units, render_job, unit_sizes
 from jobs.contract.steps import FAILED, LOG, is_done, read_failure, scan_markers
 from jobs.storage import Store
 

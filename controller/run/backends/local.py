@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
-from controller.packing import JobUnit, pack_units
-from controller.plan import Plan
+from controller.plan.graph import Plan
+from controller.plan.packing import JobUnit, pack_units
+from controller.run.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
 from jobs.contract import claims
 from jobs.contract.errors import EXIT_CLAIMED, BadInput
 from jobs.contract.params import ClusterParams
@@ -117,7 +117,7 @@ def unit_deps(unit: JobUnit) -> set[str]:
 
 
 class LocalBackend:
-    """``pack``: cells per process (see ``controller.packing``); ``jobs``: processes at once."""
+    """``pack``: cells per process (see ``controller.plan.packing``); ``jobs``: processes at once."""
 
     def __init__(self, store: Store, jobs: int = 1, pack: int = 1, python: str = sys.executable,
                  poll_s: float = 0.2):

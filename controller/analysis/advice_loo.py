@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.advice import PAIRS, Judgement, lost
+from controller.analysis.advice import PAIRS, Judgement, lost
 
 Pair = tuple[str, str]
 

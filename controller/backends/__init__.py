@@ -1,1 +1,0 @@
-"""Backends run a plan's steps: ``local`` (processes on this machine) and ``controller.kube``."""
