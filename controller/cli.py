@@ -310,12 +310,13 @@ def _practitioner_store(args: argparse.Namespace) -> Store:
 
 def _announce_training(info: dict) -> None:
     """Before the inter-training and fine-tuning start: what was measured, what will run."""
-    from controller.analysis.advice import THRESHOLD
+    from controller.analysis.advice import RULE_FINDING, THRESHOLD
 
     if "labeled_ami" in info:
         say(f"clusters vs your {info['labeled']} labeled texts: AMI {info['labeled_ami']:.3f} "
             f"(NMI {info['labeled_nmi']:.3f}; 0: no agreement beyond chance)")
-    why = {"auto": f"the advice: inter-train when AMI >= {THRESHOLD}", "clust": "cluster inter-training, then fine-tune",
+    why = {"auto": f"the advice: inter-train when AMI >= {THRESHOLD}; {RULE_FINDING}",
+           "clust": "cluster inter-training, then fine-tune",
            "clust+concat": "cluster inter-training, then a linear probe on it and the pretrained encoder",
            "clust+concat+self": "cluster inter-training, then a linear probe on it and the pretrained encoder, "
                                 "fitted again with the corpus texts it labels most confidently",

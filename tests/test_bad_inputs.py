@@ -204,5 +204,21 @@ def test_bad_input_is_one_clear_line(name, make, fragment, tmp_path, data_dir, t
     print(f"\nCATALOGUE | {name} | `{lines[0].removeprefix('error: ')}` |")
 
 
-def test_the_catalogue_is_large_enough():
-    assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
+KINDS_OF_BAD_INPUT = {
+    "a malformed spec": "invalid YAML at line",
+    "malformed data": "train.jsonl:1: expected",
+    "too few texts": "larger than the train set",
+    "an unknown model": "unknown model",
+    "an unreachable store": "cannot reach store",
+}
+"""What DEVELOPERS.md names as bad input, each by the fragment of a case that shows it."""
+
+
+def test_the_catalogue_covers_each_kind_of_bad_input_and_each_command(tmp_path, data_dir, tiny_model):
+    assert len({c[0] for c in CASES}) == len(CASES), "two cases share a name"
+    fragments = [fragment for _, _, fragment in CASES]
+    missing = [kind for kind, needle in KINDS_OF_BAD_INPUT.items() if not any(needle in f for f in fragments)]
+    assert not missing, f"no case shows {missing}"
+    case = Case(tmp_path, data_dir, tiny_model)
+    commands = {make(case)[0] for _, make, _ in CASES}
+    assert {"plan", "run", "predict", "suggest", "train"} <= commands, commands

@@ -50,7 +50,12 @@ def test_an_sib_clustering_to_run_needs_sib(without):
 def test_clusterings_done_elsewhere_need_no_sib(without):
     plan = _plan(["bert", "clust", "clust+concat+self"])
     without("sib")
-    check_job_packages(s for s in plan.steps.values() if s.kind != "cluster")  # raises nothing
+    rest = [s for s in plan.steps.values() if s.kind != "cluster"]
+    assert {s.kind for s in rest} >= {"intertrain", "finetune", "embed", "classic"}
+    assert all(step_packages(s) == () for s in rest)
+    assert check_job_packages(rest) is None  # sIB is absent, and nothing asks for it
+    with pytest.raises(BadInput, match="needs sib"):  # while the clustering would
+        check_job_packages(plan.steps.values())
 
 
 def test_kmeans_clustering_needs_no_sib():

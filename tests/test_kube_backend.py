@@ -54,9 +54,13 @@ def test_only_steps_whose_inputs_are_done_are_submitted():
 def test_max_in_flight_counts_running_jobs():
     plan = tiny_plan()
     cluster = by_kind(plan, "cluster")[0]
-    seen, _ = observe(plan, jobs=[job(f"ct-cluster-{cluster.id}")], max_in_flight=2)
-    d = reconcile(seen)
-    assert len(d.submit) == 1  # one running + one new
+    running = [job(f"ct-cluster-{cluster.id}")]
+    # the running clustering takes one of two places: one bert cell is submitted, the clustering not again
+    d = reconcile(observe(plan, jobs=running, max_in_flight=2)[0])
+    assert [u.kind for u in d.submit] == ["finetune"] and "encoder" not in d.submit[0].steps[0].inputs
+    # with three places, two; with one, none
+    assert [u.kind for u in reconcile(observe(plan, jobs=running, max_in_flight=3)[0]).submit] == ["finetune"] * 2
+    assert reconcile(observe(plan, jobs=running, max_in_flight=1)[0]).submit == []
 
 
 def test_a_committed_step_is_reported_once_and_its_dependents_follow():

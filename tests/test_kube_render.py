@@ -39,8 +39,9 @@ def tiny_plan(**overrides):
 def check_golden(name: str, manifest: dict) -> None:
     text = yaml.safe_dump(manifest, sort_keys=False)
     path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
+    if text != path.read_text() and os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text)
+        pytest.fail(f"{name} rewritten (UPDATE_GOLDEN): check its diff, then run again without it")
     assert text == path.read_text(), f"{name} differs; UPDATE_GOLDEN=1 rewrites it"
 
 

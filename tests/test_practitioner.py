@@ -145,6 +145,7 @@ def test_auto_setting_skips_inter_training_when_labels_ignore_the_clusters(tmp_p
     assert info["asked"] == "auto" and info["labeled_ami"] < info["advice_threshold"]
     assert info["setting"] == "bert" and "chosen by the advice" in result.stderr
     assert result.stderr.index("setting: bert (the advice: inter-train when AMI >=") < result.stderr.index("... fit")
+    assert "not a recommendation: judged leave one dataset out" in result.stderr  # the finding beside the rule
     assert not list((tmp_path / "store").glob("steps/intertrain/*"))  # no inter-training was run
 
 

@@ -28,3 +28,17 @@ def test_strong_only_grids_are_tested_against_their_bert_and_copies_count_once()
     assert "Paired t-tests against `bert (strong)`" in text
     assert "| clust (strong) | 64 | 3 | +10.1 |" in text and "| setfit | 64 | 3 | +5.0 |" in text
     assert "| d | 64 | clust (strong) | 3×2 |" in text  # where the SEM of the inter-trained setting comes from
+
+
+def test_wherever_the_advice_rule_is_shown_the_projects_finding_is_beside_it():
+    from controller.analysis.advice import RULE_FINDING, THRESHOLD, Judgement, format_advice
+    from controller.report.html import render_nmi
+    from controller.report.paper_tables import NmiPoint
+
+    judged = [Judgement("ag_news", 64, 0, "random", "paper", ("bert", "clust"), 0.2, "clust", 0.5, 0.6)]
+    heading = format_advice(judged)[1]
+    assert f"at least {THRESHOLD}" in heading and RULE_FINDING in heading
+    assert "lost more points than always inter-training" in RULE_FINDING
+    page = render_nmi((NmiPoint("ag_news", nmi=0.4, gain=3.0, ami=0.2),))
+    assert f"at least {THRESHOLD}" in page and "not a recommendation" in page
+

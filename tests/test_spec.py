@@ -62,7 +62,9 @@ def test_each_problem_is_named(raw, expected):
 
 def test_several_problems_are_all_reported():
     found = problems({**BASE, "foo": 1, "repetitions": "x"})
-    assert len(found) == 2
+    assert [p.split(":")[0] for p in found] == ["foo", "repetitions"], found
+    assert found[0].startswith("foo: unknown key (known: name, datasets,")
+    assert found[1].startswith("repetitions: expected integer")
 
 
 def test_invalid_yaml_names_the_line(tmp_path):

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from html import escape
 
+from controller.analysis.advice import RULE_FINDING, THRESHOLD
 from controller.analysis.stats import PairedTest
 from controller.report.paper_tables import GainCell, GainRow, KindCost, NmiPoint
 from controller.run.runstate import STATES, RunState
@@ -191,7 +192,9 @@ def render_nmi(points: tuple[NmiPoint, ...]) -> str:
         return ""
     rows = "".join(f'<tr><td>{escape(p.dataset)}</td><td class="num">{p.nmi:.3f}</td>'
                    f'<td class="num">{_num(p.ami, ".3f")}</td><td class="num">{p.gain:+.1f}</td></tr>' for p in points)
-    return ('<table class="nmi"><thead><tr><th>dataset</th><th>NMI (train set)</th><th>sample AMI (advice)</th>'
+    return ('<table class="nmi"><caption>The advice inter-trains when the sample AMI is at least '
+            f"{THRESHOLD}: {escape(RULE_FINDING)}.</caption><thead><tr><th>dataset</th><th>NMI (train set)</th>"
+            "<th>sample AMI (advice)</th>"
             f"<th>gain (points)</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
