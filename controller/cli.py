@@ -20,7 +20,7 @@ from controller.parser import MAX_CELLS, build_parser
 from controller.plan.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared
 from controller.plan.graph import Plan, build_plan
 from controller.plan.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths
-from controller.run.backends.base import Event
+from controller.run.backends.base import Backend, Event
 from jobs.contract.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -123,7 +123,7 @@ def _only(plan: Plan, only: str | None) -> Plan:
     return plan.only(kinds)
 
 
-def _backend(s: Session, args: argparse.Namespace):
+def _backend(s: Session, args: argparse.Namespace) -> Backend:
     from controller.plan.modelcheck import check_lengths, check_model
 
     config = check_model(s.spec.model, local=args.backend == "local")
@@ -225,23 +225,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _jobs_view(s: Session, args: argparse.Namespace):
+    """What the backend adds to the store's account of a run (``--kubernetes``: the Jobs)."""
+    if not args.kubernetes:
+        return None
+    from controller.run.kube.commands import KubeJobsView
+
+    return KubeJobsView(s.spec, args.kubeconfig)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    from controller.run.kube.commands import print_status
+    from controller.run.status import print_status
 
     s = open_session(args)
-    print_status(s.spec, s.store, s.plan, args.kubeconfig, args.kubernetes)
+    print_status(s.spec.name, s.store, s.plan, _jobs_view(s, args))
     return EXIT_OK
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from controller.run.kube.commands import print_logs
+    from controller.run.status import print_logs
 
     s = open_session(args)
     if args.follow:
         from controller.run.follow import follow
 
         return follow(s.store, s.plan.find(args.step, s.spec.name))
-    return print_logs(s.spec, s.store, s.plan, args.step, args.kubeconfig, args.kubernetes)
+    return print_logs(s.spec.name, s.store, s.plan, args.step, _jobs_view(s, args))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -1,11 +1,18 @@
-"""What every backend shares: the events it reports, its result, and writing ``step.json``."""
+"""What every backend shares: the :class:`Backend` protocol, the events it reports, its
+result, writing ``step.json``, and the store's mark of a cancelled run.
+
+A backend starts units of work (``controller.plan.packing.JobUnit``) and sees them finish;
+which units start, and which are blocked, it asks ``controller.run.scheduler.schedule``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from controller.plan.graph import Plan
 from controller.plan.packing import JobUnit
 from jobs.contract.steps import STEP_FILE, StepSpec
 from jobs.storage import Store
@@ -42,6 +49,35 @@ class RunResult:
     def gave_up(self, sid: str) -> bool:
         """The step failed or will not run: its dependents cannot."""
         return sid in self.failed or sid in self.blocked
+
+
+class Backend(Protocol):
+    """Runs a plan's steps not yet committed, reporting each change to ``on_event``, and
+    returns what ran, failed and was blocked. ``LocalBackend`` (processes here) and
+    ``KubernetesBackend`` (``batch/v1`` Jobs) are the two; ``docs/architecture.md`` says
+    what a third takes."""
+
+    def run(self, plan: Plan, on_event: OnEvent = ...) -> RunResult: ...
+
+
+class JobsView(Protocol):
+    """What a backend can tell of a run beyond the store (``ctune status``, ``ctune logs``)."""
+
+    def jobs_line(self) -> str:
+        """One line on the backend's own units of work (e.g. the Jobs by state)."""
+        ...
+
+    def log_tail(self, step: StepSpec) -> str:
+        """A step's output while the store has no log of it yet ("" when none)."""
+        ...
+
+
+CANCELLED = "_CANCELLED"
+
+
+def cancel_marker(experiment: str) -> str:
+    """Where ``ctune cancel`` marks a run cancelled: a running controller stops on it."""
+    return f"experiments/{experiment}/{CANCELLED}"
 
 
 def start_event(unit: JobUnit, todo: int | None = None) -> Event:

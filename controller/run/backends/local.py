@@ -27,6 +27,7 @@ from pathlib import Path
 from controller.plan.graph import Plan
 from controller.plan.packing import JobUnit, pack_units
 from controller.run.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
+from controller.run.scheduler import schedule
 from jobs.contract import claims
 from jobs.contract.errors import EXIT_CLAIMED, BadInput
 from jobs.contract.params import ClusterParams
@@ -111,11 +112,6 @@ def _held_elsewhere(store: Store, step: StepSpec) -> bool:
     return held is not None and held.live()
 
 
-def unit_deps(unit: JobUnit) -> set[str]:
-    """The steps a unit reads that it does not run itself."""
-    return {d for s in unit.steps for d in s.deps()} - {s.id for s in unit.steps}
-
-
 class LocalBackend:
     """``pack``: cells per process (see ``controller.plan.packing``); ``jobs``: processes at once."""
 
@@ -143,18 +139,17 @@ class LocalBackend:
 
     def _start_ready(self, pending: list[JobUnit], done: set[str], running: dict[str, _Running],
                      result: RunResult, logdir: Path, on_event: OnEvent) -> None:
-        for unit in list(pending):
-            deps = unit_deps(unit)
-            if any(result.gave_up(d) for d in deps):
-                pending.remove(unit)
-                for step in unit.steps:
-                    result.blocked.append(step.id)
-                    on_event(Event("blocked", step))
-            elif len(running) < self.jobs and deps <= done:
-                pending.remove(unit)
-                write_step_files(self.store, unit.steps)  # written when needed: a grid has thousands
-                running[unit.name] = self._launch(unit, logdir)
-                on_event(start_event(unit))
+        now = schedule(pending, done, set(running), {*result.failed, *result.blocked}, self.jobs - len(running))
+        for unit in now.blocked:
+            pending.remove(unit)
+            for step in unit.steps:
+                result.blocked.append(step.id)
+                on_event(Event("blocked", step))
+        for unit in now.start:
+            pending.remove(unit)
+            write_step_files(self.store, unit.steps)  # written when needed: a grid has thousands
+            running[unit.name] = self._launch(unit, logdir)
+            on_event(start_event(unit))
 
     def _failure(self, step: StepSpec, output: str, code: int) -> str:
         """The step's own log (a pack's process runs several), else the process's output; and

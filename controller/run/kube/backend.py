@@ -15,19 +15,13 @@ from __future__ import annotations
 import time
 
 from controller.plan.graph import Plan
-from controller.run.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
+from controller.run.backends.base import Event, OnEvent, RunResult, cancel_marker, start_event, tail, write_step_files
 from controller.run.kube.api import KubeApi
 from controller.run.kube.config import KubernetesSpec
 from controller.run.kube.reconcile import Decision, Failure, Observed, reconcile, stale_jobs
 from controller.run.kube.render import EXPERIMENT, JobUnit, pack_units, render_job, unit_sizes
 from jobs.contract.steps import FAILED, LOG, is_done, read_failure, scan_markers
 from jobs.storage import Store
-
-CANCELLED = "_CANCELLED"
-
-
-def cancel_marker(experiment: str) -> str:
-    return f"experiments/{experiment}/{CANCELLED}"
 
 
 def experiment_selector(experiment: str) -> str:

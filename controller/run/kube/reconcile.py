@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from controller.plan.packing import JobUnit
 from controller.run.kube.api import JobState
+from controller.run.scheduler import schedule
 from jobs.contract.steps import StepSpec
 
 
@@ -61,11 +62,6 @@ def in_flight(units: Mapping[str, JobUnit], jobs: Mapping[str, JobState]) -> int
     return sum(1 for n in units if n in jobs and not (jobs[n].complete or jobs[n].failed_for_good))
 
 
-def _deps(unit: JobUnit, todo: list[StepSpec]) -> set[str]:
-    own = {s.id for s in unit.steps}
-    return {d for s in todo for d in s.deps()} - own
-
-
 def _judge_job(unit: JobUnit, job: JobState, todo: list[StepSpec], failed_input: frozenset[str]) -> Failure | None:
     bad = next((s for s in todo if s.id in failed_input), None)
     if bad is not None:
@@ -80,25 +76,23 @@ def _judge_job(unit: JobUnit, job: JobState, todo: list[StepSpec], failed_input:
 def reconcile(seen: Observed) -> Decision:
     """What to do now."""
     decision = Decision()
-    running = in_flight(seen.units, seen.jobs)
+    open_units: dict[str, JobUnit] = {}
     for name, unit in seen.units.items():
         decision.committed += [s for s in unit.steps if s.id in seen.done and s.id not in seen.reported]
-        todo = [s for s in unit.steps if s.id not in seen.done]
-        if not todo:
+        if all(s.id in seen.done for s in unit.steps):
             decision.finished.append(name)
-            continue
-        deps = _deps(unit, todo)
-        if deps & seen.gave_up:
-            decision.block.append(unit)
-            continue
+        else:
+            open_units[name] = unit
+    now = schedule(open_units.values(), seen.done, frozenset(seen.jobs), seen.gave_up,
+                   seen.max_in_flight - in_flight(seen.units, seen.jobs))
+    decision.block, decision.submit = list(now.blocked), list(now.start)
+    blocked = {u.name for u in now.blocked}
+    for name, unit in open_units.items():
         job = seen.jobs.get(name)
-        if job is not None:
-            failure = _judge_job(unit, job, todo, seen.failed_input)
+        if job is not None and name not in blocked:
+            failure = _judge_job(unit, job, [s for s in unit.steps if s.id not in seen.done], seen.failed_input)
             if failure is not None:
                 decision.fail.append(failure)
-        elif deps <= seen.done and running < seen.max_in_flight:
-            decision.submit.append(unit)
-            running += 1
     return decision
 
 
