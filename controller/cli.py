@@ -30,8 +30,8 @@ from jobs.contract.errors import (
     cli_exit_code,
     redact,
 )
+from jobs.contract.kinds import load_plugins, step_kinds
 from jobs.contract.params import ClusterParams
-from jobs.contract.steps import STEP_KINDS
 from jobs.data import DataError, output_stream
 from jobs.storage import Store, open_store
 
@@ -117,9 +117,9 @@ def _only(plan: Plan, only: str | None) -> Plan:
     if not only:
         return plan
     kinds = {k.strip() for k in only.split(",") if k.strip()}
-    unknown = sorted(kinds - set(STEP_KINDS))
+    unknown = sorted(kinds - set(step_kinds()))
     if unknown:
-        raise SpecError("--only", [f"unknown step kind(s) {', '.join(unknown)} (kinds: {', '.join(sorted(STEP_KINDS))})"])
+        raise SpecError("--only", [f"unknown step kind(s) {', '.join(unknown)} (kinds: {', '.join(sorted(step_kinds()))})"])
     return plan.only(kinds)
 
 
@@ -397,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     args = build_parser(COMMANDS).parse_args(argv)
     try:
+        load_plugins()
         code: int = args.fn(args)
         return code
     except SpecError as exc:

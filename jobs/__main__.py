@@ -22,7 +22,8 @@ import traceback
 from collections.abc import Iterator
 
 from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_FAILED, EXIT_OK, Claimed, CtuneError, job_exit_code, redact
-from jobs.contract.steps import LOG, STEP_KINDS, is_done, split_step_uri, write_failure
+from jobs.contract.kinds import load_plugins, step_kind, step_kinds
+from jobs.contract.steps import LOG, is_done, split_step_uri, write_failure
 from jobs.lib import livelog
 from jobs.lib.runner import Handler, run_step
 from jobs.storage import open_store
@@ -40,15 +41,16 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    load_plugins()
     parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__)
-    parser.add_argument("kind", choices=STEP_KINDS)
+    parser.add_argument("kind", choices=step_kinds())
     parser.add_argument("--step", required=True, action="append", help="URI of the step's step.json in the store")
     parser.add_argument("--workers", type=int, default=1, help="processes to share the steps (default 1)")
     args = parser.parse_args(argv)
     if args.workers > 1 and len(args.step) > 1:
         return _run_workers(args.kind, args.step, args.workers)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
-    handler = importlib.import_module(f"jobs.kinds.{args.kind}").run
+    handler = importlib.import_module(step_kind(args.kind).job_module).run
     worst = EXIT_OK
     for uri in args.step:
         code = _run_one(uri, args.kind, handler)

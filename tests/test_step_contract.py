@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_FAILED, JobError, StepsFailed, cli_exit_code, job_exit_code
+from jobs.contract.kinds import KINDS
 from jobs.contract.params import (
-    PARAMS_BY_KIND,
     ClassicParams,
     ClusterParams,
     FinetuneParams,
@@ -118,24 +118,28 @@ def test_inputs_a_kind_cannot_take_are_named(kind, params, inputs, message):
 
 
 def test_every_kind_declares_its_inputs():
-    from jobs.contract.inputs import DATASET, ROLES, SOURCE
+    from jobs.contract.inputs import DATASET, SOURCE
     from jobs.contract.staging import DATASETS
 
     # inputs.py cannot import staging or steps (they import it): its prefixes must match theirs
-    assert set(ROLES) == set(PARAMS_BY_KIND) and SOURCE[DATASET] == DATASETS
+    assert SOURCE[DATASET] == DATASETS
     for role, source in SOURCE.items():
-        assert role == DATASET or source in {step_prefix(kind, "x").rsplit("/", 1)[0] for kind in PARAMS_BY_KIND}
-    for roles in ROLES.values():
-        assert set(roles.required) | set(roles.optional) <= set(SOURCE)
+        assert role == DATASET or source in {step_prefix(kind, "x").rsplit("/", 1)[0] for kind in KINDS}
+    for kind in KINDS.values():
+        roles = kind.roles
+        assert DATASET in roles.required and set(roles.required) | set(roles.optional) <= set(SOURCE)
         assert all(a in roles.optional and b in (*roles.required, *roles.optional) for a, b in roles.needs)
 
 
-def test_every_kind_has_a_parameter_class_and_a_job_module():
+def test_every_kind_has_a_parameter_class_a_job_module_and_outputs():
     import importlib
 
-    for kind, cls in PARAMS_BY_KIND.items():
-        assert cls.kind == kind
-        assert callable(importlib.import_module(f"jobs.kinds.{kind}").run)
+    assert list(KINDS) == ["cluster", "intertrain", "finetune", "embed", "classic", "fit", "analyze", "setfit"]
+    for name, kind in KINDS.items():
+        assert kind.params.kind == name and kind.outputs
+        assert callable(importlib.import_module(kind.job_module).run)
+    assert [k for k in KINDS if KINDS[k].cell] == ["finetune", "classic", "setfit"]
+    assert [k for k in KINDS if not KINDS[k].gpu] == ["cluster", "classic"]
 
 
 def test_split_step_uri():

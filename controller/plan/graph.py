@@ -22,6 +22,7 @@ from controller.plan.spec import ExperimentSpec, needs_clustering
 from jobs.contract.errors import BadInput
 from jobs.contract.inputs import BESIDE, CLUSTERS, DATASET, EMBEDDINGS, ENCODER
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS, InterTraining, objective
+from jobs.contract.kinds import step_kind
 from jobs.contract.params import (
     AnalyzeParams,
     ClassicParams,
@@ -232,14 +233,17 @@ class _DatasetPlan:
         if sampling == "cluster" or setting.self_trains:  # self-training may keep cluster-agreeing labels
             inputs[CLUSTERS] = self.clustering().prefix
         params: Params
-        if setting.method in ("finetune", "setfit"):
-            encoder = self.encoder(str(setting.start), copy)
+        if setting.kind != "classic":
+            encoder = self.encoder(str(setting.start), copy) if setting.start is not None else None
             if setting.fine_tunes:
                 params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                         **_fields(self.spec.protocol(protocol)), **self._self_training(setting))
-            else:
+            elif setting.kind == "setfit":
                 params = SetFitParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                       **_fields(self.spec.setfit))
+            else:  # a registered cell kind: its parameters take the sample's, the model and the seed
+                params = step_kind(setting.kind).params(model=self.spec.model, seed=self.spec.seed,  # type: ignore[call-arg]
+                                                        **_fields(sample))
             return self.add(StepSpec(setting.kind, params, {**inputs, **({ENCODER: encoder} if encoder else {})},
                                      label))
         if setting.method == "probe":

@@ -8,10 +8,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from jobs.contract.kinds import KINDS
 from jobs.contract.steps import StepSpec
 
-PACKABLE = ("finetune", "classic", "setfit")
-"""Cells: many per starting point, each short."""
+
+def packable() -> tuple[str, ...]:
+    """The kinds whose steps are cells: many per starting point, each short."""
+    return tuple(k.name for k in KINDS.values() if k.cell)
+
+
 AUTO_PACK = 16
 """Cells per pack when packing is ``auto`` and it pays (see the backends)."""
 
@@ -43,7 +48,7 @@ def pack_units(steps: list[StepSpec], pack: int | dict[str, int]) -> list[JobUni
     their sample and options only) into units of at most ``pack`` steps (per kind when a
     mapping); every other step is a unit of its own. Deterministic in the steps' order, so a
     restarted controller forms the same units."""
-    size = pack if isinstance(pack, dict) else {kind: pack for kind in PACKABLE}
+    size = pack if isinstance(pack, dict) else {kind: pack for kind in packable()}
     units: list[JobUnit] = []
     groups: dict[tuple, list[StepSpec]] = {}
     for s in steps:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS, chain
+from jobs.contract.kinds import KINDS
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,10 @@ class Setting:
 
     @property
     def kind(self) -> str:
-        """The step kind that computes a cell of this setting."""
-        return self.method if self.method in ("finetune", "setfit") else "classic"
+        """The step kind that computes a cell of this setting: the cell kind its method names
+        (``finetune``, ``setfit``, a registered one), else ``classic`` (probe, nb, svm, clusters)."""
+        found = KINDS.get(self.method)
+        return found.name if found is not None and found.cell else "classic"
 
     @property
     def fine_tunes(self) -> bool:
@@ -66,7 +69,17 @@ def all_settings() -> dict[str, Setting]:
         Setting("svm", None, "svm", "linear SVM over the stemmed bag-of-words"),
         Setting("clusters", None, "clusters", "cluster-only: each cluster labeled by the majority of its sample"),
     ]
-    return {s.name: s for s in listed}
+    return {s.name: s for s in [*listed, *REGISTERED.values()]}
+
+
+REGISTERED: dict[str, Setting] = {}
+"""Settings added at run time (``register``), e.g. by a plugin that adds a cell kind."""
+
+
+def register(setting: Setting) -> None:
+    """A setting of a registered cell kind (``jobs.contract.kinds``: its method is the kind's
+    name, its start an encoder or None)."""
+    REGISTERED[setting.name] = setting
 
 
 SETTINGS = all_settings()

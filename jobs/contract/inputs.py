@@ -2,7 +2,8 @@
 
 A step's ``inputs`` map a role to the store prefix of what it reads: a staged dataset or a
 committed step. The controller builds them (``controller.plan.graph``), a job reads them by role
-(``StepContext.input``). ``StepSpec`` checks them against ``ROLES`` when it is built, on the
+(``StepContext.input``). ``StepSpec`` checks them against its kind's roles
+(``jobs.contract.kinds``) when it is built, on the
 controller's side and again when a job reads its ``step.json``, so a role misspelled on
 either side, a required one missing, or an input from the wrong kind of step is named at
 once rather than found as a ``KeyError`` deep in a job.
@@ -42,21 +43,8 @@ class Roles:
     """(role, role): the first is only taken together with the second."""
 
 
-ROLES: dict[str, Roles] = {
-    "cluster": Roles((DATASET,), (EMBEDDINGS,)),
-    "intertrain": Roles((DATASET,), (CLUSTERS, ENCODER)),
-    "embed": Roles((DATASET,), (ENCODER,)),
-    "finetune": Roles((DATASET,), (ENCODER, CLUSTERS)),
-    "classic": Roles((DATASET,), (EMBEDDINGS, BESIDE, CLUSTERS), needs=((BESIDE, EMBEDDINGS),)),
-    "setfit": Roles((DATASET,), (ENCODER, CLUSTERS)),
-    "fit": Roles((DATASET,), (ENCODER, CLUSTERS)),
-    "analyze": Roles((DATASET, ENCODER)),
-}
-
-
-def check_inputs(kind: str, inputs: Mapping[str, str]) -> None:
-    """Raise ``JobError`` naming the first input a ``kind`` step cannot take."""
-    roles = ROLES[kind]
+def check_inputs(kind: str, roles: Roles, inputs: Mapping[str, str]) -> None:
+    """Raise ``JobError`` naming the first input a ``kind`` step (taking ``roles``) cannot take."""
     taken = (*roles.required, *roles.optional)
     for role, prefix in inputs.items():
         if role not in taken:

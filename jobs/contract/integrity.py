@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from jobs.contract.errors import CtuneError
-from jobs.contract.steps import MARKER
+from jobs.contract.layout import MARKER
 from jobs.storage import Store
 
 SMALL = 1 << 20

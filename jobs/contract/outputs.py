@@ -39,16 +39,8 @@ NED = "ned.json"
 TSNE = "tsne.png"
 """analyze: NED before/after and its permutation test; the t-SNE picture (optional)."""
 
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "cluster": (ASSIGNMENTS, CLUSTERS),
-    "intertrain": (f"{MODEL}/config.json", TRAIN_SUMMARY),
-    "finetune": (SAMPLE, PREDICTIONS, METRICS),
-    "classic": (SAMPLE, PREDICTIONS, METRICS),
-    "setfit": (SAMPLE, PREDICTIONS, METRICS),
-    "embed": (TRAIN_EMBEDDINGS,),
-    "fit": (f"{MODEL}/config.json", FIT_SUMMARY),
-    "analyze": (NED,),
-}
+CELL = (SAMPLE, PREDICTIONS, METRICS)
+"""What every result cell writes (``jobs.lib.cells.write_cell``)."""
 
 
 def _json(store: Store, prefix: str, name: str) -> dict:

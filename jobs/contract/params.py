@@ -470,7 +470,3 @@ class _IntertrainHead:
     seed: int = 0
 
 
-PARAMS_BY_KIND: dict[str, type[Params]] = {cls.kind: cls for cls in (
-    ClusterParams, IntertrainParams, FinetuneParams, EmbedParams, ClassicParams, FitParams, AnalyzeParams,
-    SetFitParams)}
-"""Every step kind and the class of its parameters."""

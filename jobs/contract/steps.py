@@ -19,22 +19,11 @@ from typing import Any
 
 from jobs.contract.errors import JobError
 from jobs.contract.inputs import check_inputs
-from jobs.contract.params import PARAMS_BY_KIND, Params
+from jobs.contract.kinds import known_kind, step_kind
+from jobs.contract.layout import CACHE, FAILED, LOG, MARKER, STEP_FILE, STEPS
+from jobs.contract.params import Params
 from jobs.storage import Store
 
-STEP_KINDS: tuple[str, ...] = tuple(PARAMS_BY_KIND)
-"""Every kind of step; ``python -m jobs <kind>`` runs one (module ``jobs.kinds.<kind>``)."""
-
-STEPS = "steps"
-CACHE = "cache"
-"""What jobs keep to be reused (token ids): keyed by content, never part of a step's result."""
-STEP_FILE = "step.json"
-MARKER = "_SUCCESS"
-"""Written last by a job: the step (or a staged dataset) is committed."""
-FAILED = "_FAILED"
-"""Written by a step that failed on a bad input: retrying it will not help."""
-LOG = "log.txt"
-"""The step's output, kept beside it."""
 CONTRACT_VERSION = 1
 """Part of every id. Bump when a job's outputs change meaning, so old results are not reused."""
 
@@ -80,7 +69,7 @@ class StepSpec:
     def __post_init__(self) -> None:
         if self.params.kind != self.kind:
             raise JobError(f"{type(self.params).__name__} are not the parameters of a {self.kind!r} step")
-        check_inputs(self.kind, self.inputs)
+        check_inputs(self.kind, step_kind(self.kind).roles, self.inputs)
         object.__setattr__(self, "id", step_id(self.kind, self.params.to_params(), self.inputs))
 
     @property
@@ -100,9 +89,7 @@ class StepSpec:
     def from_json(text: str) -> StepSpec:
         raw = json.loads(text)
         kind = raw.get("kind")
-        if kind not in PARAMS_BY_KIND:
-            raise JobError(f"unknown step kind {kind!r} (known: {', '.join(STEP_KINDS)})")
-        spec = StepSpec(kind, PARAMS_BY_KIND[kind].from_params(raw["params"]), raw.get("inputs", {}),
+        spec = StepSpec(kind, known_kind(kind).params.from_params(raw["params"]), raw.get("inputs", {}),
                         raw.get("label", ""))
         written = step_id(kind, raw["params"], spec.inputs)
         if spec.id != written:
@@ -159,3 +146,6 @@ def read_record(store: Store, prefix: str) -> dict:
     """The ``_SUCCESS`` record: inputs, parameters, outputs, versions, timings."""
     record: dict = json.loads(store.read_bytes(f"{prefix}/{MARKER}"))
     return record
+
+
+__all__ = ["CACHE", "FAILED", "LOG", "MARKER", "STEPS", "STEP_FILE"]  # the layout's names, read from here too

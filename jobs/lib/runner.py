@@ -1,7 +1,7 @@
 """Running one step: read its ``step.json``, check its inputs, run it, commit it.
 
 The commit is ``_SUCCESS``, written last and only once every output the kind must write
-(``jobs.contract.outputs.REQUIRED``) is in the store, so a step is never half done.
+(its kind's ``outputs``, ``jobs.contract.kinds``) is in the store, so a step is never half done.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from jobs.contract import integrity
 from jobs.contract.claims import Claimed, Heartbeat, acquire, current, new_owner, release
 from jobs.contract.errors import JobError
 from jobs.contract.inputs import ENCODER
-from jobs.contract.outputs import MODEL, REQUIRED
+from jobs.contract.kinds import step_kind
+from jobs.contract.outputs import MODEL
 from jobs.contract.params import Params
 from jobs.contract.progress import StepProgress
 from jobs.contract.steps import MARKER, STEP_FILE, StepSpec, is_done, read_record, split_step_uri
@@ -163,7 +164,7 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
         summary = handler(ctx) or {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    missing = [name for name in REQUIRED.get(kind, ()) if name not in ctx.outputs]
+    missing = [name for name in step_kind(kind).outputs if name not in ctx.outputs]
     if missing:
         raise RuntimeError(f"the {kind} job wrote no {', '.join(missing)}: not committed")
     return {

@@ -30,11 +30,11 @@ from controller.run.backends.base import Event, OnEvent, RunResult, start_event,
 from controller.run.scheduler import schedule
 from jobs.contract import claims
 from jobs.contract.errors import EXIT_CLAIMED, BadInput
-from jobs.contract.params import ClusterParams
+from jobs.contract.kinds import step_kind
 from jobs.contract.steps import LOG, StepSpec, done_steps, is_done, step_uri
 from jobs.storage import Store
 
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 JOB_PACKAGES = ("torch", "transformers")
 
 
@@ -85,9 +85,7 @@ def step_packages(step: StepSpec) -> tuple[str, ...]:
     """What a step imports beyond torch and transformers: sIB for an sIB clustering, SetFit for
     its cells. Only steps still to run count, so a machine given the clusterings computed
     elsewhere (a lent GPU machine: bench/device_grid.sh) needs no sIB."""
-    if isinstance(step.params, ClusterParams) and step.params.method == "sib":
-        return ("sib",)
-    return ("setfit",) if step.kind == "setfit" else ()
+    return step_kind(step.kind).packages(step.params)
 
 
 def check_job_packages(todo: Iterable[StepSpec]) -> None:

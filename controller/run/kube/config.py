@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.plan.spec import register_backend_section
-from jobs.contract.steps import STEP_KINDS
+from jobs.contract.kinds import KINDS, step_kinds
 
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -33,8 +33,9 @@ class KubernetesSpec:
     image: str = "cluster-tune-job:latest"
     image_pull_policy: str = "IfNotPresent"
     service_account: str = "cluster-tune-job"
-    gpu_kinds: tuple[str, ...] = ("intertrain", "finetune", "setfit", "embed", "fit", "analyze")
-    """Step kinds that get ``gpus``; the others (cluster, classic) run on CPU."""
+    gpu_kinds: tuple[str, ...] = field(default_factory=lambda: tuple(k.name for k in KINDS.values() if k.gpu))
+    """Step kinds that get ``gpus`` (default: those whose descriptor wants a GPU,
+    ``jobs.contract.kinds``); the others (cluster, classic) run on CPU."""
     gpus: int = 1
     gpu_resource: str = "nvidia.com/gpu"
     cpu: str = "2"
@@ -75,8 +76,8 @@ class KubernetesSpec:
             out.append("image: must not be empty")
         if self.image_pull_policy not in PULL_POLICIES:
             out.append(f"image_pull_policy: {self.image_pull_policy!r} (known: {', '.join(PULL_POLICIES)})")
-        out += [f"gpu_kinds: unknown step kind {kind!r} (known: {', '.join(STEP_KINDS)})"
-                for kind in self.gpu_kinds if kind not in STEP_KINDS]
+        out += [f"gpu_kinds: unknown step kind {kind!r} (known: {', '.join(step_kinds())})"
+                for kind in self.gpu_kinds if kind not in step_kinds()]
         return out + [f"tolerations[{i}].operator: {t.operator!r} (known: {', '.join(TOLERATION_OPERATORS)})"
                       for i, t in enumerate(self.tolerations) if t.operator not in TOLERATION_OPERATORS]
 

@@ -9,7 +9,7 @@ store. Names are derived from step ids, so a Job is created at most once per ste
 
 from __future__ import annotations
 
-from controller.plan.packing import AUTO_PACK, PACKABLE, JobUnit, pack_units
+from controller.plan.packing import AUTO_PACK, JobUnit, pack_units, packable
 from controller.run.kube.config import KubernetesSpec
 from jobs.contract.errors import EXIT_BAD_INPUT
 from jobs.contract.steps import step_uri
@@ -33,8 +33,8 @@ def unit_sizes(k: KubernetesSpec) -> dict[str, int]:
     cells on a GPU (a pod start and a model load cost more than a 64-label cell's training)
     and for the CPU cells (``classic``: seconds each)."""
     if k.pack != "auto":
-        return {kind: int(k.pack) for kind in PACKABLE}
-    return {kind: AUTO_PACK if (kind not in k.gpu_kinds or k.gpus > 0) else 1 for kind in PACKABLE}
+        return {kind: int(k.pack) for kind in packable()}
+    return {kind: AUTO_PACK if (kind not in k.gpu_kinds or k.gpus > 0) else 1 for kind in packable()}
 
 
 def _env(k: KubernetesSpec, job: str) -> list[dict]:

@@ -1,0 +1,12 @@
+"""The names a step's folder in the store is laid out with (``steps/<kind>/<id>/``)."""
+
+STEPS = "steps"
+CACHE = "cache"
+"""What jobs keep to be reused (token ids): keyed by content, never part of a step's result."""
+STEP_FILE = "step.json"
+MARKER = "_SUCCESS"
+"""Written last by a job: the step (or a staged dataset) is committed."""
+FAILED = "_FAILED"
+"""Written by a step that failed on a bad input: retrying it will not help."""
+LOG = "log.txt"
+"""The step's output, kept beside it."""
