@@ -10,6 +10,7 @@ from conftest import REPO
 
 from controller.plan.graph import build_plan
 from controller.plan.spec import load_spec, parse_spec
+from jobs.contract.ids import encode
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +95,7 @@ def test_probes_share_one_embedding_per_encoder_and_bow_needs_none():
     embed = plan.steps[probe.inputs["embeddings"].rsplit("/", 1)[1]]
     assert embed.inputs["encoder"].startswith("steps/intertrain/")
     nb = next(plan.steps[c.step] for c in plan.cells if c.setting == "nb")
-    assert set(nb.inputs) == {"dataset"} and nb.params.to_params()["method"] == "nb"
+    assert set(nb.inputs) == {"dataset"} and encode(nb.params)["method"] == "nb"
 
 
 def test_concat_probe_reads_both_encoders_embeddings_and_shares_them():
@@ -123,12 +124,12 @@ def test_self_trained_probe_reads_the_concat_probes_embeddings_the_clusters_and_
     assert {k: v for k, v in selfed.inputs.items() if k != "clusters"} == concat.inputs
     assert selfed.inputs["clusters"] == f"steps/cluster/{plan.clusterings['ag_news']}"
     # a probe keeps its pseudo-labels by confidence alone unless the spec says otherwise
-    assert selfed.params.to_params() == {**concat.params.to_params(), "pseudo_share": 0.3, "pseudo_agree": "none"}
+    assert encode(selfed.params) == {**encode(concat.params), "pseudo_share": 0.3, "pseudo_agree": "none"}
     # the spec's selftrain section sets it (its epochs are the second fine-tune's, not a probe's)
     other = build_plan(spec(settings=["clust+concat+self"], selftrain={"agree": "none", "share": 0.5, "epochs": 3}),
                        PREFIXES)
-    params = next(other.steps[c.step] for c in other.cells if (c.dataset, c.budget, c.repetition) == ("ag_news", 64, 1)
-                  ).params.to_params()
+    params = encode(next(other.steps[c.step] for c in other.cells
+                         if (c.dataset, c.budget, c.repetition) == ("ag_news", 64, 1)).params)
     assert (params["pseudo_agree"], params["pseudo_share"], "pseudo_epochs" in params) == ("none", 0.5, False)
 
 
@@ -136,7 +137,7 @@ def test_a_fine_tune_filters_its_pseudo_labels_by_cluster_and_a_probe_by_confide
     def agreements(**overrides):
         plan = build_plan(spec(settings=["clust+self", "clust+concat+self"], repetitions=1, budgets=[64], **overrides),
                           PREFIXES)
-        return {c.setting: plan.steps[c.step].params.to_params()["pseudo_agree"] for c in plan.cells}
+        return {c.setting: encode(plan.steps[c.step].params)["pseudo_agree"] for c in plan.cells}
 
     assert agreements() == {"clust+self": "cluster", "clust+concat+self": "none"}
     assert agreements(selftrain={"agree": "cluster"}) == {"clust+self": "cluster", "clust+concat+self": "cluster"}
@@ -144,13 +145,14 @@ def test_a_fine_tune_filters_its_pseudo_labels_by_cluster_and_a_probe_by_confide
 
 
 def test_only_a_probe_self_trains():
-    from jobs.contract.params import ClassicParams
+    from jobs.contract.params import ClassicParams, SelfTrainOptions
 
-    assert ClassicParams(method="probe", budget=64, repetition=0, pseudo_share=0.3).problems() == []
-    assert ClassicParams(method="nb", budget=64, repetition=0, pseudo_share=0.3).problems() == [
-        "pseudo_share: only a probe self-trains, not 'nb'"]
-    assert "pseudo_agree: unknown agreement filter 'both' (known: cluster, none)" in ClassicParams(
-        method="probe", budget=64, repetition=0, pseudo_share=0.3, pseudo_agree="both").problems()
+    kept = SelfTrainOptions(share=0.3, agree="none")
+    assert ClassicParams(method="probe", budget=64, repetition=0, self_training=kept).problems() == []
+    assert ClassicParams(method="nb", budget=64, repetition=0, self_training=kept).problems() == [
+        "self_training: only a probe self-trains, not 'nb'"]
+    assert "self_training.agree: unknown agreement filter 'both' (known: cluster, none)" in ClassicParams(
+        method="probe", budget=64, repetition=0, self_training=SelfTrainOptions(share=0.3, agree="both")).problems()
 
 
 def test_probe_only_needs_no_clustering():
@@ -185,7 +187,7 @@ def test_cluster_sampling_beside_random_and_the_cluster_only_classifier():
     assert columns == ["bert", "clusters", "bert [cluster sample]"]
     random_bert = next(plan.steps[c.step] for c in plan.cells if c.column == "bert")
     cluster_bert = next(plan.steps[c.step] for c in plan.cells if c.column == "bert [cluster sample]")
-    assert "sampling" not in random_bert.params.to_params() and "clusters" not in random_bert.inputs
+    assert "sampling" not in encode(random_bert.params) and "clusters" not in random_bert.inputs
     assert cluster_bert.params.sampling == "cluster" and cluster_bert.inputs["clusters"].startswith("steps/cluster/")
     # random-sample ids do not change when cluster sampling is added
     assert set(build_plan(spec(settings=["bert"]), PREFIXES).steps) <= set(plan.steps)
@@ -198,8 +200,8 @@ def test_dense_clustering_reads_the_base_embeddings_and_sib_ids_stay():
     cluster = next(s for s in km.steps.values() if s.kind == "cluster")
     probe_embed = next(s for s in km.steps.values() if s.kind == "embed" and s.label.endswith("base"))
     assert cluster.inputs["embeddings"] == probe_embed.prefix  # one embedding serves both
-    assert cluster.params.to_params()["embedding"] == "encoder"
-    assert "embedding" not in next(s for s in sib.steps.values() if s.kind == "cluster").params.to_params()
+    assert encode(cluster.params)["embedding"] == "encoder"
+    assert "embedding" not in encode(next(s for s in sib.steps.values() if s.kind == "cluster").params)
 
 
 def test_glove_clustering_is_keyed_by_the_file_content(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jobs.contract.ids import encode
 from jobs.contract.params import FinetuneParams, SelfTrainOptions
 from jobs.lib.selftrain import cluster_agreement, pseudo_labels, second_stage
 
@@ -39,9 +40,11 @@ def test_cluster_agreement_drops_texts_their_cluster_calls_otherwise():
 
 
 def test_the_second_fine_tune_keeps_the_protocol_but_its_passes():
-    p = FinetuneParams(model="m", budget=64, repetition=1, lr=5e-5, batch_size=16, pseudo_share=0.3, pseudo_epochs=2)
+    p = FinetuneParams(model="m", budget=64, repetition=1, lr=5e-5, batch_size=16,
+                       self_training=SelfTrainOptions(share=0.3, agree="cluster", epochs=2))
     second = second_stage(p)
     assert (second.epochs, second.lr, second.batch_size, second.repetition) == (2, 5e-5, 16, 1)
-    assert p.self_training == SelfTrainOptions(share=0.3, agree="cluster", epochs=2)
+    assert encode(p) == {**encode(FinetuneParams(model="m", budget=64, repetition=1, lr=5e-5, batch_size=16)),
+                         "pseudo_share": 0.3, "pseudo_agree": "cluster", "pseudo_epochs": 2}
     assert FinetuneParams(model="m", budget=64, repetition=1).self_training is None
-    assert "pseudo_share" not in FinetuneParams(model="m", budget=64, repetition=1).to_params()  # old ids stay
+    assert "pseudo_share" not in encode(FinetuneParams(model="m", budget=64, repetition=1))  # old ids stay

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jobs.contract.errors import EXIT_BAD_INPUT, EXIT_FAILED, JobError, StepsFailed, cli_exit_code, job_exit_code
+from jobs.contract.ids import encode
 from jobs.contract.kinds import KINDS
 from jobs.contract.params import (
     ClassicParams,
@@ -39,7 +40,7 @@ def cluster(**kw) -> StepSpec:
 
 def test_step_id_depends_on_everything_and_nothing_else():
     a = cluster(n_clusters=50, seed=1)
-    assert a.id == step_id("cluster", {**ClusterParams(seed=1).to_params()}, {"dataset": "datasets/x-1"})
+    assert a.id == step_id("cluster", {**encode(ClusterParams(seed=1))}, {"dataset": "datasets/x-1"})
     assert a.id != cluster(n_clusters=51, seed=1).id
     assert a.id != cluster(n_clusters=50, seed=1, inputs={"dataset": "datasets/x-2"}).id
     assert a.id == StepSpec("cluster", ClusterParams(seed=1), {"dataset": "datasets/x-1"}, label="other").id
@@ -47,15 +48,15 @@ def test_step_id_depends_on_everything_and_nothing_else():
 
 def test_fields_added_later_leave_old_ids_alone():
     # GIVEN parameters at the values that reproduce the old behaviour
-    sib = ClusterParams().to_params()
-    classic = ClassicParams(method="nb", budget=64, repetition=0).to_params()
+    sib = encode(ClusterParams())
+    classic = encode(ClassicParams(method="nb", budget=64, repetition=0))
     # THEN the fields that did not exist then are not hashed
     assert "embedding" not in sib and "glove" not in sib and "glove_sha256" not in sib
     assert classic == {"method": "nb", "budget": 64, "repetition": 0, "sample_seed": 0}
     # AND a value that changes the result is
-    assert ClusterParams(method="kmeans").to_params()["embedding"] == "encoder"
-    assert ClassicParams(method="svm", budget=64, repetition=0, C=0.5).to_params()["C"] == 0.5
-    assert FinetuneParams(model="m", budget=8, repetition=0, sampling="cluster").to_params()["sampling"] == "cluster"
+    assert encode(ClusterParams(method="kmeans"))["embedding"] == "encoder"
+    assert encode(ClassicParams(method="svm", budget=64, repetition=0, C=0.5))["C"] == 0.5
+    assert encode(FinetuneParams(model="m", budget=8, repetition=0, sampling="cluster"))["sampling"] == "cluster"
 
 
 @pytest.mark.parametrize("params", [
@@ -112,7 +113,7 @@ def test_inputs_a_kind_cannot_take_are_named(kind, params, inputs, message):
     with pytest.raises(JobError, match=re.escape(message)):
         StepSpec(kind, params, inputs)
     # a job reading such a step.json refuses it the same way
-    raw = json.dumps({"kind": kind, "params": params.to_params(), "inputs": inputs})
+    raw = json.dumps({"kind": kind, "params": encode(params), "inputs": inputs})
     with pytest.raises(JobError, match=re.escape(message)):
         StepSpec.from_json(raw)
 

@@ -131,8 +131,8 @@ def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: 
              encoder: str | None = None, head: str = "finetune", clusters: str | None = None,
              self_training: SelfTrainOptions | None = None) -> StepSpec:
     """``self_training`` (a probe head): relabel the corpus, whose clustering is ``clusters``."""
-    pseudo = self_training.pseudo_fields(probe=head != "finetune") if self_training else {}
-    params = FitParams(model=model, seed=seed, head=head, **_fields(options), **pseudo)
+    learner = self_training.for_learner(probe=head != "finetune") if self_training else None
+    params = FitParams(model=model, seed=seed, head=head, **_fields(options), self_training=learner)
     inputs = {DATASET: dataset, **({ENCODER: encoder} if encoder else {}), **({CLUSTERS: clusters} if clusters else {})}
     return StepSpec("fit", params, inputs, label)
 
@@ -223,8 +223,8 @@ class _DatasetPlan:
             out.append((self.name, name, step.id))
         return out
 
-    def _self_training(self, setting: Setting) -> dict[str, Any]:
-        return self.spec.selftrain.pseudo_fields(probe=not setting.fine_tunes) if setting.self_trains else {}
+    def _self_training(self, setting: Setting) -> SelfTrainOptions | None:
+        return self.spec.selftrain.for_learner(probe=not setting.fine_tunes) if setting.self_trains else None
 
     def cell(self, setting: Setting, protocol: str, sampling: str, budget: int, rep: int, label: str,
              copy: int = 0) -> StepSpec:
@@ -237,7 +237,8 @@ class _DatasetPlan:
             encoder = self.encoder(str(setting.start), copy) if setting.start is not None else None
             if setting.fine_tunes:
                 params = FinetuneParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
-                                        **_fields(self.spec.protocol(protocol)), **self._self_training(setting))
+                                        **_fields(self.spec.protocol(protocol)),
+                                        self_training=self._self_training(setting))
             elif setting.kind == "setfit":
                 params = SetFitParams(model=self.spec.model, seed=self.spec.seed, **_fields(sample),
                                       **_fields(self.spec.setfit))
@@ -251,7 +252,7 @@ class _DatasetPlan:
                                               + (f" i{copy}" if copy else ""), copy).prefix
             if setting.beside:
                 inputs[BESIDE] = self.embed(self.data, setting.beside, f"{self.name} {setting.beside}").prefix
-        params = ClassicParams(method=setting.method, **_fields(sample), **self._self_training(setting))
+        params = ClassicParams(method=setting.method, **_fields(sample), self_training=self._self_training(setting))
         return self.add(StepSpec("classic", params, inputs, label))
 
 

@@ -1,22 +1,17 @@
 """The parameters of every step kind: one frozen dataclass each, documented field by field.
 
 The same classes serve the spec's sections (``clustering:``, ``finetune:``, ...), the plan
-that writes ``step.json``, the job that reads it, and ``ctune train``. A step's id hashes
-:meth:`Params.to_params`; a field added after ids existed is left out of that dict while it
-has the value that reproduces the old behaviour (``omit_when``), so old ids stay valid.
+that writes ``step.json``, the job that reads it, and ``ctune train``. How parameters become
+the JSON a step's id hashes (and back) is ``jobs.contract.ids``'s concern, not theirs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from jobs.contract.errors import JobError
-from jobs.contract.typed import DERIVED, build
-
-P = TypeVar("P", bound="Params")
+from jobs.contract.typed import DERIVED
 
 CLUSTERING_METHODS = ("sib", "kmeans", "hartigan")
 EMBEDDINGS = ("encoder", "glove")
@@ -24,11 +19,6 @@ SAMPLINGS = ("random", "cluster")
 POOLINGS = ("cls", "mean")
 CLASSIC_METHODS = ("probe", "nb", "svm", "clusters")
 FIT_HEADS = ("finetune", "probe", "concat")
-
-
-def omit_when(predicate: Callable[[Any], bool], **metadata: Any) -> dict:
-    """Field metadata: leave the field out of the hashed parameters when ``predicate(params)``."""
-    return {"omit": predicate, **metadata}
 
 
 def _known(key: str, value: Any, known: tuple[str, ...], what: str) -> list[str]:
@@ -53,29 +43,9 @@ class Params:
 
     kind: ClassVar[str] = ""
 
-    def to_params(self) -> dict[str, Any]:
-        """What ``step.json`` holds and the step id hashes."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            omit = f.metadata.get("omit")
-            if omit is None or not omit(self):
-                out[f.name] = getattr(self, f.name)
-        return out
-
     def problems(self) -> list[str]:
         """Values out of range, as ``"<field>: <message>"`` lines."""
         return []
-
-    @classmethod
-    def from_params(cls: type[P], raw: Mapping[str, Any]) -> P:
-        """Decode a step's parameters exactly as written (JobError naming every problem)."""
-        problems: list[str] = []
-        params = build(cls, dict(raw), "params", problems, exact=True, derived=True)
-        if params is not None:
-            problems += [f"params.{p}" for p in params.problems()]
-        if problems or params is None:
-            raise JobError("; ".join(problems) or f"invalid {cls.kind} parameters")
-        return params
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,15 +69,11 @@ class Optimization(Params):
         return out + _tokens(self.max_length)
 
 
-def _always(p: Any) -> bool:
-    return True
-
-
 @dataclass(frozen=True, kw_only=True)
 class InterTrainingOptions(Optimization):
     """The options of an inter-training objective (a spec section)."""
 
-    seeds: int = field(default=1, metadata=omit_when(_always))
+    seeds: int = 1
     """How many times to inter-train (seeds ``seed``, ``seed + 1``, ...); every cell that starts
     from the encoder runs on each copy, so the report's spread includes the inter-training's.
     The plan's, not a step's: never part of a step's parameters."""
@@ -152,10 +118,6 @@ def _sib(p: Any) -> bool:
     return bool(p.method == "sib")
 
 
-def _no_glove(p: Any) -> bool:
-    return _sib(p) or p.embedding != "glove" or p.glove is None
-
-
 @dataclass(frozen=True, kw_only=True)
 class ClusterParams(Params):
     """The ``cluster`` step (and the spec's ``clustering:``); defaults are the reference code's."""
@@ -174,13 +136,12 @@ class ClusterParams(Params):
     max_features: int = 10000
     """Vocabulary: the most frequent stems."""
     seed: int = 1024
-    embedding: str = field(default="encoder", metadata=omit_when(_sib))
+    embedding: str = "encoder"
     """Dense vectors for kmeans/hartigan: ``encoder`` (mean-pooled embeddings of the base
     model) or ``glove`` (averaged word vectors from the ``glove`` file). Unused by sIB."""
-    glove: str | None = field(default=None, metadata=omit_when(_no_glove))
+    glove: str | None = None
     """A GloVe-format text file (a word, then its numbers, per line)."""
-    glove_sha256: str | None = field(default=None, metadata=omit_when(
-        lambda p: _no_glove(p) or p.glove_sha256 is None, **{DERIVED: True}))
+    glove_sha256: str | None = field(default=None, metadata={DERIVED: True})
     """The GloVe file's digest, filled by the plan: new vectors, new clustering."""
 
     def problems(self) -> list[str]:
@@ -213,7 +174,7 @@ class SampleParams(Params):
     """Which of the budget's samples (0, 1, ...)."""
     sample_seed: int = 0
     """Seeds every sample of the experiment (the spec's ``seed``)."""
-    sampling: str = field(default="random", metadata=omit_when(lambda p: p.sampling == "random"))
+    sampling: str = "random"
     """``random`` (the paper's, not stratified) or ``cluster`` (spread over the clusters by size)."""
 
     def problems(self) -> list[str]:
@@ -227,10 +188,6 @@ DEFAULT_AGREEMENT = {"finetune": "cluster", "probe": "none"}
 """Unless the spec says: a fine-tune keeps cluster-agreeing pseudo-labels (``self``,
 ``clust+self``, as first measured); a probe keeps them by confidence alone, which held out
 over the shipped datasets lost less than the cluster filter (README, *The default recipe*)."""
-
-
-def _no_self_training(p: Any) -> bool:
-    return bool(p.pseudo_share == 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,12 +207,9 @@ class SelfTrainOptions(Params):
     epochs: float = 2.0
     """Passes of the second fine-tune over the labeled and kept texts."""
 
-    def pseudo_fields(self, probe: bool) -> dict[str, Any]:
-        """A cell's ``pseudo_*`` parameters for these options (the inverse of
-        :attr:`PseudoLabeling.self_training`), with the agreement filter a probe or a fine-tune
-        uses when unset; ``epochs`` only for a fine-tune."""
-        agree = self.agree or DEFAULT_AGREEMENT["probe" if probe else "finetune"]
-        return {"pseudo_share": self.share, "pseudo_agree": agree, **({} if probe else {"pseudo_epochs": self.epochs})}
+    def for_learner(self, probe: bool) -> SelfTrainOptions:
+        """These options with the agreement filter a probe or a fine-tune uses when unset."""
+        return dataclasses.replace(self, agree=self.agree or DEFAULT_AGREEMENT["probe" if probe else "finetune"])
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -269,25 +223,18 @@ class SelfTrainOptions(Params):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PseudoLabeling(Params):
-    """The self-training fields of a cell (see :class:`SelfTrainOptions`); share 0: none."""
+class SelfTraining(Params):
+    """A learner that may self-train (see :class:`SelfTrainOptions`); None: it does not."""
 
-    pseudo_share: float = field(default=0.0, metadata=omit_when(_no_self_training))
-    pseudo_agree: str = field(default="cluster", metadata=omit_when(_no_self_training))
-
-    @property
-    def self_training(self) -> SelfTrainOptions | None:
-        if _no_self_training(self):
-            return None
-        return SelfTrainOptions(share=self.pseudo_share, agree=self.pseudo_agree)
+    self_training: SelfTrainOptions | None = None
 
     def problems(self) -> list[str]:
         st = self.self_training
-        return super().problems() + ([f"pseudo_{p}" for p in st.problems()] if st else [])
+        return super().problems() + ([f"self_training.{p}" for p in st.problems()] if st else [])
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinetuneParams(Optimization, SampleParams, PseudoLabeling):
+class FinetuneParams(Optimization, SampleParams, SelfTraining):
     """The ``finetune`` step: fine-tune an encoder on a labeled sample, evaluate on the test set."""
 
     kind: ClassVar[str] = "finetune"
@@ -295,32 +242,25 @@ class FinetuneParams(Optimization, SampleParams, PseudoLabeling):
     """The base model (a packaged name, a folder, a hub id, an ``s3://`` folder)."""
     seed: int = 0
     """Seeds the head and the batches, plus the repetition."""
-    pseudo_epochs: float = field(default=2.0, metadata=omit_when(_no_self_training))
-    """Passes of the second fine-tune, when self-training."""
-
-    @property
-    def self_training(self) -> SelfTrainOptions | None:
-        options = super().self_training
-        return None if options is None else dataclasses.replace(options, epochs=self.pseudo_epochs)
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassicParams(SampleParams, PseudoLabeling):
+class ClassicParams(SampleParams, SelfTraining):
     """The ``classic`` step: a cell that trains no network (a probe may self-train)."""
 
     kind: ClassVar[str] = "classic"
     method: str
     """``probe`` (logistic regression on embeddings), ``nb``, ``svm`` (bag-of-words) or
     ``clusters`` (the cluster-only classifier)."""
-    C: float = field(default=1.0, metadata=omit_when(lambda p: p.C == 1.0))
+    C: float = 1.0
     """Inverse regularization of the probe and the SVM."""
-    max_features: int = field(default=10000, metadata=omit_when(lambda p: p.max_features == 10000))
+    max_features: int = 10000
     """Vocabulary of the bag-of-words methods."""
 
     def problems(self) -> list[str]:
         out = super().problems() + _known("method", self.method, CLASSIC_METHODS, "classic method")
         if self.self_training is not None and self.method != "probe":
-            out.append(f"pseudo_share: only a probe self-trains, not {self.method!r}")
+            out.append(f"self_training: only a probe self-trains, not {self.method!r}")
         return out
 
 
@@ -375,14 +315,14 @@ class EmbedParams(Params):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FitParams(Optimization, PseudoLabeling):
+class FitParams(Optimization, SelfTraining):
     """The ``fit`` step (``ctune train``): learn from every labeled text and keep the model; a
     probe head may self-train on the corpus (``clust+concat+self``)."""
 
     kind: ClassVar[str] = "fit"
     model: str
     seed: int = 0
-    head: str = field(default="finetune", metadata=omit_when(lambda p: p.head == "finetune"))
+    head: str = "finetune"
     """``finetune``: fine-tune the encoder with a classification head (the protocol's options);
     ``probe``: keep the encoder frozen and fit a logistic regression on its mean-pooled
     embeddings (the ``probe`` cells' classifier; the optimization options are unused);
@@ -392,7 +332,7 @@ class FitParams(Optimization, PseudoLabeling):
     def problems(self) -> list[str]:
         out = super().problems() + _known("head", self.head, FIT_HEADS, "head")
         if self.self_training is not None and self.head == "finetune":
-            out.append("pseudo_share: only a probe head self-trains")
+            out.append("self_training: only a probe head self-trains")
         return out
 
 
@@ -436,37 +376,12 @@ class IntertrainParams(Params):
 
     kind: ClassVar[str] = "intertrain"
     objective: str
-    """What the encoder learns to predict: ``clust`` (cluster ids), ``mlm`` (masked tokens).
-    Written as ``setting`` in ``step.json``."""
+    """What the encoder learns to predict: ``clust`` (cluster ids), ``mlm`` (masked tokens)."""
     model: str
     seed: int = 0
     options: Optimization = field(default_factory=IntertrainOptimization)
 
-    def to_params(self) -> dict[str, Any]:
-        return {"setting": self.objective, "model": self.model, "seed": self.seed, **self.options.to_params()}
-
     def problems(self) -> list[str]:
         return [f"options.{p}" for p in self.options.problems()]
-
-    @classmethod
-    def from_params(cls, raw: Mapping[str, Any]) -> IntertrainParams:
-        from jobs.contract.intertrainings import objective
-
-        raw = dict(raw)
-        setting = raw.pop("setting", None)
-        options = objective(str(setting)).options
-        own = {k: raw.pop(k) for k in ("model", "seed") if k in raw}
-        decoded = options.from_params(raw)
-        problems: list[str] = []
-        head = build(_IntertrainHead, own, "params", problems, exact=True)
-        if problems:
-            raise JobError("; ".join(problems))
-        return cls(objective=str(setting), model=head.model, seed=head.seed, options=decoded)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _IntertrainHead:
-    model: str
-    seed: int = 0
 
 

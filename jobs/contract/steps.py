@@ -9,33 +9,19 @@ find the same step and new inputs a new one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from jobs.contract.errors import JobError
+from jobs.contract.ids import canonical_json, decode, encode, step_id
 from jobs.contract.inputs import check_inputs
 from jobs.contract.kinds import known_kind, step_kind
 from jobs.contract.layout import CACHE, FAILED, LOG, MARKER, STEP_FILE, STEPS
 from jobs.contract.params import Params
 from jobs.storage import Store
-
-CONTRACT_VERSION = 1
-"""Part of every id. Bump when a job's outputs change meaning, so old results are not reused."""
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def step_id(kind: str, params: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
-    """Hash of everything a step's result depends on."""
-    payload = canonical_json({"v": CONTRACT_VERSION, "kind": kind, "params": params, "inputs": inputs})
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def step_prefix(kind: str, sid: str) -> str:
@@ -70,7 +56,7 @@ class StepSpec:
         if self.params.kind != self.kind:
             raise JobError(f"{type(self.params).__name__} are not the parameters of a {self.kind!r} step")
         check_inputs(self.kind, step_kind(self.kind).roles, self.inputs)
-        object.__setattr__(self, "id", step_id(self.kind, self.params.to_params(), self.inputs))
+        object.__setattr__(self, "id", step_id(self.kind, encode(self.params), self.inputs))
 
     @property
     def prefix(self) -> str:
@@ -82,14 +68,14 @@ class StepSpec:
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "id": self.id, "label": self.label,
-                           "params": self.params.to_params(), "inputs": dict(self.inputs)},
+                           "params": encode(self.params), "inputs": dict(self.inputs)},
                           indent=2, sort_keys=True)
 
     @staticmethod
     def from_json(text: str) -> StepSpec:
         raw = json.loads(text)
         kind = raw.get("kind")
-        spec = StepSpec(kind, known_kind(kind).params.from_params(raw["params"]), raw.get("inputs", {}),
+        spec = StepSpec(kind, decode(known_kind(kind).params, raw["params"]), raw.get("inputs", {}),
                         raw.get("label", ""))
         written = step_id(kind, raw["params"], spec.inputs)
         if spec.id != written:
@@ -148,4 +134,4 @@ def read_record(store: Store, prefix: str) -> dict:
     return record
 
 
-__all__ = ["CACHE", "FAILED", "LOG", "MARKER", "STEPS", "STEP_FILE"]  # the layout's names, read from here too
+__all__ = ["CACHE", "FAILED", "LOG", "MARKER", "STEPS", "STEP_FILE", "canonical_json", "step_id"]  # read from here too

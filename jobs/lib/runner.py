@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, cast
 from jobs.contract import integrity
 from jobs.contract.claims import Claimed, Heartbeat, acquire, current, new_owner, release
 from jobs.contract.errors import JobError
+from jobs.contract.ids import encode
 from jobs.contract.inputs import ENCODER
 from jobs.contract.kinds import step_kind
 from jobs.contract.outputs import MODEL
@@ -171,7 +172,7 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
         "kind": spec.kind,
         "id": spec.id,
         "label": spec.label,
-        "params": spec.params.to_params(),
+        "params": encode(spec.params),
         "inputs": dict(spec.inputs),
         "outputs": sorted(ctx.outputs),
         integrity.FILES: dict(sorted(ctx.files.items())),

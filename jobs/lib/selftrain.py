@@ -61,4 +61,5 @@ def kept_accuracy(rows: np.ndarray, labels: np.ndarray, train_labels: Sequence, 
 def second_stage(params: FinetuneParams) -> FinetuneParams:
     """The options of the fine-tune on labeled + pseudo-labeled texts: the protocol's, with the
     self-training's number of passes."""
-    return dataclasses.replace(params, epochs=params.pseudo_epochs)
+    assert params.self_training is not None
+    return dataclasses.replace(params, epochs=params.self_training.epochs)
