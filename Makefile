@@ -16,7 +16,7 @@ CONTROLLER_BASE_IMAGE ?= python:3.12-slim-bookworm
 KUBE_TOOLS := $(abspath $(VENV))/kube-tools
 KUBE_STAMP := $(KUBE_TOOLS)/.installed
 TEST_PATH := $(PATH):$(KUBE_TOOLS)/usr/bin
-KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2
+KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2-r2
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cu128
 IMAGES_STAMP := $(VENV)/.images-$(VERSION)
 IMAGE_INPUTS := images/job.Dockerfile images/controller.Dockerfile images/build-local.sh pyproject.toml constraints.txt \
@@ -62,7 +62,7 @@ $(KUBE_STAMP):
 
 kube-tools: $(KUBE_STAMP) ## etcd and kubectl for the Kubernetes tier, into .venv/kube-tools
 
-kube-binaries: ## rebuild kube-apiserver/kube-controller-manager v1.20.2 from Debian source (~8 min)
+kube-binaries: ## rebuild the Kubernetes v1.20.2 binaries (r2: reflect2 fixed) from Debian source (~20 min)
 	tests/build_kube.sh $${CTUNE_KUBE_BIN:-$(KUBE_BIN_CACHE)}
 
 lint: $(STAMP) ## ruff, mypy, import contracts, complexity (no function above 15)

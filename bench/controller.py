@@ -121,7 +121,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    from tests.kube_rig import KubeRig
+    from tests.kube_rig import BIN_CACHE, KubeRig
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -133,7 +133,7 @@ def main() -> None:
         os.environ.update(env)
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         boto3.client("s3").create_bucket(Bucket=bucket)
-        rig = KubeRig(folder / "rig").start(Path(os.environ.get("CTUNE_KUBE_BIN", Path.home() / ".cache/ctune-kube-v1.20.2")))
+        rig = KubeRig(folder / "rig").start(Path(os.environ.get("CTUNE_KUBE_BIN", BIN_CACHE)))
         try:
             env["KUBECONFIG"] = str(rig.kubeconfig())
             core = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))

@@ -22,6 +22,11 @@ from typing import Protocol
 from jobs.contract.errors import CtuneError
 
 TRANSIENT_S3 = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500"}
+DENIED_S3 = {"InvalidAccessKeyId": "the access key is unknown to the store",
+             "SignatureDoesNotMatch": "the secret key does not match the access key",
+             "AccessDenied": "the credentials may not use this bucket",
+             "403": "the store refused the credentials (a wrong key or secret, or no rights on the bucket)"}
+"""Refusals of the credentials, by S3 error code (HEAD requests carry only the status)."""
 
 
 class StoreError(CtuneError, RuntimeError):
@@ -167,6 +172,17 @@ class LocalStore:
         return path
 
 
+def _environment_credentials() -> dict[str, str | None]:
+    """The key pair in the environment now, when there is one (the first source boto3 reads
+    anyway): boto3's default session keeps what it read first, so a process whose
+    environment changed would go on signing with the old pair."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return {}
+    return {"aws_access_key_id": key, "aws_secret_access_key": secret,
+            "aws_session_token": os.environ.get("AWS_SESSION_TOKEN")}
+
+
 def _error_code(exc: BaseException | None) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
@@ -216,7 +232,13 @@ class S3Store:
             "s3",
             region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
             config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+            **_environment_credentials(),
         )
+
+    def _key_id(self) -> str:
+        """The access key's id (never the secret), as the client signs with it."""
+        credentials = self._client._request_signer._credentials  # botocore keeps no public accessor
+        return str(getattr(credentials, "access_key", "") or "none")
 
     def _k(self, key: str) -> str:
         key = _clean(key)
@@ -231,6 +253,11 @@ class S3Store:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404"):
                 raise StoreError(f"missing in store: {what}") from exc
+            if code in DENIED_S3:
+                raise StoreError(f"store {self.root} refused the credentials of AWS_ACCESS_KEY_ID "
+                                 f"{self._key_id()!r}: {DENIED_S3[code]}") from exc
+            if code == "NoSuchBucket":
+                raise StoreError(f"store {self.root}: bucket {self.bucket} does not exist") from exc
             raise StoreError(f"store {self.root} refused {what}: {code or exc}", code in TRANSIENT_S3) from exc
         except BotoCoreError as exc:
             raise StoreError(f"cannot reach store {self.root}: {exc}", retryable=True) from exc
@@ -260,12 +287,15 @@ class S3Store:
                 delay = min(delay * 2, 15.0)
 
     def check(self) -> None:
-        """Before anything runs: an unreachable store is an error now, not an outage to wait out."""
+        """Before anything runs: an unreachable store is an error now, not an outage to wait out;
+        refused credentials and a missing bucket are named."""
         try:
             self._within(0, f"bucket {self.bucket}", self._client.head_bucket, Bucket=self.bucket)
         except StoreError as exc:
             if str(exc).startswith("missing"):
                 raise StoreError(f"store {self.root}: bucket {self.bucket} does not exist") from None
+            if _error_code(exc.__cause__) == "403":  # a HEAD answer has no body: ask again to learn why
+                self._within(0, f"bucket {self.bucket}", self._client.list_objects_v2, Bucket=self.bucket, MaxKeys=1)
             raise
 
     def read_bytes(self, key: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT, slices of the real data, an S3 server, the CLI.
+"""Shared fixtures: a tiny random BERT, slices of the real data, S3 servers (moto, SeaweedFS), the CLI.
 
 Every test belongs to exactly one tier (``pytestmark = pytest.mark.<tier>`` in its file):
 ``unit`` (in-process, seconds), ``pipeline`` (the real CLI and job processes), ``kube``
@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -152,29 +153,68 @@ def write_spec(tmp_path, data_dir, tiny_model):
     return write
 
 
+@dataclass(frozen=True)
+class S3Endpoint:
+    """An S3 server the tests talk to, and the key pair it takes."""
+
+    url: str
+    access_key: str
+    secret_key: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
 @pytest.fixture(scope="session")
-def s3_server():
-    """moto's S3 server on a free loopback port; yields its endpoint URL."""
+def moto_s3():
+    """moto's S3 server on a free loopback port, in a thread: fast, takes any key, keeps
+    nothing when stopped. The unit tier's."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    yield S3Endpoint(f"http://{host}:{port}", "test", "test")
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """A real S3 server (SeaweedFS, ``tests/seaweed.py``) for the session's worker: the
+    pipeline, fault, container and Kubernetes tiers'."""
+    from seaweed import SeaweedServer
+
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def s3(request) -> S3Endpoint:
+    """The S3 server of the module's tier: moto for unit tests, SeaweedFS for the others."""
+    if request.node.get_closest_marker("unit") is not None:
+        return request.getfixturevalue("moto_s3")
+    server = request.getfixturevalue("seaweed")
+    return S3Endpoint(server.url, server.access_key, server.secret_key)
+
+
+@pytest.fixture(scope="module")
+def s3_server(s3) -> str:
+    """The S3 server's endpoint URL."""
+    return s3.url
+
+
 @pytest.fixture
-def s3_env(s3_server, monkeypatch):
-    """AWS environment pointing at the moto server, with a fresh bucket; yields its name."""
+def s3_env(s3, monkeypatch):
+    """AWS environment pointing at the tier's S3 server, with a fresh bucket; yields its name."""
     import uuid
 
     import boto3
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
     bucket = f"b-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     monkeypatch.setenv("CTUNE_CACHE", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"ctune-cache-{bucket}"))

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
-TARBALL_NAME = "kube-v1.20.2-linux-amd64.tar.xz"
+TARBALL_NAME = "kube-v1.20.2-r2-linux-amd64.tar.xz"
+"""The r2 build: its API server survives a GET with ``?pretty=true`` (../shared/k8s/README.md)."""
+BIN_CACHE = Path.home() / ".cache" / "ctune-kube-v1.20.2-r2"
 ADMIN_TOKEN = "ctune-admin-token"
 SA_TOKEN = "ctune-controller-token"
 SA_NAMESPACE = "cluster-tune"
@@ -35,7 +37,8 @@ def free_port() -> int:
 
 
 def find_binaries(cache: Path) -> Path:
-    """kube-apiserver and kube-controller-manager, unpacked from ../shared/k8s once."""
+    """kube-apiserver and kube-controller-manager (and the scheduler and kubelet), unpacked from
+    ../shared/k8s once, checked against its SHA256SUMS."""
     if (cache / "kube-apiserver").is_file() and (cache / "kube-controller-manager").is_file():
         return cache
     candidates = [Path(os.environ["CTUNE_KUBE_TARBALL"])] if os.environ.get("CTUNE_KUBE_TARBALL") else []
@@ -48,10 +51,24 @@ def find_binaries(cache: Path) -> Path:
             raise RigUnavailable(f"no {TARBALL_NAME} (looked in {', '.join(map(str, candidates))}) and "
                                  f"rebuilding failed: {build.stderr.strip().splitlines()[-1:]}")
         return cache
+    _check_digest(tarball)
     cache.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tarball) as tar:
         tar.extractall(cache, filter="data")
     return cache
+
+
+def _check_digest(tarball: Path) -> None:
+    sums = tarball.with_name("SHA256SUMS")
+    if not sums.is_file():
+        return
+    expected = {name: digest for digest, name in (line.split() for line in sums.read_text().splitlines() if line.strip())}
+    if tarball.name in expected:
+        import hashlib
+
+        digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+        if digest != expected[tarball.name]:
+            raise RigUnavailable(f"{tarball}: sha256 {digest} is not the one SHA256SUMS lists")
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kube_rig import SA_TOKEN, KubeRig, RigUnavailable
+from tests.kube_rig import BIN_CACHE, SA_TOKEN, KubeRig, RigUnavailable
 from tests.node_agent import NodeAgent, podman_works
 
 # One control plane per session: `make test` runs pytest-xdist with --dist loadfile, so every
@@ -48,7 +48,7 @@ def kube(tmp_path_factory, worker_id, testrun_uid):
                     "run pytest-xdist with --dist loadfile")
     try:
         rig = KubeRig(tmp_path_factory.mktemp("kube")).start(
-            Path(os.environ.get("CTUNE_KUBE_BIN", Path.home() / ".cache" / "ctune-kube-v1.20.2")))
+            Path(os.environ.get("CTUNE_KUBE_BIN", BIN_CACHE)))
     except RigUnavailable as exc:
         pytest.fail(f"the Kubernetes test rig cannot start: {exc}")
     why_not = podman_works(JOB_IMAGE)
@@ -71,13 +71,11 @@ def core(kube):
 
 
 @pytest.fixture
-def kube_ns(kube, core, s3_server, s3_env):
+def kube_ns(kube, core, s3, s3_env):
     """A fresh namespace holding the S3 Secret the Jobs read."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}})
-    core.create_namespaced_secret(name, {"metadata": {"name": "cluster-tune-s3"}, "stringData": {
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": s3_server,
-        "AWS_DEFAULT_REGION": "us-east-1"}})
+    core.create_namespaced_secret(name, {"metadata": {"name": "cluster-tune-s3"}, "stringData": s3.env})
     return name
 
 
@@ -273,7 +271,7 @@ def for_kube_1_20(manifests: str) -> str:
     return yaml.safe_dump_all(docs)
 
 
-def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_model, s3_env, s3_server, tmp_path,
+def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_model, s3_env, s3, tmp_path,
                                                     ctune, kubectl, repo):
     import yaml
     from kubernetes import client, config
@@ -312,7 +310,7 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     assert bad.returncode != 0 and "quantities must match" in bad.stderr  # the dry run does check
     # the controller's identity can run a spec in its namespace ...
     core.create_namespaced_secret("cluster-tune", {"metadata": {"name": "cluster-tune-s3"}, "stringData": {
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": s3_server}})
+        **s3.env}})
     from tests.kube_rig import SA_NAMESPACE, SA_TOKEN
 
     identity = rig.kubeconfig(SA_TOKEN, SA_NAMESPACE)
@@ -359,7 +357,7 @@ def test_a_second_worker_is_refused_the_control_plane(testrun_uid):
 
 
 def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, write_spec, s3_model, s3_env,
-                                                         s3_server, data_dir, ctune):
+                                                         s3, data_dir, ctune):
     """The CronJob, scheduled by the rig's own CronJob controller (its schedule moved to every
     minute): the controller image, in-cluster configuration from the ServiceAccount's token,
     the spec from the ConfigMap; it submits the step Jobs, they run, and it finishes."""
@@ -398,8 +396,7 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
     applied = kubectl("apply", "-f", "-", kubeconfig=admin, stdin=for_kube_1_20(yaml.safe_dump_all(docs)))
     assert applied.returncode == 0, applied.stderr
     secret = {"metadata": {"name": "cluster-tune-s3"}, "stringData": {
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": s3_server,
-        "AWS_DEFAULT_REGION": "us-east-1"}}
+        **s3.env}}
     try:
         core.create_namespaced_secret(ns, secret)
     except client.exceptions.ApiException as exc:
@@ -432,3 +429,29 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
     assert all(r.exit_code == 0 for r in steps), [(r.job, r.exit_code, r.output[-300:]) for r in steps]
     results = bucket.read_bytes("cron/experiments/cron/report/results.csv").decode()
     assert sorted(row.split(",")[1] for row in results.splitlines()[1:]) == ["bert", "nb"]
+
+
+def test_a_get_with_pretty_true_of_a_labelled_object_leaves_the_api_server_up(kube, core):
+    # GIVEN a ConfigMap with labels and data (maps: what crashed the first build's API server)
+    import ssl
+    import urllib.request
+
+    from tests.kube_rig import ADMIN_TOKEN
+
+    rig, _ = kube
+    name = f"pretty-{uuid.uuid4().hex[:6]}"
+    core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": {"app": "ctune", "tier": "t"}},
+                                                  "data": {"a": "1", "b": "2"}})
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    # WHEN it is read as curl and a browser read it, with ?pretty=true
+    for agent in ("curl/7.88.1", "Mozilla/5.0"):
+        request = urllib.request.Request(f"{rig.server}/api/v1/namespaces/default/configmaps/{name}?pretty=true",
+                                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "User-Agent": agent})
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            body = json.loads(answer.read())
+        # THEN it answers, labels and data intact, and the API server is still up to answer again
+        assert body["metadata"]["labels"] == {"app": "ctune", "tier": "t"} and body["data"] == {"a": "1", "b": "2"}
+    assert all(p.poll() is None for p in rig.procs)
+    assert core.read_namespaced_config_map(name, "default").data == {"a": "1", "b": "2"}
+

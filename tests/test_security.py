@@ -15,15 +15,27 @@ KEY_ID = "AKIAPLANTEDKEY0000001"
 SECRET = "planted-secret-Zq8v1rT3"
 
 
-def test_a_planted_secret_is_nowhere(write_spec, s3_env, s3_server, monkeypatch, ctune):
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A SeaweedFS server whose one key pair is the planted credential (it checks the key:
+    a run that succeeds used it)."""
+    from seaweed import SeaweedServer
+
+    server = SeaweedServer(tmp_path_factory.mktemp("planted"), access_key=KEY_ID, secret_key=SECRET).start()
+    server.create_bucket("planted")
+    yield server
+    server.kill()
+
+
+def test_a_planted_secret_is_nowhere(write_spec, planted, monkeypatch, ctune):
     from jobs.storage import open_store
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    spec = write_spec(store=f"s3://{s3_env}/sec", repetitions=1)
-    done = ctune("run", str(spec), env={"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET})
+    for key, value in planted.env.items():
+        monkeypatch.setenv(key, value)
+    spec = write_spec(store="s3://planted/sec", repetitions=1)
+    done = ctune("run", str(spec), env=planted.env)
     assert done.returncode == 0, done.stderr
-    store = open_store(f"s3://{s3_env}/sec")
+    store = open_store("s3://planted/sec")
     keys = store.list("steps") + store.list("experiments") + store.list("datasets")
     assert any(k.endswith("/log.txt") for k in keys) and any(k.endswith("/step.json") for k in keys)
     leaked = [k for k in keys if any(s.encode() in store.read_bytes(k) for s in (SECRET, KEY_ID))]
@@ -35,7 +47,7 @@ def test_a_planted_secret_is_nowhere(write_spec, s3_env, s3_server, monkeypatch,
     assert masked.returncode == 2 and SECRET not in masked.stderr and "***@" in masked.stderr
 
 
-def test_manifests_carry_secret_references_only_and_no_shell_interpolation(write_spec, s3_env, monkeypatch):
+def test_manifests_carry_secret_references_only_and_no_shell_interpolation(write_spec, planted, monkeypatch):
     from controller.plan.datasets import prepare_all, resolve_data_dir
     from controller.plan.graph import build_plan
     from controller.plan.packing import pack_units
@@ -43,15 +55,16 @@ def test_manifests_carry_secret_references_only_and_no_shell_interpolation(write
     from controller.run.kube.config import kube_config
     from controller.run.kube.render import render_job
 
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    for key, value in planted.env.items():
+        monkeypatch.setenv(key, value)
     hostile = "x; rm -rf / #$(touch /tmp/pwned)`id`"
-    path = write_spec(store=f"s3://{s3_env}/sec", repetitions=1, settings=["bert", "clust"],
+    path = write_spec(store="s3://planted/manifests", repetitions=1, settings=["bert", "clust"],
                       kubernetes={"image": f"img:1 {hostile}"})
     spec = load_spec(path)
     prepared = prepare_all(spec, resolve_data_dir(spec, None), str(path))
     plan = build_plan(spec, {n: p.prefix for n, p in prepared.items()}, {n: p.corpus_prefix for n, p in prepared.items()})
     for unit in pack_units(list(plan.steps.values()), 16):
-        job = render_job(unit, spec.name, f"s3://{s3_env}/sec", kube_config(spec))
+        job = render_job(unit, spec.name, "s3://planted/manifests", kube_config(spec))
         text = yaml.safe_dump(job)
         assert SECRET not in text
         container = job["spec"]["template"]["spec"]["containers"][0]

@@ -67,13 +67,12 @@ def logs(bucket: str, prefix: str) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def bucket(s3_server):
+def bucket(s3):
     """One bucket for the module (the undisturbed run is made once), the AWS environment set."""
     import boto3
 
     with pytest.MonkeyPatch.context() as env:
-        for key, value in (("AWS_ENDPOINT_URL", s3_server), ("AWS_ACCESS_KEY_ID", "test"),
-                           ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        for key, value in s3.env.items():
             env.setenv(key, value)
         name = f"faults-{uuid.uuid4().hex[:12]}"
         boto3.client("s3").create_bucket(Bucket=name)
@@ -155,3 +154,53 @@ def test_a_long_outage_ends_the_run_with_its_own_code_and_loses_nothing(baseline
     after = records(bucket, "long")
     assert all(after[k] == v for k, v in before.items()), "a finished step was computed again"
     assert outcome(bucket, "long") == baseline["results"]
+
+
+@pytest.fixture
+def own_server(tmp_path, monkeypatch):
+    """A SeaweedFS server of this test's own (the session's key pair), to kill and restart on
+    its data; the in-process store reads go to it."""
+    from seaweed import SeaweedServer
+
+    server = SeaweedServer(tmp_path / "seaweed").start()
+    server.create_bucket("outage")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+    yield server
+    server.kill()
+
+
+def _first_commit(proc, prefix: str, timeout_s: float = 300) -> None:
+    deadline = time.time() + timeout_s
+    while not records("outage", prefix) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None and records("outage", prefix), "the run ended before a step was committed"
+
+
+@pytest.mark.parametrize(("down_s", "outage_s", "code"), [(10, 120, 0), (40, 4, 3)])
+def test_the_real_server_killed_mid_run_and_restarted(baseline, own_server, tiny_model, down_s, outage_s, code):
+    # GIVEN a run on a real S3 server
+    prefix = f"killed-{code}"
+    spec = spec_file(baseline["root"], tiny_model, baseline["root"] / "data", f"s3://outage/{prefix}")
+    proc = ctune("run", spec, endpoint=own_server.url, outage_s=outage_s, background=True)
+    _first_commit(proc, prefix)
+    # WHEN the server is killed once a step is committed, and started again on its data later
+    own_server.kill()
+    killed_at = time.time()
+    time.sleep(down_s)
+    own_server.wait_ports_free()
+    own_server.start()
+    print(f"\nserver down {time.time() - killed_at:.1f} s (killed, then restarted on its data)")
+    _, err = proc.communicate(timeout=900)
+    # THEN with a window longer than the outage the run rides it out; with a shorter one it ends
+    # with exit 3, and a second run finishes without redoing a committed step
+    assert proc.returncode == code, err[-3000:]
+    said = err + "".join(text.decode(errors="replace") for text in logs("outage", prefix).values())
+    assert "not answering" in said
+    if code == 3:
+        assert f"unreachable for more than {outage_s} s" in err
+        before = records("outage", prefix)
+        again = ctune("run", spec, endpoint=own_server.url)
+        assert again.returncode == 0, again.stderr[-3000:]
+        after = records("outage", prefix)
+        assert all(after[k] == v for k, v in before.items()), "a finished step was computed again"
+    assert outcome("outage", prefix) == baseline["results"]
