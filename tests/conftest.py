@@ -166,6 +166,14 @@ class S3Endpoint:
         return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": self.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
 
+    def client(self):
+        """A client with this server's key pair (boto3's default session keeps the first pair it
+        read, and a worker meets moto and SeaweedFS in turn)."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name="us-east-1")
+
 
 @pytest.fixture(scope="session")
 def moto_s3():
@@ -211,12 +219,10 @@ def s3_env(s3, monkeypatch):
     """AWS environment pointing at the tier's S3 server, with a fresh bucket; yields its name."""
     import uuid
 
-    import boto3
-
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)
     bucket = f"b-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    s3.client().create_bucket(Bucket=bucket)
     monkeypatch.setenv("CTUNE_CACHE", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"ctune-cache-{bucket}"))
     yield bucket
     shutil.rmtree(os.environ["CTUNE_CACHE"], ignore_errors=True)

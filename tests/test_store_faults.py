@@ -69,13 +69,11 @@ def logs(bucket: str, prefix: str) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def bucket(s3):
     """One bucket for the module (the undisturbed run is made once), the AWS environment set."""
-    import boto3
-
     with pytest.MonkeyPatch.context() as env:
         for key, value in s3.env.items():
             env.setenv(key, value)
         name = f"faults-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3").create_bucket(Bucket=name)
+        s3.client().create_bucket(Bucket=name)
         yield name
 
 
