@@ -12,9 +12,10 @@ OVERLAY ?= dev
 VERSION ?= latest
 JOB_BASE_IMAGE ?= nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 CONTROLLER_BASE_IMAGE ?= python:3.12-slim-bookworm
-# etcd and kubectl for the Kubernetes tier, unpacked from Debian's packages (no service is installed)
+# etcd, containerd and kubectl for the Kubernetes tier, unpacked from Debian's packages (no
+# service is installed; the node's containerd runs from here with runc, installed with podman)
 KUBE_TOOLS := $(abspath $(VENV))/kube-tools
-KUBE_STAMP := $(KUBE_TOOLS)/.installed
+KUBE_STAMP := $(KUBE_TOOLS)/.installed-node
 TEST_PATH := $(PATH):$(KUBE_TOOLS)/usr/bin
 KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2-r2
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cu128
@@ -49,7 +50,7 @@ report: $(STAMP) ## rebuild the report of SPEC from the done cells
 	$(VENV)/bin/ctune report $(SPEC)
 
 # (a kubectl already on PATH comes first: Debian's 1.20 one builds k8s/ with an older kustomize)
-KUBE_DEBS = etcd-server $(if $(shell command -v kubectl),,kubernetes-client)
+KUBE_DEBS = etcd-server containerd $(if $(shell command -v kubectl),,kubernetes-client)
 
 $(KUBE_STAMP):
 	mkdir -p $(KUBE_TOOLS)/debs
@@ -58,9 +59,10 @@ $(KUBE_STAMP):
 	for deb in $(KUBE_TOOLS)/debs/*.deb; do dpkg -x $$deb $(KUBE_TOOLS); done
 	rm -rf $(KUBE_TOOLS)/debs
 	PATH=$(TEST_PATH) etcd --version >/dev/null && PATH=$(TEST_PATH) kubectl version --client >/dev/null
+	PATH=$(TEST_PATH) containerd --version >/dev/null
 	touch $(KUBE_STAMP)
 
-kube-tools: $(KUBE_STAMP) ## etcd and kubectl for the Kubernetes tier, into .venv/kube-tools
+kube-tools: $(KUBE_STAMP) ## etcd, containerd and kubectl for the Kubernetes tier, into .venv/kube-tools
 
 kube-binaries: ## rebuild the Kubernetes v1.20.2 binaries (r2: reflect2 fixed) from Debian source (~20 min)
 	tests/build_kube.sh $${CTUNE_KUBE_BIN:-$(KUBE_BIN_CACHE)}

@@ -80,6 +80,9 @@ class Progress:
         if e.kind == "start":
             self.show(f"  ... {e.step.kind:<10} {e.step.label}" + (f" ({e.detail})" if e.detail else ""))
             return
+        if e.kind == "waiting":
+            self.show(f"  ~~~ waiting    {e.step.kind} {e.step.label} for {e.seconds:.0f}s: {e.detail}")
+            return
         self.finished += 1
         mark = {"done": "ok", "failed": "FAILED", "blocked": "blocked"}[e.kind]
         elapsed = time.time() - self.t0

@@ -1,7 +1,8 @@
 """A real Kubernetes control plane for the integration tier: etcd, kube-apiserver and
 kube-controller-manager v1.20.2 as local processes (see ../shared/docs/test-rig.md).
 
-There is no scheduler and no kubelet; tests/node_agent.py plays the node.
+With ``scheduler=True`` a real kube-scheduler runs beside them, for the real node of
+tests/kube_node.py.
 """
 
 from __future__ import annotations
@@ -75,17 +76,22 @@ def _check_digest(tarball: Path) -> None:
 class KubeRig:
     workdir: Path
     authorization: str = "RBAC"
+    scheduler: bool = False
     procs: list[subprocess.Popen] = field(default_factory=list)
     server: str = ""
 
     def kubeconfig(self, token: str = ADMIN_TOKEN, namespace: str = "default") -> Path:
-        path = self.workdir / f"kubeconfig-{token}"
-        path.write_text(yaml.safe_dump({
+        path = self.workdir / f"kubeconfig-{token}-{namespace}"
+        if path.is_file():  # written once: a process may be reading it (a rewrite would truncate it)
+            return path
+        scratch = path.with_suffix(".new")
+        scratch.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "rig",
             "clusters": [{"name": "rig", "cluster": {"server": self.server, "insecure-skip-tls-verify": True}}],
             "users": [{"name": "user", "user": {"token": token}}],
             "contexts": [{"name": "rig", "context": {"cluster": "rig", "user": "user", "namespace": namespace}}],
         }))
+        scratch.rename(path)
         return path
 
     def _spawn(self, name: str, argv: list[str]) -> None:
@@ -117,14 +123,21 @@ class KubeRig:
             f"--authorization-mode={self.authorization}",
             f"--service-account-key-file={key}", f"--service-account-signing-key-file={key}",
             "--service-account-issuer=https://kubernetes.default.svc",
-            "--disable-admission-plugins=ServiceAccount", "--feature-gates=TTLAfterFinished=true",
+            "--feature-gates=TTLAfterFinished=true",
             "--service-cluster-ip-range=10.96.0.0/24", "--advertise-address=127.0.0.1"])
         self.server = f"https://127.0.0.1:{api_port}"
         self._wait_ready()
+        # nodelifecycle lifts a new node's not-ready taint; the service-account controllers give
+        # each namespace its default account and each account a token a kubelet mounts
         self._spawn("kube-controller-manager", [
             str(bins / "kube-controller-manager"), f"--kubeconfig={self.kubeconfig()}",
-            "--controllers=job,cronjob,garbagecollector,ttl-after-finished,namespace", "--leader-elect=false",
+            "--controllers=job,cronjob,garbagecollector,ttl-after-finished,namespace,nodelifecycle,"
+            "serviceaccount,serviceaccount-token", f"--service-account-private-key-file={key}",
+            f"--root-ca-file={self.ca_file()}", "--leader-elect=false",
             "--port=0", "--secure-port=0", "--feature-gates=TTLAfterFinished=true"])
+        if self.scheduler:
+            self._spawn("kube-scheduler", [str(bins / "kube-scheduler"), f"--kubeconfig={self.kubeconfig()}",
+                                           "--leader-elect=false", "--port=0", "--secure-port=0"])
         return self
 
     def _wait_ready(self, timeout: float = 60) -> None:

@@ -43,6 +43,8 @@ SCRIPT = textwrap.dedent('''
             pass
         def pod_log_tail(self, namespace, name, lines=15):
             return ""
+        def unscheduled(self, namespace, selector):
+            return {}
 
     def commit(prefix):
         """What a job would write, minus the work: enough outputs for the report."""

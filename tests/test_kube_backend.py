@@ -148,3 +148,71 @@ def test_restarted_controller_forms_the_same_packed_jobs(tmp_path):
     assert result.ok and result.already_done == 1
     assert set(api.created) <= expected and len(api.created) == len(expected)  # its group is resubmitted whole
     assert sorted(result.ran) == sorted(sid for sid in plan.steps if sid != first_cell.id)
+
+
+class UnschedulableApi:
+    """Jobs are created but their pods never placed: the scheduler's message for each."""
+
+    MESSAGE = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+
+    def __init__(self):
+        self.created, self.deleted, self.rounds = [], [], 0
+
+    def jobs(self, namespace, selector):
+        return {n: job(n) for n in self.created if n not in self.deleted}
+
+    def create_job(self, manifest):
+        self.created.append(manifest["metadata"]["name"])
+        return True
+
+    def unscheduled(self, namespace, selector):
+        self.rounds += 1
+        return {n: self.MESSAGE for n in self.created if n not in self.deleted}
+
+    def wait_for_change(self, namespace, selector, timeout_s):
+        import time
+
+        time.sleep(timeout_s)
+
+    def delete_job(self, namespace, name):
+        self.deleted.append(name)
+
+    def pod_log_tail(self, namespace, name, lines=15):
+        return ""
+
+
+def test_an_unschedulable_job_is_shown_waiting_once_then_failed_after_its_timeout(tmp_path):
+    plan = tiny_plan(settings=["bert"], repetitions=1)
+    store = open_store(tmp_path / "store")
+    api = UnschedulableApi()
+    events = []
+    k = KubernetesSpec(pack=1, unschedulable_timeout_s=1)
+    result = KubernetesBackend(store, "grid", k, api, poll_s=0.2).run(plan, events.append)
+    waiting = [e for e in events if e.kind == "waiting"]
+    # shown once (the message did not change), with the scheduler's own words, though seen many rounds
+    assert [e.detail for e in waiting] == [UnschedulableApi.MESSAGE] and api.rounds >= 3
+    assert api.deleted == api.created and len(result.failed) == 1
+    (detail,) = result.failed.values()
+    assert "could not be scheduled for" in detail and "unschedulable_timeout_s: 1" in detail
+    assert UnschedulableApi.MESSAGE in detail
+
+
+def test_without_a_timeout_an_unschedulable_job_keeps_waiting(tmp_path):
+    import threading
+
+    from controller.run.backends.base import cancel_marker
+
+    plan = tiny_plan(settings=["bert"], repetitions=1)
+    store = open_store(tmp_path / "store")
+    api = UnschedulableApi()
+    events = []
+    backend = KubernetesBackend(store, "grid", KubernetesSpec(pack=1), api, poll_s=0.2)
+    runner = threading.Thread(target=lambda: events.append(backend.run(plan, events.append)), daemon=True)
+    runner.start()
+    runner.join(timeout=2)
+    try:
+        assert runner.is_alive() and not api.deleted and [e.kind for e in events].count("waiting") == 1
+    finally:
+        store.write_bytes(cancel_marker("grid"), b"cancelled\n")  # what ctune cancel does
+        runner.join(timeout=10)
+    assert not runner.is_alive()

@@ -84,6 +84,14 @@ def test_defaults_render_without_optional_scheduling():
     assert "suspend" not in job["spec"] and "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
     assert "priorityClassName" not in job["spec"]["template"]["spec"]
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "hostNetwork" not in job["spec"]["template"]["spec"]
+
+
+def test_host_network_puts_every_pod_on_the_nodes_network():
+    _, plan = tiny_plan()
+    for unit in pack_units(list(plan.steps.values()), 1):  # GPU and CPU steps alike
+        pod = render_job(unit, "grid", STORE, KubernetesSpec(host_network=True))["spec"]["template"]["spec"]
+        assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet", unit.kind
 
 
 def test_every_rendered_job_passes_strict_schema_validation(tmp_path):
@@ -115,8 +123,9 @@ def test_invalid_kubernetes_settings_are_named():
     with pytest.raises(SpecError) as err:
         parse_spec({"name": "x", "datasets": ["a"], "kubernetes": {
             "namespace": "Bad_NS", "memory": "lots", "gpu_kinds": ["gpu"], "pack": 0,
-            "tolerations": [{"key": "k", "operator": "Maybe"}]}})
+            "tolerations": [{"key": "k", "operator": "Maybe"}], "unschedulable_timeout_s": -1}})
     problems = err.value.problems
+    assert any("kubernetes.unschedulable_timeout_s: must not be negative" in p for p in problems)
     assert any("kubernetes.namespace: 'Bad_NS'" in p for p in problems)
     assert any("kubernetes.memory: 'lots'" in p for p in problems)
     assert any("unknown step kind 'gpu'" in p for p in problems)

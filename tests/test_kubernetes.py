@@ -1,30 +1,41 @@
-"""The Kubernetes backend against a real API server and Job controller (v1.20.2), a node
-agent that runs pods as local processes, and an S3 server (moto)."""
+"""The Kubernetes backend on a real cluster of one node: API server, Job and CronJob
+controllers, scheduler (v1.20.2), and a kubelet on containerd running every pod from the job
+and controller images (tests/kube_node.py); S3 is SeaweedFS. The node advertises
+``nvidia.com/gpu: 2``, so GPU steps wait for a free GPU as on a real cluster."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
 
 import pytest
 
-from tests.kube_rig import BIN_CACHE, SA_TOKEN, KubeRig, RigUnavailable
-from tests.node_agent import NodeAgent, podman_works
+from tests.kube_node import GPU_CAPACITY, GPU_LABEL, NodeUnavailable, start_node
+from tests.kube_rig import BIN_CACHE, KubeRig, RigUnavailable
+from tests.pod_watch import PodWatch, peak_at_once
 
 # One control plane per session: `make test` runs pytest-xdist with --dist loadfile, so every
 # test of this file lands on one worker (test_kubernetes_tests_share_one_worker checks it).
 pytestmark = pytest.mark.kube
 CURRENT = "1.37.0"  # the newest Kubernetes schema kubernetes-validate knows
 JOB_IMAGE = "cluster-tune-job:test"  # make images-local VERSION=test
+CONTROLLER_IMAGE = "cluster-tune-controller:test"
+ON_THE_NODE = {
+    "host_network": True,  # the S3 server and the API server listen on loopback
+    "cpu": "250m", "memory": "3Gi",  # the node has 2 cores
+    "node_selector": {GPU_LABEL[0]: GPU_LABEL[1]},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
+"""The ``kubernetes:`` settings of every spec run on the rig's node."""
 
 
 def claim_control_plane(worker: str, run_id: str) -> str:
@@ -46,20 +57,29 @@ def kube(tmp_path_factory, worker_id, testrun_uid):
     if owner != worker_id:
         pytest.fail(f"the Kubernetes tests run on two workers ({owner} and {worker_id}): "
                     "run pytest-xdist with --dist loadfile")
+    if shutil.which("containerd") is None:
+        pytest.fail("containerd is not on PATH (make kube-tools unpacks it into .venv/kube-tools)")
+    t0 = time.time()
+    bins = Path(os.environ.get("CTUNE_KUBE_BIN", BIN_CACHE))
+    work = tmp_path_factory.mktemp("kube")
     try:
-        rig = KubeRig(tmp_path_factory.mktemp("kube")).start(
-            Path(os.environ.get("CTUNE_KUBE_BIN", BIN_CACHE)))
+        rig = KubeRig(work / "rig", scheduler=True).start(bins)
     except RigUnavailable as exc:
         pytest.fail(f"the Kubernetes test rig cannot start: {exc}")
-    why_not = podman_works(JOB_IMAGE)
-    if why_not:  # pods as host processes: the fallback, only where containers cannot run
-        message = f"KUBERNETES TIER WITHOUT CONTAINERS: {why_not}; pods run as local processes"
-        warnings.warn(message, stacklevel=1)
-        print(f"\n{'!' * 20} {message} {'!' * 20}", file=sys.stderr)
-    agent = NodeAgent(str(rig.kubeconfig()), containers=why_not is None, api_server=rig.server,
-                      token=(SA_TOKEN, str(rig.ca_file()))).start()
-    yield rig, agent
-    agent.stop()
+    try:
+        node = start_node(rig, work / "node", Path(shutil.which("containerd")).parent, bins / "kubelet",
+                          [JOB_IMAGE, CONTROLLER_IMAGE])
+    except NodeUnavailable as exc:
+        rig.stop()
+        pytest.fail(f"the rig's node cannot start: {exc}")
+    from kubernetes import client, config
+
+    watch = PodWatch(client.CoreV1Api(config.new_client_from_config(str(rig.kubeconfig())))).start()
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in node.timings.items())
+    print(f"\nrig with its node up in {time.time() - t0:.1f} s ({timings})", file=sys.stderr)
+    yield rig, watch, node
+    watch.stop()
+    node.stop()
     rig.stop()
 
 
@@ -70,13 +90,19 @@ def core(kube):
     return client.CoreV1Api(config.new_client_from_config(str(kube[0].kubeconfig())))
 
 
-@pytest.fixture
-def kube_ns(kube, core, s3, s3_env):
-    """A fresh namespace holding the S3 Secret the Jobs read."""
+def new_namespace(core, s3) -> str:
+    """A fresh namespace holding the S3 Secret and the ServiceAccount the Jobs use."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}})
     core.create_namespaced_secret(name, {"metadata": {"name": "cluster-tune-s3"}, "stringData": s3.env})
+    core.create_namespaced_service_account(name, {"metadata": {"name": "cluster-tune-job"},
+                                                  "automountServiceAccountToken": False})
     return name
+
+
+@pytest.fixture
+def kube_ns(kube, core, s3, s3_env):
+    return new_namespace(core, s3)
 
 
 def rows(text: str) -> list[dict]:
@@ -92,20 +118,13 @@ def report_csv(store_root: str, name: str = "tiny") -> str:
 
 def kube_spec(write_spec, s3_model, bucket, ns, **overrides):
     return write_spec(model=s3_model, store=f"s3://{bucket}/k8s",
-                      kubernetes={"namespace": ns, "image": JOB_IMAGE, **overrides.pop("kubernetes", {})},
+                      kubernetes={"namespace": ns, "image": JOB_IMAGE, **ON_THE_NODE,
+                                  **overrides.pop("kubernetes", {})},
                       **overrides)
 
 
-def runs_for(agent: NodeAgent, ns: str, settle_s: float = 60) -> list:
-    """The namespace's pods, once each has ended (a step commits before its container is gone)."""
-    deadline = time.time() + settle_s
-    while any(r.exit_code is None for r in agent.runs if r.namespace == ns) and time.time() < deadline:
-        time.sleep(0.2)
-    return [r for r in agent.runs if r.namespace == ns]
-
-
 def test_tiny_spec_on_kubernetes_equals_the_local_backend(kube, kube_ns, write_spec, s3_model, s3_env, tmp_path, ctune):
-    rig, agent = kube
+    rig, pods, _ = kube
     spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust"], kubernetes={"pack": 2})
     t0 = time.time()
     result = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
@@ -114,26 +133,26 @@ def test_tiny_spec_on_kubernetes_equals_the_local_backend(kube, kube_ns, write_s
     local = ctune("run", str(spec), "--store", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
     assert rows(report_csv(f"s3://{s3_env}/k8s")) == rows(report_csv(str(tmp_path / "local")))
-    pods = runs_for(agent, kube_ns)
-    jobs = {r.job for r in pods}
+    ran = pods.of(kube_ns)
+    jobs = {r.job for r in ran}
     # 1 cluster + 1 inter-training + 2 settings x 2 fine-tunes, packed by 2
-    assert len(jobs) == len(pods) == 4
+    assert len(jobs) == len(ran) == 4
     print(f"\nkubernetes backend: {len(jobs)} Jobs for the tiny spec in {seconds:.0f} s")
     ambiguous = ctune("logs", str(spec), "")
     assert ambiguous.returncode == 2 and "steps of tiny have an id starting with" in ambiguous.stderr
-    cluster_id = next(r.command[-1].split("/")[-2] for r in pods if "cluster" in r.job)
+    cluster_id = next(r.command[-1].split("/")[-2] for r in ran if "cluster" in r.job)
     shown = ctune("logs", str(spec), cluster_id[:8])
     assert shown.returncode == 0 and f"done cluster {cluster_id}" in shown.stdout
     again = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
     assert again.returncode == 0 and "nothing to run" in again.stderr
-    assert len(runs_for(agent, kube_ns)) == 4
+    assert len(pods.of(kube_ns)) == 4
 
 
 def test_controller_killed_mid_run_resumes_without_running_a_step_twice(kube, kube_ns, write_spec, s3_model,
                                                                          s3_env, ctune, repo):
     from jobs.storage import open_store
 
-    rig, agent = kube
+    rig, pods, _ = kube
     spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["bert", "clust"], repetitions=3,
                      kubernetes={"pack": 1})  # one pod per step: each must run exactly once
     env = {**os.environ, "KUBECONFIG": str(rig.kubeconfig())}
@@ -150,20 +169,43 @@ def test_controller_killed_mid_run_resumes_without_running_a_step_twice(kube, ku
     second = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
     assert second.returncode == 0, second.stderr
     assert f"({done_at_kill} already done)" in second.stderr or "already done" in second.stderr
-    pods = runs_for(agent, kube_ns)
-    steps_run = [r.command[-1] for r in pods]
+    ran = pods.of(kube_ns)
+    steps_run = [r.command[-1] for r in ran]
     assert len(steps_run) == len(set(steps_run)) == 8  # cluster, intertrain, 6 fine-tunes: once each
-    assert all(r.exit_code == 0 for r in pods)
+    assert all(r.exit_code == 0 for r in ran)
 
 
-def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spec, s3_model, s3_env, ctune):
-    rig, agent = kube
-    agent.fail_first.add("ct-cluster-")
+def kill_when_running(core, node, namespace: str, job_prefix: str, timeout_s: float = 180) -> str:
+    """SIGKILL the container of the first Pod of a Job named ``job_prefix...`` once it runs."""
+    from tests.kube_node import kill_container
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        for pod in core.list_namespaced_pod(namespace).items:
+            job = (pod.metadata.labels or {}).get("job-name", "")
+            statuses = pod.status.container_statuses or []
+            if job.startswith(job_prefix) and statuses and statuses[0].state.running and statuses[0].container_id:
+                kill_container(node, statuses[0].container_id)
+                return pod.metadata.name
+        time.sleep(0.1)
+    return ""
+
+
+def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, core, kube_ns, write_spec, s3_model, s3_env, ctune):
+    import threading
+
+    rig, pods, node = kube
     spec = kube_spec(write_spec, s3_model, s3_env, kube_ns, settings=["clust"], repetitions=1,
                      kubernetes={"backoff_limit": 4})
+    killed: list[str] = []  # the clustering's first container, SIGKILLed while it runs (as the OOM killer would)
+    killer = threading.Thread(target=lambda: killed.append(kill_when_running(core, node, kube_ns, "ct-cluster-")),
+                              daemon=True)
+    killer.start()
     result = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
     assert result.returncode == 0, result.stderr
-    cluster_pods = [r for r in runs_for(agent, kube_ns) if r.job.startswith("ct-cluster-")]
+    killer.join(timeout=5)
+    cluster_pods = [r for r in pods.of(kube_ns) if r.job.startswith("ct-cluster-")]
+    assert killed and killed[0] == cluster_pods[0].name
     assert [r.exit_code for r in cluster_pods] == [137, 0]  # the Job controller made a second pod
 
     # a value only the job can check: longer texts than the model has positions, where the
@@ -182,12 +224,12 @@ def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spe
         bucket.write_bytes(key.replace("models/tiny/", "models/tiny-unstated/"), data)
     bad = kube_spec(write_spec, silent, s3_env, kube_ns, settings=["bert"], repetitions=1,
                     finetune={"epochs": 1, "batch_size": 8, "max_length": 1000}, kubernetes={"backoff_limit": 4})
-    t0, before = time.time(), len(runs_for(agent, kube_ns))
+    t0, before = time.time(), len(pods.of(kube_ns))
     failed = ctune("run", str(bad), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
     assert failed.returncode == 1
     assert "is more than the model's 512 positions" in failed.stderr or "cannot load model" in failed.stderr, \
         failed.stderr
-    tries = runs_for(agent, kube_ns)[before:]
+    tries = pods.of(kube_ns)[before:]
     # not retried up to backoff_limit (5 tries): Kubernetes >= 1.26 stops at once (podFailurePolicy);
     # 1.20 ignores that rule, and its Job controller may start one more pod before ours deletes the Job
     assert 1 <= len(tries) <= 2 and all(r.exit_code == 2 for r in tries), [(r.exit_code, r.output[-300:]) for r in tries]
@@ -195,6 +237,60 @@ def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, kube_ns, write_spe
     status = ctune("status", str(bad), "--kubernetes", kubeconfig=rig.kubeconfig())
     assert status.returncode == 0 and "failed: finetune" in status.stdout and "cannot load model" in status.stdout, \
         status.stdout
+
+
+def test_gpu_steps_wait_for_the_nodes_two_gpus_and_pack_auto_starts_fewer_pods(kube, core, kube_ns, write_spec,
+                                                                             s3_model, s3_env, s3, ctune):
+    rig, pods, _ = kube
+    grid = {"settings": ["bert", "clust"], "repetitions": 3}  # 6 fine-tune cells, 1 inter-training: all on GPU
+    peaks, gpu_pods, stores = {}, {}, {}
+    for pack, ns in ((1, kube_ns), ("auto", new_namespace(core, s3))):
+        spec = kube_spec(write_spec, s3_model, s3_env, ns, kubernetes={"pack": pack}, **grid)
+        stores[pack] = f"s3://{s3_env}/gpu-{pack}"
+        t0 = time.time()
+        result = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", "--store", stores[pack],
+                       kubeconfig=rig.kubeconfig())
+        assert result.returncode == 0, result.stderr
+        ran = [r for r in pods.of(ns) if r.gpus]
+        assert ran and all(r.node == "127.0.0.1" and r.exit_code == 0 for r in ran)
+        gpu_pods[pack], peaks[pack] = len(ran), peak_at_once(ran)
+        print(f"\npack {pack}: {len(ran)} GPU pods, at most {peaks[pack]} at once, {time.time() - t0:.0f} s",
+              file=sys.stderr)
+        if pack == 1:  # 7 GPU Jobs at once on 2 GPUs: the scheduler held the rest back, and said why
+            assert any("Insufficient nvidia.com/gpu" in r.waiting for r in ran), [r.waiting for r in ran]
+    assert peaks[1] == GPU_CAPACITY and peaks["auto"] <= GPU_CAPACITY
+    assert gpu_pods[1] == 7 and gpu_pods["auto"] < 6  # fewer pods than cells: the cells of one model share one
+    assert rows(report_csv(stores[1])) == rows(report_csv(stores["auto"]))
+
+
+def test_a_step_that_cannot_be_scheduled_is_shown_waiting_with_the_schedulers_message(kube, core, kube_ns, s3,
+                                                                                     write_spec, s3_model, s3_env,
+                                                                                     ctune, repo):
+    rig, _, _ = kube
+    env = {**os.environ, "KUBECONFIG": str(rig.kubeconfig())}
+    cases = (({"gpus": 4}, "Insufficient nvidia.com/gpu"),
+             ({"node_selector": {"pool": "nowhere"}}, "didn't match Pod's node affinity"))
+    for i, (overrides, expected) in enumerate(cases):
+        ns = kube_ns if i == 0 else new_namespace(core, s3)
+        spec = kube_spec(write_spec, s3_model, s3_env, ns, settings=["bert"], repetitions=1,
+                         kubernetes={**overrides, "unschedulable_timeout_s": 40})
+        argv = [sys.executable, "-m", "controller.cli", "run", str(spec), "--backend", "kubernetes", "--poll", "1"]
+        t0 = time.time()
+        run = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        while time.time() - t0 < 60 and not any("waiting" in line for line in lines):
+            lines.append(run.stderr.readline())
+        shown = time.time() - t0
+        # WHILE it waits: ctune run said so with the scheduler's words, and ctune status says it too
+        assert any("waiting" in line and expected in line for line in lines), "".join(lines)
+        status = ctune("status", str(spec), "--kubernetes", kubeconfig=rig.kubeconfig())
+        assert status.returncode == 0 and "is not scheduled" in status.stdout and expected in status.stdout, \
+            status.stdout
+        # THEN, past unschedulable_timeout_s, the step fails with that message and its Job is gone
+        rest = run.communicate(timeout=120)[1]
+        assert run.returncode == 1 and "could not be scheduled for" in rest and expected in rest, rest
+        print(f"\n{overrides}: waiting shown {shown:.1f} s after ctune run started, failed after "
+              f"{time.time() - t0:.0f} s", file=sys.stderr)
 
 
 def test_backend_needs_an_s3_store_and_a_reachable_cluster(write_spec, tmp_path, s3_env, ctune):
@@ -216,7 +312,7 @@ def test_scheduled_retraining_runs_only_what_new_corpus_texts_change(kube, kube_
                                                                      data_dir, ctune):
     from jobs.storage import open_store
 
-    rig, agent = kube
+    rig, pods, _ = kube
     bucket = open_store(f"s3://{s3_env}")
     lines = (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()
     bucket.write_bytes("data/ag/train/part-000.jsonl", ("\n".join(lines[:120]) + "\n").encode())
@@ -230,15 +326,15 @@ def test_scheduled_retraining_runs_only_what_new_corpus_texts_change(kube, kube_
     run = ["run", str(spec), "--backend", "kubernetes", "--poll", "1"]
     first = ctune(*run, kubeconfig=rig.kubeconfig())
     assert first.returncode == 0, first.stderr
-    assert {r.job.split("-")[1] for r in runs_for(agent, kube_ns)} == {"cluster", "intertrain", "finetune"}
-    assert len(runs_for(agent, kube_ns)) == 4  # cluster, inter-training, bert cell, clust cell
+    assert {r.job.split("-")[1] for r in pods.of(kube_ns)} == {"cluster", "intertrain", "finetune"}
+    assert len(pods.of(kube_ns)) == 4  # cluster, inter-training, bert cell, clust cell
     unchanged = ctune(*run, kubeconfig=rig.kubeconfig())
     assert unchanged.returncode == 0 and "nothing to run" in unchanged.stderr
-    assert len(runs_for(agent, kube_ns)) == 4  # no Job submitted
+    assert len(pods.of(kube_ns)) == 4  # no Job submitted
     bucket.write_bytes("data/ag/corpus/part-001.jsonl", ("\n".join(unlabeled[60:]) + "\n").encode())
     grown = ctune(*run, kubeconfig=rig.kubeconfig())
     assert grown.returncode == 0, grown.stderr
-    new = runs_for(agent, kube_ns)[4:]
+    new = pods.of(kube_ns)[4:]
     # the new texts change the clustering, the inter-training and the clust cell; not the bert cell
     assert sorted(r.job.split("-")[1] for r in new) == ["cluster", "finetune", "intertrain"]
     clusters = [json.loads(bucket.read_bytes(k)) for k in bucket.list("k8s/steps/cluster") if k.endswith("clusters.json")]
@@ -282,7 +378,7 @@ def test_manifests_dry_run_and_least_privilege_rbac(kube, core, write_spec, s3_m
     from controller.run.kube.config import kube_config
     from controller.run.kube.render import pack_units, render_job
 
-    rig, _ = kube
+    rig, _, _ = kube
     admin = rig.kubeconfig()
     base = kubectl("kustomize", "k8s/base", kubeconfig=admin)
     assert base.returncode == 0, base.stderr
@@ -366,9 +462,7 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
 
     from jobs.storage import open_store
 
-    rig, agent = kube
-    if not agent.containers:
-        pytest.fail("the CronJob path needs the controller image: containers cannot run here")
+    rig, pods, _ = kube
     admin = rig.kubeconfig()
     ns = "cluster-tune"
     base = yaml.safe_load_all(kubectl("kustomize", "k8s/base", kubeconfig=admin).stdout)
@@ -377,8 +471,14 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
         if doc["kind"] == "CronJob":  # run now, from the image built for the tests
             doc["spec"]["schedule"] = "* * * * *"
             doc["spec"]["suspend"] = True  # until its Secret exists
-            doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] = \
-                "cluster-tune-controller:test"
+            pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            pod["containers"][0]["image"] = CONTROLLER_IMAGE
+            # the rig's API server listens on loopback and there is no kube-proxy: the node's
+            # network, and the API server's own address instead of the Service's
+            pod["hostNetwork"] = True
+            host, port = rig.server.removeprefix("https://").rsplit(":", 1)
+            pod["containers"][0].setdefault("env", []).extend([
+                {"name": "KUBERNETES_SERVICE_HOST", "value": host}, {"name": "KUBERNETES_SERVICE_PORT", "value": port}])
         docs.append(doc)
     # the spec the CronJob reads: data and model in the bucket, as pods see them
     bucket = open_store(f"s3://{s3_env}")
@@ -388,7 +488,7 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
                                      repetitions=1, data_dir=None,
                                      datasets=[{"name": "ag_news", "train": f"s3://{s3_env}/data/cron/train.jsonl",
                                                 "test": f"s3://{s3_env}/data/cron/test.jsonl"}],
-                                     kubernetes={"namespace": ns, "image": JOB_IMAGE}).read_text())
+                                     kubernetes={"namespace": ns, "image": JOB_IMAGE, **ON_THE_NODE}).read_text())
     spec["name"] = "cron"
     for doc in docs:
         if doc["kind"] == "ConfigMap":
@@ -418,13 +518,13 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
     kubectl("patch", "cronjobs.v1beta1.batch", "cluster-tune-controller", "-n", ns, "-p",
             '{"spec": {"suspend": true}}', kubeconfig=admin)  # once is enough
     assert job is not None, "the CronJob controller started no Job in 4 minutes"
-    controller = [r for r in agent.runs if r.namespace == ns and r.job == job.metadata.name]
+    controller = [r for r in pods.of(ns) if r.job == job.metadata.name]
     log = controller[-1].output if controller else ""
     print(f"\nthe CronJob's controller pod ({time.time() - t0:.0f} s from apply to done), its log:\n{log}")
     assert job.status.succeeded, log[-3000:]
     # only this run's step pods: an earlier test ran (and cancelled) a spec in the same namespace
     # (the controller can finish before a step's container is gone: wait for the pods to end)
-    steps = [r for r in runs_for(agent, ns) if r.job and r.job.startswith("ct-") and r.started >= t0]
+    steps = [r for r in pods.of(ns) if r.job and r.job.startswith("ct-") and r.started >= t0]
     assert {r.job.split("-")[1] for r in steps} == {"finetune", "classic"}
     assert all(r.exit_code == 0 for r in steps), [(r.job, r.exit_code, r.output[-300:]) for r in steps]
     results = bucket.read_bytes("cron/experiments/cron/report/results.csv").decode()
@@ -438,16 +538,16 @@ def test_a_get_with_pretty_true_of_a_labelled_object_leaves_the_api_server_up(ku
 
     from tests.kube_rig import ADMIN_TOKEN
 
-    rig, _ = kube
+    rig, _, _ = kube
     name = f"pretty-{uuid.uuid4().hex[:6]}"
     core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": {"app": "ctune", "tier": "t"}},
                                                   "data": {"a": "1", "b": "2"}})
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     # WHEN it is read as curl and a browser read it, with ?pretty=true
-    for agent in ("curl/7.88.1", "Mozilla/5.0"):
+    for user_agent in ("curl/7.88.1", "Mozilla/5.0"):
         request = urllib.request.Request(f"{rig.server}/api/v1/namespaces/default/configmaps/{name}?pretty=true",
-                                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "User-Agent": agent})
+                                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "User-Agent": user_agent})
         with urllib.request.urlopen(request, context=context, timeout=10) as answer:
             body = json.loads(answer.read())
         # THEN it answers, labels and data intact, and the API server is still up to answer again

@@ -51,6 +51,8 @@ class LiveStatus:
             if e.kind == "start":
                 self.units[e.step.id] = (list(e.unit or (e.step,)), time.time())
                 return
+            if e.kind == "waiting":  # not started: it stays in the live line as "starting"
+                return
             for key, (steps, _) in list(self.units.items()):
                 rest = [s for s in steps if s.id != e.step.id]
                 if len(rest) != len(steps):  # the pack's next step starts now

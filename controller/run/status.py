@@ -26,7 +26,7 @@ def print_status(experiment: str, store: Store, plan: Plan, view: JobsView | Non
     if store.exists(cancel_marker(experiment)):
         print("  cancelled: the last run was cancelled")
     if view is not None:
-        print(f"  {view.jobs_line()}")
+        print("\n".join(f"  {line}" for line in view.jobs_line().splitlines()))
 
 
 def print_logs(experiment: str, store: Store, plan: Plan, step_id: str, view: JobsView | None = None) -> int:

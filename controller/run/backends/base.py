@@ -22,7 +22,7 @@ from jobs.storage import Store
 class Event:
     """A change the progress display shows."""
 
-    kind: str  # "start", "done", "failed", "blocked"
+    kind: str  # "start", "done", "failed", "blocked"; "waiting": not started yet (detail: why)
     step: StepSpec
     seconds: float = 0.0
     detail: str = ""
@@ -64,7 +64,8 @@ class JobsView(Protocol):
     """What a backend can tell of a run beyond the store (``ctune status``, ``ctune logs``)."""
 
     def jobs_line(self) -> str:
-        """One line on the backend's own units of work (e.g. the Jobs by state)."""
+        """A line on the backend's own units of work (e.g. the Jobs by state), then one per unit
+        that waits to start and why."""
         ...
 
     def log_tail(self, step: StepSpec) -> str:

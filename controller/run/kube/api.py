@@ -125,6 +125,22 @@ class KubeApi:
         self._call(f"deleting Job {name}", lambda: self.batch.delete_namespaced_job(
             name, namespace, propagation_policy="Background"), ok_status=(404,))
 
+    def unscheduled(self, namespace: str, selector: str) -> dict[str, str]:
+        """The scheduler's message for each Job (by name) whose pod it cannot place: pending,
+        ``PodScheduled`` false (e.g. ``0/3 nodes are available: 3 Insufficient nvidia.com/gpu.``)."""
+        pods: Any = self._call(f"listing Pods ({selector})",
+                               lambda: self.core.list_namespaced_pod(namespace, label_selector=selector))
+        out: dict[str, str] = {}
+        for pod in pods.items:
+            job = (pod.metadata.labels or {}).get("job-name")
+            if not job or pod.status.phase != "Pending" or pod.metadata.deletion_timestamp:
+                continue
+            waiting = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled" and c.status == "False"),
+                           None)
+            if waiting is not None:
+                out[job] = " ".join((waiting.message or waiting.reason or "not scheduled").split())
+        return out
+
     def pod_log_tail(self, namespace: str, job_name: str, lines: int = 15) -> str:
         """The last lines of the newest Pod of a Job ('' where the cluster keeps none)."""
         try:

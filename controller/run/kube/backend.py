@@ -5,9 +5,11 @@ The controller holds no state of its own: a step is done when the store has its
 the experiment label). Each round it observes both, decides with the pure
 :func:`controller.run.kube.reconcile.reconcile`, acts, and waits for a Job to change. Killed
 and restarted at any moment, it observes the same and goes on: no Job is created twice, no
-finished step is redone. A step that reports a bad input (``_FAILED`` in the store, exit
-code 2) has its Job deleted at once rather than retried until the backoff limit; other
-pod failures are retried by the Job controller.
+finished step is redone. A Job whose pod cannot be scheduled is reported as waiting, with
+the scheduler's message (``kubernetes.unschedulable_timeout_s`` fails it after a while). A
+step that reports a bad input (``_FAILED`` in the store, exit code 2) has its Job deleted at
+once rather than retried until the backoff limit; other pod failures are retried by the Job
+controller.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from controller.plan.graph import Plan
 from controller.run.backends.base import Event, OnEvent, RunResult, cancel_marker, start_event, tail, write_step_files
 from controller.run.kube.api import KubeApi
 from controller.run.kube.config import KubernetesSpec
-from controller.run.kube.reconcile import Decision, Failure, Observed, reconcile, stale_jobs
+from controller.run.kube.reconcile import Decision, Failure, Observed, in_flight, reconcile, stale_jobs
 from controller.run.kube.render import EXPERIMENT, JobUnit, pack_units, render_job, unit_sizes
 from jobs.contract.steps import FAILED, LOG, is_done, read_failure, scan_markers
 from jobs.storage import Store
@@ -37,6 +39,8 @@ class KubernetesBackend:
         self.poll_s = poll_s
         self.stale_failures: set[str] = set()
         self.owner: dict[str, str] = {}
+        self.waiting: dict[str, tuple[float, str]] = {}
+        """Jobs whose pod the scheduler cannot place: since when, and the message last shown."""
 
     @property
     def selector(self) -> str:
@@ -95,6 +99,8 @@ class KubernetesBackend:
                             frozenset(result.failed) | frozenset(result.blocked), frozenset(reported),
                             self.k.max_in_flight)
             self._act(reconcile(seen), units, result, reported, started, on_event)
+            if units and in_flight(units, jobs):
+                self._watch_unscheduled(units, result, reported, started, on_event)
             if units:
                 self.api.wait_for_change(self.k.namespace, self.selector, self.poll_s)
         return result
@@ -122,6 +128,28 @@ class KubernetesBackend:
             self.api.create_job(render_job(unit, self.experiment, self.store.root, self.k))
             started.setdefault(unit.name, time.time())
             on_event(start_event(unit, sum(s.id not in reported for s in unit.steps)))
+
+    def _watch_unscheduled(self, units: dict[str, JobUnit], result: RunResult, reported: set[str],
+                           started: dict[str, float], on_event: OnEvent) -> None:
+        """Say which Jobs' pods the scheduler cannot place, with its message (again when it
+        changes); past ``unschedulable_timeout_s`` (when set), fail them."""
+        now = time.time()
+        waiting = {n: m for n, m in self.api.unscheduled(self.k.namespace, self.selector).items() if n in units}
+        for name in list(self.waiting):
+            if name not in waiting:
+                del self.waiting[name]  # placed (or gone)
+        for name, message in waiting.items():
+            since, shown = self.waiting.get(name, (now, ""))
+            self.waiting[name] = (since, message)
+            unit = units[name]
+            if message != shown:
+                on_event(Event("waiting", unit.steps[0], now - started.get(name, since), message, unit.steps))
+            limit = self.k.unschedulable_timeout_s
+            if limit and now - since >= limit:
+                self.api.delete_job(self.k.namespace, name)
+                del self.waiting[name]
+                self._finish(units, unit, "failed", f"Job {name} could not be scheduled for {now - since:.0f} s "
+                             f"(unschedulable_timeout_s: {limit}): {message}", result, reported, started, on_event)
 
     @staticmethod
     def _finish(units: dict[str, JobUnit], unit: JobUnit, kind: str, detail: str, result: RunResult,

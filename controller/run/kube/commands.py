@@ -10,6 +10,7 @@ from controller.run.backends.base import cancel_marker
 from controller.run.kube.api import KubeApi, KubeError, load_api_client
 from controller.run.kube.backend import KubernetesBackend, experiment_selector
 from controller.run.kube.config import kube_config
+from controller.run.kube.render import STEPS_ANNOTATION
 from jobs.contract.steps import StepSpec
 from jobs.storage import Store
 
@@ -41,7 +42,11 @@ class KubeJobsView:
         jobs = self.api.jobs(self.namespace, experiment_selector(self.experiment))
         states = Counter("failed" if j.failed_for_good else "complete" if j.complete else "active"
                          for j in jobs.values())
-        return f"Jobs in {self.namespace}: {len(jobs)} (" + ", ".join(f"{n} {state}" for state, n in sorted(states.items())) + ")"
+        line = f"Jobs in {self.namespace}: {len(jobs)} (" + ", ".join(f"{n} {state}" for state, n in sorted(states.items())) + ")"
+        waiting = self.api.unscheduled(self.namespace, experiment_selector(self.experiment))
+        steps = {name: job.annotations.get(STEPS_ANNOTATION, "").split(",")[0] for name, job in jobs.items()}
+        return "\n".join([line, *(f"  waiting: Job {name} (step {steps.get(name, '?')[:12]}) is not scheduled: {message}"
+                                  for name, message in sorted(waiting.items()))])
 
     def log_tail(self, step: StepSpec) -> str:
         return self.api.pod_log_tail(self.namespace, JobUnit((step,)).name, lines=10_000)

@@ -61,6 +61,14 @@ class KubernetesSpec:
     number, or ``auto`` (16 on GPU nodes and for the CPU-only cells, else 1)."""
     workers: int = 1
     """Processes per pod for a pack, sharing its GPU (small models leave a GPU mostly idle)."""
+    unschedulable_timeout_s: int = 0
+    """A step whose pod the scheduler cannot place (no node has the GPUs, a node selector no
+    node matches) is shown as waiting, with the scheduler's message, and waits: an autoscaler
+    or a finishing workload may free room. With N > 0 it fails after N seconds unscheduled
+    (its Job deleted)."""
+    host_network: bool = False
+    """Pods on the node's network (``hostNetwork``): for a store or an API server reachable only
+    on the node's own addresses (a single-node or test cluster)."""
 
     def problems(self) -> list[str]:
         """Every invalid value, as ``"<key>: <message>"`` lines."""
@@ -85,7 +93,7 @@ class KubernetesSpec:
         out = [f"{key}: {getattr(self, key)!r} is not a Kubernetes quantity"
                 for key in ("cpu", "memory") if not _QUANTITY.match(getattr(self, key))]
         out += [f"{key}: must not be negative, got {getattr(self, key)}"
-                for key in ("gpus", "backoff_limit") if getattr(self, key) < 0]
+                for key in ("gpus", "backoff_limit", "unschedulable_timeout_s") if getattr(self, key) < 0]
         out += [f"{key}: must be at least 1, got {getattr(self, key)}"
                 for key in ("active_deadline_s", "ttl_after_finished_s", "max_in_flight", "workers")
                 if getattr(self, key) < 1]

@@ -112,6 +112,8 @@ def _pod_spec(unit: JobUnit, store_root: str, k: KubernetesSpec, gpu: bool) -> d
     }
     if gpu:
         pod.update(_gpu_scheduling(k))
+    if k.host_network:
+        pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
     if k.priority_class:
         pod["priorityClassName"] = k.priority_class
     return pod

@@ -1,0 +1,118 @@
+"""What the real node ran, for the Kubernetes tier's assertions: every Pod seen, the node it
+was bound to, its command, exit code and log, and which Pods held a GPU at the same time.
+
+A thread lists the cluster's Pods every ``interval`` seconds (a Job's Pods outlive it only
+until it is deleted, so they are recorded as they go).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+GPU = "nvidia.com/gpu"
+
+
+@dataclass
+class PodRun:
+    namespace: str
+    name: str
+    job: str | None
+    command: list[str]
+    gpus: int
+    started: float
+    """When the Pod was first seen."""
+    bound: float = 0.0
+    """When it was first seen bound to a node (0: never)."""
+    ended: float = 0.0
+    """When it was first seen Succeeded or Failed, or gone."""
+    exit_code: int | None = None
+    node: str = ""
+    output: str = ""
+    waiting: str = ""
+    """The scheduler's last message while it could not be placed."""
+
+
+@dataclass
+class PodWatch:
+    core: object
+    """A ``kubernetes.client.CoreV1Api``."""
+    interval: float = 0.25
+    runs: list[PodRun] = field(default_factory=list)
+    _by_uid: dict[str, PodRun] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> PodWatch:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="pod-watch")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._look(self.core.list_pod_for_all_namespaces().items)  # type: ignore[attr-defined]
+            except Exception:  # the API server may be restarting: look again
+                pass
+            self._stop.wait(self.interval)
+
+    def _look(self, pods: list) -> None:
+        now = time.time()
+        live = set()
+        for pod in pods:
+            uid = pod.metadata.uid
+            live.add(uid)
+            run = self._by_uid.get(uid)
+            if run is None:
+                container = pod.spec.containers[0]
+                limits = (container.resources.limits or {}) if container.resources else {}
+                run = PodRun(pod.metadata.namespace, pod.metadata.name, (pod.metadata.labels or {}).get("job-name"),
+                             list(container.command or []) + list(container.args or []), int(limits.get(GPU, 0)), now)
+                self._by_uid[uid] = run
+                self.runs.append(run)
+            if pod.spec.node_name and not run.bound:
+                run.bound, run.node = now, pod.spec.node_name
+            unscheduled = next((c for c in pod.status.conditions or []
+                                if c.type == "PodScheduled" and c.status == "False"), None)
+            if unscheduled is not None:
+                run.waiting = unscheduled.message or unscheduled.reason or ""
+            if pod.status.phase in ("Succeeded", "Failed") and not run.ended:
+                self._ended(run, pod, now)
+        for uid, run in self._by_uid.items():
+            if uid not in live and not run.ended:
+                run.ended = now
+
+    def _ended(self, run: PodRun, pod, now: float) -> None:
+        run.ended = now
+        for status in pod.status.container_statuses or []:
+            if status.state and status.state.terminated:
+                run.exit_code = status.state.terminated.exit_code
+        if run.exit_code is None:
+            run.exit_code = 0 if pod.status.phase == "Succeeded" else -1
+        try:  # through the API server from the kubelet (127.0.0.1:10250)
+            run.output = self.core.read_namespaced_pod_log(run.name, run.namespace) or ""  # type: ignore[attr-defined]
+        except Exception as exc:
+            run.output = f"(no log: {exc})"
+
+    def of(self, namespace: str, settle_s: float = 60) -> list[PodRun]:
+        """The namespace's Pods, once each has ended (a step commits before its container is gone)."""
+        deadline = time.time() + settle_s
+        while any(not r.ended for r in self.runs if r.namespace == namespace) and time.time() < deadline:
+            time.sleep(0.2)
+        return [r for r in self.runs if r.namespace == namespace]
+
+
+def peak_at_once(runs: list[PodRun]) -> int:
+    """The most Pods bound to a node and not ended at one moment."""
+    edges = sorted([(r.bound, 1) for r in runs if r.bound] + [(r.ended or time.time(), -1) for r in runs if r.bound])
+    peak = now = 0
+    for _, step in edges:  # an end before a start at the same instant: -1 sorts first
+        now += step
+        peak = max(peak, now)
+    return peak
