@@ -274,3 +274,30 @@ def kill_container(node: RealNode, container_id: str) -> None:
     done = node.ctr("tasks", "kill", "-s", "SIGKILL", container_id.removeprefix("containerd://"), timeout=30)
     if done.returncode != 0:
         raise RuntimeError(f"ctr tasks kill: {done.stderr.strip()}")
+
+
+def listening(pids: list[int]) -> set[tuple[str, int]]:
+    """The (address, port) pairs the processes listen on over TCP, from /proc."""
+    import ipaddress
+
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    out = set()
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            hex_ip, hex_port = fields[1].split(":")
+            raw = bytes.fromhex(hex_ip)
+            # the kernel writes each 32-bit word in host (little-endian) order
+            packed = b"".join(raw[i:i + 4][::-1] for i in range(0, width, 4))
+            out.add((str(ipaddress.ip_address(packed)), int(hex_port, 16)))
+    return out

@@ -531,6 +531,20 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
     assert sorted(row.split(",")[1] for row in results.splitlines()[1:]) == ["bert", "nb"]
 
 
+def test_the_rig_and_its_node_listen_on_loopback_only(kube, core):
+    import ipaddress
+
+    from tests.kube_node import NODE_NAME, listening
+
+    rig, _, node = kube
+    addresses = {(a.type, a.address) for a in core.read_node(NODE_NAME).status.addresses}
+    assert addresses == {("InternalIP", "127.0.0.1"), ("Hostname", "127.0.0.1")}
+    sockets = listening([p.pid for p in rig.procs + node.procs])
+    # etcd (client, peer), the API server, the kubelet (10250) and containerd's streaming server
+    assert len(sockets) >= 5 and ("127.0.0.1", 10250) in sockets
+    assert all(ipaddress.ip_address(address).is_loopback for address, _ in sockets), sockets
+
+
 def test_a_get_with_pretty_true_of_a_labelled_object_leaves_the_api_server_up(kube, core):
     # GIVEN a ConfigMap with labels and data (maps: what crashed the first build's API server)
     import ssl
