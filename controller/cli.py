@@ -24,6 +24,7 @@ from controller.run.backends.base import Backend, Event
 from jobs.contract.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NOT_PROMOTED,
     EXIT_OK,
     EXIT_TERMINATED,
     CtuneError,
@@ -338,16 +339,22 @@ def _announce_training(info: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from controller.models.registry import is_registry
     from controller.plan.modelcheck import check_model
     from controller.practitioner import TrainRequest, run_training
 
     check_model(args.model)
+    registry = bool(args.dev) or is_registry(args.out)
+    if registry and not args.dev:
+        raise DataError(f"--out {args.out} is a model registry: --dev (labeled texts never trained on) is needed "
+                        "to score a new version against the current one")
     store = _practitioner_store(args)
-    req = TrainRequest(labeled=Path(args.labeled), out=Path(args.out),
-                       corpus=Path(args.corpus) if args.corpus else None, model=args.model,
+    req = TrainRequest(labeled=args.labeled, out=Path(args.out), corpus=args.corpus, model=args.model,
                        setting=args.setting, protocol=args.protocol,
                        text_field=args.text_field, label_field=args.label_field,
                        clustering=ClusterParams(n_clusters=args.clusters))
+    if registry:
+        return _train_to_registry(store, req, args)
     info = run_training(store, req, Progress(3), _announce_training)
     why = " (chosen by the advice)" if info["asked"] == "auto" else ""
     say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
@@ -356,14 +363,75 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _train_to_registry(store: Store, req, args: argparse.Namespace) -> int:
+    from controller.practitioner import train_to_registry
+
+    t0 = time.time()
+    out = train_to_registry(store, req, args.out, args.dev, args.tolerance, Progress(3), _announce_training, say)
+    if not out.new:
+        say(f"nothing new: version {out.version} of these inputs is in {args.out} already "
+            f"({'current' if out.promoted else 'not current'}; current: {out.current})")
+        return EXIT_OK
+    decision = out.decision
+    assert decision is not None
+    if out.promoted:
+        say(f"promoted {out.version} in {args.out} ({decision.why}) in {time.time() - t0:.0f} s")
+        return EXIT_OK
+    say(f"not promoted: {out.version} is recorded in {args.out} but {out.current} stays current ({decision.why})")
+    return EXIT_NOT_PROMOTED
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from controller.models.listing import ls_lines, show_lines
+    from controller.models.registry import Registry, RegistryError, split_ref
+
+    uri, version = split_ref(args.ref) if args.action == "show" else (args.registry, None)
+    registry = Registry(uri)
+    registry.store.check()
+    pointer = registry.pointer()
+    if args.action == "ls":
+        records = registry.versions()
+        if not records:
+            raise RegistryError(f"{uri} holds no versions")
+        print("\n".join(ls_lines(records, pointer)))
+        if pointer.current is None:
+            say(f"{uri} has no current.json: `ctune models promote {uri} VERSION` sets one")
+        return EXIT_OK
+    if args.action == "show":
+        chosen = registry.resolve(version)
+        print("\n".join(show_lines(registry.record(chosen), pointer)))
+        return EXIT_OK
+    if args.action == "promote":
+        registry.record(args.version)
+        if pointer.current == args.version:
+            say(f"{args.version} is current already")
+            return EXIT_OK
+        moved = registry.move(pointer, "promote", args.version, "promoted by hand (ctune models promote)")
+    else:
+        if len(pointer.stack) < 2:
+            raise RegistryError(f"{uri}: no earlier version to roll back to (current: {pointer.current})")
+        moved = registry.move(pointer, "rollback", pointer.stack[-1], f"rolled back to {pointer.stack[-2]}")
+    if not moved:
+        raise RegistryError(f"{uri}: another writer moved the pointer meanwhile; look again (ctune models ls)")
+    say(f"current: {registry.pointer().current}")
+    return EXIT_OK
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    from controller.models.registry import Registry, is_registry, split_ref
     from controller.plan.modelcheck import check_classifier
     from controller.practitioner import run_predict
 
     if not Path(args.texts).is_file():
         raise DataError(f"{args.texts}: no such file")
-    check_classifier(Path(args.model).expanduser())
-    argv = [args.model, args.texts, "--format", args.format, "--text-field", args.text_field]
+    model = args.model
+    uri, version = split_ref(model)
+    if is_registry(uri):
+        registry = Registry(uri)
+        registry.store.check()
+        model = str(registry.fetch(registry.resolve(version)))
+    check_classifier(Path(model).expanduser())
+    argv = [model, args.texts, "--format", args.format, "--text-field", args.text_field]
     return run_predict(argv + (["--output", args.output] if args.output else []))
 
 
@@ -384,7 +452,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "status": cmd_status, "logs": cmd_logs,
             "cancel": cmd_cancel, "verify": cmd_verify, "invalidate": cmd_invalidate, "train": cmd_train,
-            "suggest": cmd_suggest, "predict": cmd_predict}
+            "suggest": cmd_suggest, "predict": cmd_predict, "models": cmd_models}
 
 
 class Terminated(KeyboardInterrupt):

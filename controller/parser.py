@@ -6,6 +6,7 @@ import argparse
 import typing
 from collections.abc import Callable, Mapping
 
+from controller.models.gate import DEFAULT_TOLERANCE
 from controller.plan.packing import AUTO_PACK
 from controller.plan.settings import DEFAULT_SETTING, TRAIN_SETTINGS
 
@@ -35,6 +36,16 @@ def at_least(low: int) -> Callable[[str], int]:
 
     parse.__name__ = f"at least {low}"
     return parse
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
 
 SPEC_COMMANDS = (
     ("run", "run every step of the spec that is not done, then report"),
@@ -95,9 +106,16 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
                                    "(AutoModel) with a linear probe beside it (clust+concat+self, clust+concat: "
                                    "and the pretrained encoder in base/), or (clust, bert) a sequence classifier "
                                    "plain transformers loads whole.")
-    t.add_argument("labeled", help="labeled examples (.jsonl or .csv with text and label fields)")
-    t.add_argument("--corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
-    t.add_argument("--out", required=True, help="model folder to create")
+    t.add_argument("labeled", help="labeled examples (.jsonl or .csv with text and label fields; a local file, "
+                                   "an s3:// object or every .jsonl/.csv under an s3:// prefix)")
+    t.add_argument("--corpus", help="unlabeled texts (.jsonl or .csv with a text field; local or s3://, as labeled)")
+    t.add_argument("--out", required=True, help="model folder to create, or a model registry (s3://bucket/models/NAME, "
+                                                "or a folder, with --dev): a new version behind the promotion gate")
+    t.add_argument("--dev", help="labeled texts never trained on (local or s3://): both the new and the current "
+                                 "version are scored on them; needed for a registry")
+    t.add_argument("--tolerance", type=non_negative, default=DEFAULT_TOLERANCE,
+                   help=f"points of dev accuracy and macro-F1 a new version may lose against the current one and "
+                        f"still be promoted (default {DEFAULT_TOLERANCE:g}; exit code 4 when it is not promoted)")
     t.add_argument("--model", default="minilm")
     t.add_argument("--setting", choices=TRAIN_SETTINGS, default=DEFAULT_SETTING,
                    help="clust+concat+self (default): cluster inter-training, then a logistic regression on the "
@@ -118,13 +136,29 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
     sg.add_argument("--output", help="JSONL file to write (default: standard output)")
     _corpus_options(sg)
     sg.set_defaults(fn=commands["suggest"])
-    pr = sub.add_parser("predict", help="label texts with a trained model folder")
-    pr.add_argument("model", help="model folder written by ctune train")
+    pr = sub.add_parser("predict", help="label texts with a trained model folder or a registry's version")
+    pr.add_argument("model", help="model folder written by ctune train, or a registry URI[@VERSION] (default: the "
+                                  "current version; fetched once into the local cache)")
     pr.add_argument("texts", help="texts: .jsonl/.csv with a text field, or .txt with one text per line")
     pr.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     pr.add_argument("--output", help="file to write (default: standard output)")
     pr.add_argument("--text-field", default="text")
     pr.set_defaults(fn=commands["predict"])
+
+
+def _models_commands(sub, commands: Mapping[str, Command]) -> None:
+    m = sub.add_parser("models", help="a model registry: list, show, promote, roll back")
+    msub = m.add_subparsers(dest="action", required=True)
+    ls = msub.add_parser("ls", help="versions, dates, counts, dev metrics; the current one marked")
+    ls.add_argument("registry", help="s3://bucket/models/NAME or a folder")
+    show = msub.add_parser("show", help="a version's record and model card")
+    show.add_argument("ref", help="REGISTRY[@VERSION] (default: the current version)")
+    promote = msub.add_parser("promote", help="make a version current (the pointer's history is kept)")
+    promote.add_argument("registry")
+    promote.add_argument("version")
+    rollback = msub.add_parser("rollback", help="make the version current before the current one current again")
+    rollback.add_argument("registry")
+    m.set_defaults(fn=commands["models"])
 
 
 def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
@@ -134,4 +168,5 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     for name, text in SPEC_COMMANDS:
         _spec_command(sub, name, text, commands[name])
     _practitioner_commands(sub, commands)
+    _models_commands(sub, commands)
     return parser

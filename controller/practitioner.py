@@ -8,17 +8,20 @@ again on the same inputs redoes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.analysis.advice import THRESHOLD, advise, sample_agreement
 from controller.analysis.agreement import nmi
+from controller.models.publish import Outcome
+from controller.plan.datasets import read_source
 from controller.plan.graph import Plan, cluster_step, fit_step, intertrain_step
 from controller.plan.settings import DEFAULT_SETTING, SETTINGS
 from controller.run.backends.base import RunResult
@@ -37,15 +40,16 @@ from jobs.contract.params import (
 from jobs.contract.sampling import cluster_sample_indices
 from jobs.contract.staging import LABELED, TRAIN, corpus, labeled_cluster_ids, stage, staged_dataset
 from jobs.contract.steps import StepSpec
-from jobs.data import DataError, Examples, label_names, read_examples
+from jobs.data import DataError, Examples, dump_jsonl, label_names, read_examples
 from jobs.storage import Store
 
 
 @dataclass(frozen=True)
 class TrainRequest:
-    labeled: Path
+    labeled: Path | str
+    """A local .jsonl/.csv file, an ``s3://`` object, or every .jsonl/.csv under an ``s3://`` prefix."""
     out: Path
-    corpus: Path | None = None
+    corpus: Path | str | None = None
     """Unlabeled texts; the labeled texts are always part of the corpus too (first)."""
     model: str = "minilm"
     setting: str = DEFAULT_SETTING
@@ -74,8 +78,8 @@ def _quiet(info: dict) -> None:
 
 
 def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples, Examples]:
-    labeled = read_examples(req.labeled, req.text_field, req.label_field)
-    extra = read_examples(req.corpus, req.text_field, None) if req.corpus is not None else None
+    labeled = read_source(str(req.labeled), req.text_field, req.label_field)
+    extra = read_source(str(req.corpus), req.text_field, None) if req.corpus is not None else None
     names = label_names(labeled.labels)
     if len(names) < 2:
         raise DataError(f"{req.labeled}: at least two different labels are needed, found {len(names)}")
@@ -152,6 +156,15 @@ def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[
     """Train and export; raises StepsFailed when a step failed (its log was shown).
     ``announce`` hears what was measured and chosen before the long steps start."""
     check_output(req.out)
+    fit, info = train_steps(store, req, on_event, announce)
+    export_model(store, fit.prefix, req.out)
+    (req.out / "ctune.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def train_steps(store: Store, req: TrainRequest, on_event,
+                announce: Callable[[dict], None] = _quiet) -> tuple[StepSpec, dict]:
+    """Run (or find done) the training's steps: the fit step, and what was measured and chosen."""
     prefix, texts, labeled = stage_training_data(store, req)
     backend = LocalBackend(store)
     agreement: dict = {}
@@ -169,13 +182,47 @@ def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[
     plan = training_plan(req, setting, prefix)
     _run(backend, plan, on_event)
     fit = next(s for s in plan.steps.values() if s.kind == "fit")
-    export_model(store, fit.prefix, req.out)
     info = {"corpus": len(texts), "labeled": len(labeled), "labels": label_names(labeled.labels),
             "setting": setting, "asked": req.setting,
             "protocol": req.protocol if SETTINGS[setting].fine_tunes else None, **agreement,
-            "advice_threshold": THRESHOLD if req.setting == "auto" else None}
-    (req.out / "ctune.json").write_text(json.dumps(info, indent=2) + "\n")
-    return info
+            "advice_threshold": THRESHOLD if req.setting == "auto" else None,
+            "steps": {st.kind: sid for sid, st in plan.steps.items()}, "dataset": prefix,
+            "labeled_digest": _digest(labeled), "corpus_digest": _digest(texts)}
+    return fit, info
+
+
+def _digest(examples: Examples) -> str:
+    return hashlib.sha256(dump_jsonl(examples)).hexdigest()
+
+
+def predict_labels(model_dir: Path, texts: Sequence[str]) -> list[str]:
+    """The labels a model folder gives ``texts``, from a job process (``jobs.lib.predict``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ctune-predict-") as tmp:
+        given, out = Path(tmp) / "texts.jsonl", Path(tmp) / "labels.jsonl"
+        given.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "jobs.lib.predict", str(model_dir), str(given), "--output",
+                               str(out)], env=job_env(), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise StepsFailed(f"predicting with {model_dir} failed: {done.stderr.strip().splitlines()[-1:]}")
+        return [json.loads(line)["label"] for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_source: str, tolerance: float,
+                      on_event, announce: Callable[[dict], None], say: Callable[[str], None]) -> Outcome:
+    """Train (steps cached in ``store``), then publish a version in the registry through the gate."""
+    from controller.models.publish import check_dev, publish
+    from controller.models.registry import Registry
+
+    registry = Registry(registry_uri)
+    registry.store.check()
+    dev = read_source(dev_source, req.text_field, req.label_field)
+    labeled = read_source(str(req.labeled), req.text_field, req.label_field)
+    check_dev(dev, label_names(labeled.labels), dev_source)  # before hours of training, not after
+    fit, info = train_steps(store, req, on_event, announce)
+    model_dir = store.fetch_dir(f"{fit.prefix}/{MODEL}")
+    return publish(registry, model_dir, {**info, "model": req.model}, dev, dev_source, tolerance, predict_labels, say)
 
 
 def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterParams, text_field: str,

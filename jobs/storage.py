@@ -45,6 +45,8 @@ class Store(Protocol):
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
     def create_bytes(self, key: str, data: bytes) -> bool: ...
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None: ...
+    def replace_bytes(self, key: str, data: bytes, tag: str | None) -> bool: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def sizes(self, prefix: str) -> dict[str, int]: ...
@@ -130,6 +132,30 @@ class LocalStore:
             return False
         finally:
             tmp.unlink(missing_ok=True)
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object and a tag of its content (None when absent), for :meth:`replace_bytes`."""
+        try:
+            data = self._p(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def replace_bytes(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Write ``key`` only if it is still what :meth:`read_tagged` saw (``tag``; None: only if
+        absent); False when another writer changed it first. Writers on this machine take turns
+        through a lock file beside it."""
+        import fcntl
+
+        target = self._p(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            now = self.read_tagged(key)
+            if (now[1] if now else None) != tag:
+                return False
+            self.write_bytes(key, data)
+            return True
 
     def upload_file(self, local: Path, key: str) -> None:
         target = self._p(key)
@@ -322,6 +348,35 @@ class S3Store:
         except StoreError as exc:
             if isinstance(exc.__cause__, Exception) and _error_code(exc.__cause__) in ("PreconditionFailed", "412",
                                                                                        "ConditionalRequestConflict", "409"):
+                return False
+            raise
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object and its ETag (None when absent), for :meth:`replace_bytes`."""
+        def get() -> tuple[bytes, str] | None:
+            try:
+                answer = self._client.get_object(Bucket=self.bucket, Key=self._k(key))
+            except Exception as exc:
+                if _error_code(exc) in ("NoSuchKey", "404"):
+                    return None
+                raise
+            return answer["Body"].read(), str(answer["ETag"])
+
+        found: tuple[bytes, str] | None = self._call(key, get)
+        return found
+
+    def replace_bytes(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Write ``key`` only if its ETag is still ``tag`` (``If-Match``; None: only if absent,
+        ``If-None-Match: *``); False when another writer changed it first."""
+        if tag is None:
+            return self.create_bytes(key, data)
+        try:
+            self._call(key, self._client.put_object, Bucket=self.bucket, Key=self._k(key), Body=data, IfMatch=tag,
+                       **_content_type(key))
+            return True
+        except StoreError as exc:
+            if isinstance(exc.__cause__, Exception) and _error_code(exc.__cause__) in (
+                    "PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404"):
                 return False
             raise
 

@@ -17,8 +17,9 @@ A job (``python -m jobs``) exits with
 The ``ctune`` command exits with ``2`` when it could not start what was asked because of
 its input or environment (spec, data, model, store, cluster; nothing was run), ``1`` when
 steps ran and some failed (:class:`StepsFailed`), ``3`` when the store stopped answering
-mid-run for longer than its outage window (``CTUNE_STORE_OUTAGE_S``), ``130`` when
-interrupted (Ctrl-C), ``143`` when terminated (SIGTERM).
+mid-run for longer than its outage window (``CTUNE_STORE_OUTAGE_S``), ``4`` when ``ctune
+train`` into a registry trained a version the promotion gate refused (it is recorded, not
+current), ``130`` when interrupted (Ctrl-C), ``143`` when terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 EXIT_STORE_OUTAGE = 3
+EXIT_NOT_PROMOTED = 4
 EXIT_CLAIMED = 75
 
 

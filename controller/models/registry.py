@@ -1,0 +1,142 @@
+"""A model registry in a store (``s3://bucket/models/<name>`` or a folder):
+
+    versions/<version>/model/...      the model folder, as ``ctune train`` writes it; never changed
+    versions/<version>/record.json    inputs' digests, setting, step ids, dev metrics, counts,
+                                      created, code version, the gate's decision and why
+    versions/<version>/README.md      the model card (controller.models.card)
+    versions/<version>/_COMPLETE      written last: a version without it is not there
+    current.json                      the version in use, and every move of the pointer
+
+``current.json`` is only ever replaced with a conditional write (``If-Match`` on S3, a lock
+beside it in a folder): two trainers at once, or a crash, never leave it torn or lose a move.
+A version is the fit step's id (a hash of every input), so the same inputs give the same
+version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.contract.errors import CtuneError
+from jobs.storage import Store, open_store
+
+VERSIONS = "versions"
+CURRENT = "current.json"
+RECORD = "record.json"
+CARD = "README.md"
+MODEL = "model"
+COMPLETE = "_COMPLETE"
+
+
+class RegistryError(CtuneError, ValueError):
+    """A registry that cannot answer what was asked (one line)."""
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """``URI[@VERSION]`` -> (URI, VERSION or None)."""
+    head, sep, tail = ref.rpartition("@")
+    if sep and "/" not in tail and head:
+        return head, tail
+    return ref, None
+
+
+def is_registry(uri: str) -> bool:
+    """An ``s3://`` URI, or a folder that holds a registry already."""
+    if uri.startswith("s3://"):
+        return True
+    path = Path(uri).expanduser()
+    return (path / CURRENT).is_file() or (path / VERSIONS).is_dir()
+
+
+@dataclass(frozen=True)
+class Pointer:
+    stack: tuple[str, ...]
+    """Versions promoted and not rolled back, oldest first: the last is current."""
+    log: tuple[dict, ...]
+    """Every move: ``{"version", "at", "action", "why"}``."""
+    tag: str | None
+    """What the conditional write of the next move must find (None: no current.json yet)."""
+
+    @property
+    def current(self) -> str | None:
+        return self.stack[-1] if self.stack else None
+
+    def was_current(self, version: str) -> bool:
+        return any(m["version"] == version for m in self.log)
+
+
+class Registry:
+    def __init__(self, uri: str, store: Store | None = None):
+        self.uri = uri.rstrip("/")
+        self.store = store or open_store(self.uri)
+
+    def _v(self, version: str, name: str = "") -> str:
+        return f"{VERSIONS}/{version}" + (f"/{name}" if name else "")
+
+    def has(self, version: str) -> bool:
+        return self.store.exists(self._v(version, COMPLETE))
+
+    def record(self, version: str) -> dict:
+        if not self.has(version):
+            raise RegistryError(f"{self.uri} has no version {version} (`ctune models ls {self.uri}` lists them)")
+        return dict(json.loads(self.store.read_bytes(self._v(version, RECORD))))
+
+    def versions(self) -> list[dict]:
+        """The complete versions' records, oldest first."""
+        keys = [k for k in self.store.list(VERSIONS) if k.endswith(f"/{COMPLETE}")]
+        records = [self.record(k.split("/")[-2]) for k in keys]
+        return sorted(records, key=lambda r: (r.get("created", 0), r["version"]))
+
+    def pointer(self) -> Pointer:
+        found = self.store.read_tagged(CURRENT)
+        if found is None:
+            return Pointer((), (), None)
+        data, tag = found
+        raw = json.loads(data)
+        return Pointer(tuple(raw.get("stack", [])), tuple(raw.get("log", [])), tag)
+
+    def resolve(self, version: str | None) -> str:
+        """The version asked for, or the current one."""
+        if version:
+            self.record(version)  # says so in one line when it is not there
+            return version
+        current = self.pointer().current
+        if current is None:
+            n = len(self.versions())
+            raise RegistryError(f"{self.uri} has no current.json ({n} version(s)): name one as {self.uri}@VERSION, "
+                                f"or `ctune models promote {self.uri} VERSION`" if n else
+                                f"{self.uri} holds no model (no current.json, no versions)")
+        return current
+
+    def publish(self, version: str, model_dir: Path, record: dict, card: str) -> None:
+        """Write a version: its model folder, card and record, then ``_COMPLETE``. A version
+        already complete is left as it is."""
+        if self.has(version):
+            return
+        for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            self.store.upload_file(path, self._v(version, f"{MODEL}/{path.relative_to(model_dir)}"))
+        self.store.write_bytes(self._v(version, CARD), card.encode())
+        self.store.write_bytes(self._v(version, RECORD), (json.dumps(record, indent=2) + "\n").encode())
+        self.store.create_bytes(self._v(version, COMPLETE), b"ok\n")
+
+    def update_record(self, version: str, record: dict, card: str) -> None:
+        """The record's gate decision, after a race made it decide again (the model is unchanged)."""
+        self.store.write_bytes(self._v(version, CARD), card.encode())
+        self.store.write_bytes(self._v(version, RECORD), (json.dumps(record, indent=2) + "\n").encode())
+
+    def move(self, seen: Pointer, action: str, version: str, why: str) -> bool:
+        """Move the pointer from what ``seen`` read: ``promote`` pushes ``version``,
+        ``rollback`` pops the current one. False when another writer moved it first."""
+        stack = [*seen.stack, version] if action == "promote" else list(seen.stack[:-1])
+        entry = {"version": version, "at": time.time(), "action": action, "why": why,
+                 "current": stack[-1] if stack else None}
+        body = {"current": stack[-1] if stack else None, "stack": stack, "log": [*seen.log, entry]}
+        return self.store.replace_bytes(CURRENT, (json.dumps(body, indent=2) + "\n").encode(), seen.tag)
+
+    def fetch(self, version: str) -> Path:
+        """The version's model folder on this machine (downloaded once, then from the cache)."""
+        self.record(version)
+        return self.store.fetch_dir(self._v(version, MODEL))
