@@ -127,7 +127,7 @@ def test_a_crash_between_the_version_and_its_pointer_is_finished_by_the_next_run
         run(registry, tmp_path, "a", right=8)
     monkeypatch.undo()
     assert registry.has("a" * 4) and registry.pointer().current is None  # complete version, old pointer
-    with pytest.raises(RegistryError, match="has no current.json \\(1 version\\(s\\)\\)"):
+    with pytest.raises(RegistryError, match=r"has no current.json \(1 version\(s\)\)"):
         registry.resolve(None)
     finished = run(registry, tmp_path, "a", right=8)
     assert finished.new and finished.promoted and registry.pointer().current == "a" * 4
