@@ -168,3 +168,93 @@ def test_suggest_spreads_the_budget_over_clusters(tmp_path, data_dir, ctune):
     assert all(json.loads(texts[r["index"]])["text"] == r["text"] for r in rows)
     too_many = ctune("suggest", str(corpus), "--budget", "999", "--store", str(tmp_path / "s"))
     assert too_many.returncode == 2 and "larger than the corpus (240 texts)" in too_many.stderr
+
+
+def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path, data_dir, tiny_model, ctune,
+                                                                      s3_env, monkeypatch):
+    import time
+
+    from jobs.storage import open_store
+
+    bucket = open_store(f"s3://{s3_env}")
+    lines = (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()
+    unlabeled = [json.dumps({"text": json.loads(x)["text"]}) for x in lines[40:]]
+    bucket.write_bytes("data/labeled.jsonl", ("\n".join(lines[:40]) + "\n").encode())
+    bucket.write_bytes("data/corpus/part-000.jsonl", ("\n".join(unlabeled[:120]) + "\n").encode())
+    bucket.write_bytes("data/dev.jsonl", (data_dir / "ag_news" / "test.jsonl").read_bytes())
+    registry = f"s3://{s3_env}/models/news"
+    store = str(tmp_path / "store")
+    train = ["train", f"s3://{s3_env}/data/labeled.jsonl", "--corpus", f"s3://{s3_env}/data/corpus/",
+             "--dev", f"s3://{s3_env}/data/dev.jsonl", "--out", registry, "--model", tiny_model, "--clusters", "4",
+             "--store", store]
+    # WHEN a first version is trained from the bucket: it becomes current
+    first = ctune(*train)
+    assert first.returncode == 0, first.stderr
+    assert "promoted" in first.stderr.splitlines()[-1] and "(no current version)" in first.stderr
+    # AND the same inputs again make no version and compute nothing
+    t0 = time.time()
+    same = ctune(*train)
+    assert same.returncode == 0 and "nothing new" in same.stderr and "... intertrain" not in same.stderr, same.stderr
+    print(f"\nno-change retrain: {time.time() - t0:.1f} s")
+    # AND new corpus texts make a second version, scored against the first on the same dev set
+    bucket.write_bytes("data/corpus/part-001.jsonl", ("\n".join(unlabeled[120:]) + "\n").encode())
+    second = ctune(*train, "--tolerance", "100")
+    assert second.returncode == 0, second.stderr
+    assert "current version" in second.stderr and "promoted" in second.stderr.splitlines()[-1]
+    listed = ctune("models", "ls", registry)
+    rows = listed.stdout.splitlines()[1:]
+    assert listed.returncode == 0 and len(rows) == 2 and rows[1].startswith("* ") and "current" in rows[1]
+    v1, v2 = rows[0].split()[0], rows[1].split()[1]
+    shown = ctune("models", "show", f"{registry}@{v1}")
+    assert shown.returncode == 0 and f"version {v1} (earlier)" in shown.stdout and "gate" in shown.stdout
+    # AND a rollback makes the first current again, the history kept; a promote moves it back
+    back = ctune("models", "rollback", registry)
+    assert back.returncode == 0 and f"current: {v1}" in back.stderr
+    assert ctune("models", "promote", registry, v2).returncode == 0
+    pointer = json.loads(bucket.read_bytes("models/news/current.json"))
+    assert [m["action"] for m in pointer["log"]] == ["promote", "promote", "rollback", "promote"]
+    # AND predicting from the registry gives what the same model exported to a folder gives
+    texts = tmp_path / "texts.txt"
+    texts.write_text("stocks fell on wall street\nthe team won the cup final\n")
+    from_registry = ctune("predict", f"{registry}@{v1}", str(texts))
+    folder = ctune("train", str(tmp_path / "l.jsonl"), "--out", str(tmp_path / "m"), "--model", tiny_model)
+    assert folder.returncode == 2  # (a local file that is not there: one line)
+    bucket_file = tmp_path / "labeled.jsonl"
+    bucket_file.write_bytes(bucket.read_bytes("data/labeled.jsonl"))
+    corpus_file = tmp_path / "corpus.jsonl"
+    corpus_file.write_text("\n".join(unlabeled[:120]) + "\n")
+    exported = ctune("train", str(bucket_file), "--corpus", str(corpus_file), "--out", str(tmp_path / "v1"),
+                     "--model", tiny_model, "--clusters", "4", "--store", store)
+    assert exported.returncode == 0, exported.stderr
+    from_folder = ctune("predict", str(tmp_path / "v1"), str(texts))
+    assert from_registry.returncode == 0 and from_registry.stdout == from_folder.stdout != ""
+    # AND a new version the gate refuses is recorded, not current, and ends with exit code 4
+    from controller import cli, practitioner
+
+    real = practitioner.predict_labels
+    monkeypatch.setattr(practitioner, "predict_labels", lambda folder, texts: (
+        ["nonsense"] * len(texts) if str(store) in str(folder) else real(folder, texts)))
+    bucket.write_bytes("data/corpus/part-002.jsonl", (unlabeled[0] + "\n").encode())
+    assert cli.main(train) == 4
+    assert ctune("models", "ls", registry).stdout.count("refused") == 1
+    assert json.loads(bucket.read_bytes("models/news/current.json"))["current"] == v2
+
+
+def test_a_registry_needs_a_dev_set_whose_labels_are_the_models(tmp_path, data_dir, tiny_model, ctune):
+    lines = (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()
+    (tmp_path / "labeled.jsonl").write_text("\n".join(lines[:40]) + "\n")
+    (tmp_path / "dev.jsonl").write_text('{"text": "a", "label": "Weather"}\n')
+    (tmp_path / "empty.jsonl").write_text("")
+    registry = tmp_path / "registry"
+    (registry / "versions").mkdir(parents=True)
+    base = ["train", str(tmp_path / "labeled.jsonl"), "--out", str(registry), "--model", tiny_model,
+            "--store", str(tmp_path / "store")]
+    for extra, expected in (([], "--dev (labeled texts never trained on) is needed"),
+                            (["--dev", str(tmp_path / "dev.jsonl")], "labels Weather are not the model's"),
+                            (["--dev", str(tmp_path / "empty.jsonl")], "empty")):
+        result = ctune(*base, *extra)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    none = ctune("models", "ls", str(registry))
+    assert none.returncode == 2 and "holds no versions" in none.stderr
+    assert not (tmp_path / "store" / "steps").exists()  # refused before any training
