@@ -343,7 +343,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from controller.plan.modelcheck import check_model
     from controller.practitioner import TrainRequest, run_training
 
-    check_model(args.model)
+    check_model(args.model, local=args.backend == "local")
     registry = bool(args.dev) or is_registry(args.out)
     if registry and not args.dev:
         raise DataError(f"--out {args.out} is a model registry: --dev (labeled texts never trained on) is needed "
@@ -353,9 +353,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                        setting=args.setting, protocol=args.protocol,
                        text_field=args.text_field, label_field=args.label_field,
                        clustering=ClusterParams(n_clusters=args.clusters))
+    backend = _train_backend(store, args)
     if registry:
-        return _train_to_registry(store, req, args)
-    info = run_training(store, req, Progress(3), _announce_training)
+        return _train_to_registry(store, req, args, backend)
+    info = run_training(store, req, Progress(3), _announce_training, backend)
     why = " (chosen by the advice)" if info["asked"] == "auto" else ""
     say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
         f"{len(info['labels'])} labels, setting {info['setting']}{why}"
@@ -363,11 +364,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _train_to_registry(store: Store, req, args: argparse.Namespace) -> int:
+def _train_backend(store: Store, args: argparse.Namespace) -> Backend:
+    if args.backend == "kubernetes":  # before anything is written: the cluster must answer
+        from controller.run.kube.commands import section_backend
+        from controller.run.kube.config import KubernetesSpec, load_section
+
+        k = load_section(args.kubernetes) if args.kubernetes else KubernetesSpec()
+        return section_backend(k, "train", store, args.kubeconfig, poll_s=args.poll)
+    from controller.run.backends.local import LocalBackend
+
+    return LocalBackend(store)
+
+
+def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Backend) -> int:
     from controller.practitioner import train_to_registry
 
     t0 = time.time()
-    out = train_to_registry(store, req, args.out, args.dev, args.tolerance, Progress(3), _announce_training, say)
+    out = train_to_registry(store, req, args.out, args.dev, args.tolerance, Progress(3), _announce_training, say,
+                            backend)
     if not out.new:
         say(f"nothing new: version {out.version} of these inputs is in {args.out} already "
             f"({'current' if out.promoted else 'not current'}; current: {out.current})")

@@ -126,6 +126,12 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
                         "bert: the same without inter-training; auto: clust only when the clusters' AMI with your "
                         "labels is at least 0.12, else bert (held out on the shipped datasets this rule lost more "
                         "than always inter-training: see README, Advice)")
+    t.add_argument("--backend", choices=["local", "kubernetes"], default="local",
+                   help="run the steps as local processes (default) or as Kubernetes Jobs (--store must be s3://)")
+    t.add_argument("--kubernetes", metavar="FILE", help="YAML with a spec's kubernetes: settings (namespace, image, "
+                                                         "gpus, ...) for --backend kubernetes (default: the defaults)")
+    t.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    t.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     t.add_argument("--protocol", choices=["strong", "paper"], default="strong")
     t.add_argument("--label-field", default="label")
     _corpus_options(t)

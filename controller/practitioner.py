@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +22,13 @@ from controller.analysis.advice import THRESHOLD, advise, sample_agreement
 from controller.analysis.agreement import nmi
 from controller.models.publish import Outcome
 from controller.plan.datasets import read_source
-from controller.plan.graph import Plan, cluster_step, fit_step, intertrain_step
+from controller.plan.graph import Plan, cluster_step, evaluate_step, fit_step, intertrain_step
 from controller.plan.settings import DEFAULT_SETTING, SETTINGS
-from controller.run.backends.base import RunResult
+from controller.run.backends.base import Backend, RunResult
 from controller.run.backends.local import LocalBackend, job_env
 from jobs.contract.errors import StepsFailed
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS
-from jobs.contract.outputs import MODEL, read_cluster_ids
+from jobs.contract.outputs import DEV_LABELS, MODEL, read_cluster_ids
 from jobs.contract.params import (
     ClusterParams,
     IntertrainOptimization,
@@ -145,28 +145,30 @@ def export_model(store: Store, fit_prefix: str, out: Path) -> None:
     tmp.rename(out)
 
 
-def _run(backend: LocalBackend, plan: Plan, on_event) -> RunResult:
+def _run(backend: Backend, plan: Plan, on_event) -> RunResult:
     result = backend.run(plan, on_event)
     if not result.ok:
         raise StepsFailed(f"{len(result.failed)} step(s) failed")
     return result
 
 
-def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[dict], None] = _quiet) -> dict:
+def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[dict], None] = _quiet,
+                 backend: Backend | None = None) -> dict:
     """Train and export; raises StepsFailed when a step failed (its log was shown).
     ``announce`` hears what was measured and chosen before the long steps start."""
     check_output(req.out)
-    fit, info = train_steps(store, req, on_event, announce)
+    fit, info = train_steps(store, req, on_event, announce, backend)
     export_model(store, fit.prefix, req.out)
     (req.out / "ctune.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
 
-def train_steps(store: Store, req: TrainRequest, on_event,
-                announce: Callable[[dict], None] = _quiet) -> tuple[StepSpec, dict]:
-    """Run (or find done) the training's steps: the fit step, and what was measured and chosen."""
+def train_steps(store: Store, req: TrainRequest, on_event, announce: Callable[[dict], None] = _quiet,
+                backend: Backend | None = None) -> tuple[StepSpec, dict]:
+    """Run (or find done) the training's steps, with ``backend`` (local processes by default):
+    the fit step, and what was measured and chosen."""
     prefix, texts, labeled = stage_training_data(store, req)
-    backend = LocalBackend(store)
+    backend = backend or LocalBackend(store)
     agreement: dict = {}
     setting = req.setting
     if setting == "auto" or SETTINGS[setting].needs_clusters:
@@ -195,23 +197,25 @@ def _digest(examples: Examples) -> str:
     return hashlib.sha256(dump_jsonl(examples)).hexdigest()
 
 
-def predict_labels(model_dir: Path, texts: Sequence[str]) -> list[str]:
-    """The labels a model folder gives ``texts``, from a job process (``jobs.lib.predict``)."""
-    import tempfile
+def dev_predictor(store: Store, backend: Backend, dev: Examples, names: list[str], on_event) -> Callable[[str], list[str]]:
+    """Labels for the dev texts from a model folder's store URI: an ``evaluate`` step run by
+    ``backend`` (cached: the same model on the same dev set is scored once)."""
+    dataset = staged_dataset("dev", {TRAIN: dev}, names, {"dev": len(dev)})
+    stage(store, dataset)
 
-    with tempfile.TemporaryDirectory(prefix="ctune-predict-") as tmp:
-        given, out = Path(tmp) / "texts.jsonl", Path(tmp) / "labels.jsonl"
-        given.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
-        done = subprocess.run([sys.executable, "-m", "jobs.lib.predict", str(model_dir), str(given), "--output",
-                               str(out)], env=job_env(), capture_output=True, text=True)
-        if done.returncode != 0:
-            raise StepsFailed(f"predicting with {model_dir} failed: {done.stderr.strip().splitlines()[-1:]}")
-        return [json.loads(line)["label"] for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+    def predict(model_uri: str) -> list[str]:
+        step = evaluate_step(model_uri, dataset.prefix, f"evaluate {model_uri.rsplit('/', 2)[-2]}")
+        _run(backend, Plan({step.id: step}, (), {}), on_event)
+        return [str(y) for y in json.loads(store.read_bytes(f"{step.prefix}/{DEV_LABELS}"))["labels"]]
+
+    return predict
 
 
 def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_source: str, tolerance: float,
-                      on_event, announce: Callable[[dict], None], say: Callable[[str], None]) -> Outcome:
-    """Train (steps cached in ``store``), then publish a version in the registry through the gate."""
+                      on_event, announce: Callable[[dict], None], say: Callable[[str], None],
+                      backend: Backend | None = None) -> Outcome:
+    """Train (steps cached in ``store``, run by ``backend``: local processes by default), then
+    publish a version in the registry through the gate."""
     from controller.models.publish import check_dev, publish
     from controller.models.registry import Registry
 
@@ -219,10 +223,14 @@ def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_so
     registry.store.check()
     dev = read_source(dev_source, req.text_field, req.label_field)
     labeled = read_source(str(req.labeled), req.text_field, req.label_field)
-    check_dev(dev, label_names(labeled.labels), dev_source)  # before hours of training, not after
-    fit, info = train_steps(store, req, on_event, announce)
+    names = label_names(labeled.labels)
+    check_dev(dev, names, dev_source)  # before hours of training, not after
+    backend = backend or LocalBackend(store)
+    fit, info = train_steps(store, req, on_event, announce, backend)
     model_dir = store.fetch_dir(f"{fit.prefix}/{MODEL}")
-    return publish(registry, model_dir, {**info, "model": req.model}, dev, dev_source, tolerance, predict_labels, say)
+    predict = dev_predictor(store, backend, dev, names, on_event)
+    return publish(registry, model_dir, f"{store.root}/{fit.prefix}/{MODEL}", {**info, "model": req.model}, dev,
+                   dev_source, tolerance, predict, say)
 
 
 def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterParams, text_field: str,

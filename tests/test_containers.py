@@ -60,9 +60,10 @@ def run_step(step, store_root: str, scratch: Path) -> subprocess.CompletedProces
 
 
 def every_kind(write_spec, s3_model, bucket: str):
-    """A tiny grid's steps covering every kind but fit, and ctune train's fit: in order."""
+    """A tiny grid's steps covering every kind but fit and evaluate, then ctune train's fit and a
+    registry's evaluate: in order."""
     from controller.plan.datasets import prepare_all, resolve_data_dir, stage_prepared
-    from controller.plan.graph import build_plan
+    from controller.plan.graph import build_plan, evaluate_step
     from controller.plan.spec import load_spec
     from controller.practitioner import TrainRequest, training_plan
     from controller.run.backends.base import write_step_files
@@ -88,6 +89,8 @@ def every_kind(write_spec, s3_model, bucket: str):
     fits = [training_plan(TrainRequest(labeled=Path("l"), out=Path("o"), model=s3_model, protocol="paper"), setting,
                           dataset.prefix) for setting in ("bert", "probe")]  # a fine-tuned head and a probe
     steps = [*plan.steps.values(), *(s for fit in fits for s in fit.steps.values())]
+    fitted = next(s for s in steps if s.kind == "fit")  # scored on a dev set, as a registry's gate does
+    steps.append(evaluate_step(f"{store.root}/{fitted.prefix}/model", dataset.prefix, "evaluate"))
     write_step_files(store, steps)
     return store, steps
 
@@ -97,7 +100,7 @@ def test_every_step_kind_runs_in_the_hardened_job_image(images, write_spec, s3_m
 
     store, steps = every_kind(write_spec, s3_model, s3_env)
     assert {s.kind for s in steps} == {"cluster", "intertrain", "finetune", "embed", "classic", "analyze", "fit",
-                                       "setfit"}
+                                       "setfit", "evaluate"}
     seconds: dict[str, list[float]] = {}
     for step in steps:  # in dependency order
         t0 = time.time()

@@ -30,12 +30,13 @@ def model(tmp_path: Path, name: str, right: int) -> Path:
     return folder
 
 
-def fake_predict(folder: Path, texts) -> list[str]:
+def fake_predict(model_uri: str) -> list[str]:
+    """What an evaluate step of the model at ``model_uri`` (a folder here) would label DEV."""
     import json
 
-    right = json.loads((folder / "config.json").read_text())["right"]
+    right = json.loads((Path(model_uri) / "config.json").read_text())["right"]
     gold = list(DEV.labels)
-    return [gold[i] if i < right else ("b" if gold[i] == "a" else "a") for i in range(len(texts))]
+    return [gold[i] if i < right else ("b" if gold[i] == "a" else "a") for i in range(len(gold))]
 
 
 def info(version: str) -> dict:
@@ -46,8 +47,9 @@ def info(version: str) -> dict:
 
 
 def run(registry, tmp_path, version: str, right: int, tolerance: float = 1.0, predict=fake_predict):
-    return publish(registry, model(tmp_path, f"m-{version}-{right}", right), info(version), DEV, "dev.jsonl",
-                   tolerance, predict, lambda line: None)
+    folder = model(tmp_path, f"m-{version}-{right}", right)
+    return publish(registry, folder, str(folder), info(version), DEV, "dev.jsonl", tolerance, predict,
+                   lambda line: None)
 
 
 def test_scores_are_accuracy_and_macro_f1_in_points():
@@ -80,7 +82,7 @@ def test_publish_promotes_refuses_and_keeps_every_version(tmp_path):
     assert tolerated.promoted and registry.pointer().current == "c" * 4
     # the same inputs again: nothing new, nothing evaluated, no version made
     calls = []
-    again = run(registry, tmp_path, "b", right=10, predict=lambda f, t: calls.append(f) or fake_predict(f, t))
+    again = run(registry, tmp_path, "b", right=10, predict=lambda uri: calls.append(uri) or fake_predict(uri))
     assert not again.new and calls == [] and registry.pointer().current == "c" * 4
     assert [r["version"] for r in registry.versions()] == ["a" * 4, "b" * 4, "c" * 4]
     assert (tmp_path / "reg/versions/aaaa/model/config.json").is_file()
@@ -90,12 +92,12 @@ def test_two_trainers_at_once_leave_one_current_and_both_versions(tmp_path):
     registry = Registry(str(tmp_path / "reg"))
     barrier = threading.Barrier(2)
 
-    def slow_predict(folder, texts):  # both evaluate before either moves the pointer
+    def slow_predict(model_uri):  # both evaluate before either moves the pointer
         try:
             barrier.wait(timeout=5)
         except threading.BrokenBarrierError:
             pass
-        return fake_predict(folder, texts)
+        return fake_predict(model_uri)
 
     outcomes = {}
     threads = [threading.Thread(target=lambda v=v, r=r: outcomes.update({v: run(registry, tmp_path, v, r,
@@ -138,10 +140,10 @@ def test_bad_dev_sets_and_missing_versions_are_one_line(tmp_path):
     registry = Registry(str(tmp_path / "reg"))
     other = Examples(("x", "y"), ("a", "c"))
     with pytest.raises(DataError, match="labels c are not the model's \\(a, b\\)"):
-        publish(registry, model(tmp_path, "m", 1), info("a"), other, "dev.jsonl", 1.0, fake_predict, print)
+        publish(registry, model(tmp_path, "m", 1), "m", info("a"), other, "dev.jsonl", 1.0, fake_predict, print)
     with pytest.raises(DataError, match="no texts"):
-        publish(registry, model(tmp_path, "n", 1), info("a"), Examples((), ()), "dev.jsonl", 1.0, fake_predict,
-                print)
+        publish(registry, model(tmp_path, "n", 1), "n", info("a"), Examples((), ()), "dev.jsonl", 1.0,
+                fake_predict, print)
     with pytest.raises(RegistryError, match="holds no model"):
         registry.resolve(None)
     with pytest.raises(RegistryError, match="has no version zzz"):

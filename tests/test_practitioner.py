@@ -231,9 +231,13 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     # AND a new version the gate refuses is recorded, not current, and ends with exit code 4
     from controller import cli, practitioner
 
-    real = practitioner.predict_labels
-    monkeypatch.setattr(practitioner, "predict_labels", lambda folder, texts: (
-        ["nonsense"] * len(texts) if str(store) in str(folder) else real(folder, texts)))
+    real = practitioner.dev_predictor
+
+    def the_new_model_gets_everything_wrong(store_, backend, dev, names, on_event):
+        predict = real(store_, backend, dev, names, on_event)
+        return lambda uri: ["nonsense"] * len(dev) if uri.startswith(str(store)) else predict(uri)
+
+    monkeypatch.setattr(practitioner, "dev_predictor", the_new_model_gets_everything_wrong)
     bucket.write_bytes("data/corpus/part-002.jsonl", (unlabeled[0] + "\n").encode())
     assert cli.main(train) == 4
     assert ctune("models", "ls", registry).stdout.count("refused") == 1

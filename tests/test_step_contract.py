@@ -135,7 +135,8 @@ def test_every_kind_declares_its_inputs():
 def test_every_kind_has_a_parameter_class_a_job_module_and_outputs():
     import importlib
 
-    assert list(KINDS) == ["cluster", "intertrain", "finetune", "embed", "classic", "fit", "analyze", "setfit"]
+    assert list(KINDS) == ["cluster", "intertrain", "finetune", "embed", "classic", "fit", "analyze", "setfit",
+                          "evaluate"]
     for name, kind in KINDS.items():
         assert kind.params.kind == name and kind.outputs
         assert callable(importlib.import_module(kind.job_module).run)

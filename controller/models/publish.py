@@ -21,8 +21,9 @@ from controller.models.gate import Decision, DevScores, decide, score
 from controller.models.registry import Pointer, Registry
 from jobs.data import DataError, Examples, dump_jsonl
 
-Predict = Callable[[Path, Sequence[str]], list[str]]
-"""Labels for texts from a model folder (run in a job process: the controller loads no torch)."""
+Predict = Callable[[str], list[str]]
+"""A model folder's labels for the dev texts, from its store URI (an ``evaluate`` step: the
+controller loads no torch)."""
 
 MAX_RACES = 5
 
@@ -54,8 +55,8 @@ def check_dev(dev: Examples, labels: Sequence[str], source: str) -> None:
                         f"({', '.join(labels)}): a dev set must be labeled as the training texts are")
 
 
-def _scores(predict: Predict, folder: Path, dev: Examples) -> DevScores:
-    return score([str(y) for y in dev.labels], predict(folder, dev.texts))
+def _scores(predict: Predict, model_uri: str, dev: Examples) -> DevScores:
+    return score([str(y) for y in dev.labels], predict(model_uri))
 
 
 def _decided(registry: Registry, version: str, pointer: Pointer) -> bool:
@@ -66,14 +67,16 @@ def _decided(registry: Registry, version: str, pointer: Pointer) -> bool:
     return pointer.was_current(version) or gate.get("promote") is False
 
 
-def publish(registry: Registry, model_dir: Path, info: dict, dev: Examples, dev_source: str, tolerance: float,
-            predict: Predict, say: Callable[[str], None]) -> Outcome:
+def publish(registry: Registry, model_dir: Path, model_uri: str, info: dict, dev: Examples, dev_source: str,
+            tolerance: float, predict: Predict, say: Callable[[str], None]) -> Outcome:
+    """``model_dir``: the new model's folder here (copied into the version); ``model_uri``: the
+    same in the store, for its ``evaluate`` step."""
     version = info["steps"]["fit"][:16]
     pointer = registry.pointer()
     if _decided(registry, version, pointer):
         return Outcome(version, False, pointer.current == version, pointer.current, None)
     check_dev(dev, info["labels"], dev_source)
-    new = _scores(predict, model_dir, dev)
+    new = _scores(predict, model_uri, dev)
     say(f"version {version} on the dev set: {new.line()}")
     record = {"version": version, "registry": registry.uri, "created": time.time(), "code_version": code_version(),
               "base_model": info.get("model"), "setting": info["setting"], "asked": info["asked"],
@@ -104,6 +107,6 @@ def _gate(registry: Registry, pointer: Pointer, new: DevScores, dev: Examples, t
     current = pointer.current
     if current is None:
         return decide(new, None, None, tolerance)
-    theirs = _scores(predict, registry.fetch(current), dev)
+    theirs = _scores(predict, registry.model_uri(current), dev)
     say(f"current version {current} on the same dev set: {theirs.line()}")
     return decide(new, theirs, current, tolerance)

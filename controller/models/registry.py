@@ -70,7 +70,7 @@ class Pointer:
 
 class Registry:
     def __init__(self, uri: str, store: Store | None = None):
-        self.uri = uri.rstrip("/")
+        self.uri = uri.rstrip("/") if uri.startswith("s3://") else str(Path(uri).expanduser().resolve())
         self.store = store or open_store(self.uri)
 
     def _v(self, version: str, name: str = "") -> str:
@@ -135,6 +135,10 @@ class Registry:
                  "current": stack[-1] if stack else None}
         body = {"current": stack[-1] if stack else None, "stack": stack, "log": [*seen.log, entry]}
         return self.store.replace_bytes(CURRENT, (json.dumps(body, indent=2) + "\n").encode(), seen.tag)
+
+    def model_uri(self, version: str) -> str:
+        """Where a job reads the version's model folder from."""
+        return f"{self.uri}/{self._v(version, MODEL)}"
 
     def fetch(self, version: str) -> Path:
         """The version's model folder on this machine (downloaded once, then from the cache)."""

@@ -28,6 +28,7 @@ from jobs.contract.params import (
     ClassicParams,
     ClusterParams,
     EmbedParams,
+    EvaluateParams,
     FinetuneParams,
     FitParams,
     InterTrainingOptions,
@@ -135,6 +136,11 @@ def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: 
     params = FitParams(model=model, seed=seed, head=head, **_fields(options), self_training=learner)
     inputs = {DATASET: dataset, **({ENCODER: encoder} if encoder else {}), **({CLUSTERS: clusters} if clusters else {})}
     return StepSpec("fit", params, inputs, label)
+
+
+def evaluate_step(model_uri: str, dataset: str, label: str, max_length: int = 128) -> StepSpec:
+    """A model folder's labels for a staged dev set's texts (its ``train`` split)."""
+    return StepSpec("evaluate", EvaluateParams(model=model_uri, max_length=max_length), {DATASET: dataset}, label)
 
 
 def _fields(params: Params) -> dict[str, Any]:

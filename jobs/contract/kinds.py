@@ -28,6 +28,7 @@ from jobs.contract.params import (
     ClassicParams,
     ClusterParams,
     EmbedParams,
+    EvaluateParams,
     FinetuneParams,
     FitParams,
     IntertrainParams,
@@ -89,6 +90,7 @@ KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("analyze", AnalyzeParams, Roles((DATASET, ENCODER)), (outputs.NED,), gpu=True),
     StepKind("setfit", SetFitParams, Roles((DATASET,), (ENCODER, CLUSTERS)), outputs.CELL, gpu=True, cell=True,
              packages=_setfit),
+    StepKind("evaluate", EvaluateParams, Roles((DATASET,)), (outputs.DEV_LABELS,), gpu=True),
 )}
 """Every step kind, by name, in the order they are listed to a user."""
 

@@ -33,6 +33,8 @@ TRAIN_EMBEDDINGS = EMBEDDINGS.format(split="train")
 SAMPLE = "sample.json"
 """finetune, classic, setfit: ``{"indices": [...]}`` of the labeled sample in the train split."""
 PREDICTIONS = "predictions.jsonl"
+DEV_LABELS = "dev_labels.json"
+"""An ``evaluate`` step's labels for the dev texts, in order (``{"labels": [...]}``)."""
 METRICS = "metrics.json"
 """finetune, classic, setfit: accuracy, macro-F1, per-class scores, timings."""
 NED = "ned.json"

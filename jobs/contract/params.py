@@ -315,6 +315,17 @@ class EmbedParams(Params):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EvaluateParams(Params):
+    """The ``evaluate`` step: a trained model's labels for a dev set's texts (the registry's
+    promotion gate scores them). ``model``: the model folder's store URI (``s3://...``, or a
+    folder on this machine)."""
+
+    kind: ClassVar[str] = "evaluate"
+    model: str
+    max_length: int = 128
+
+
+@dataclass(frozen=True, kw_only=True)
 class FitParams(Optimization, SelfTraining):
     """The ``fit`` step (``ctune train``): learn from every labeled text and keep the model; a
     probe head may self-train on the corpus (``clust+concat+self``)."""

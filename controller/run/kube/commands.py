@@ -9,7 +9,7 @@ from controller.plan.spec import ExperimentSpec
 from controller.run.backends.base import cancel_marker
 from controller.run.kube.api import KubeApi, KubeError, load_api_client
 from controller.run.kube.backend import KubernetesBackend, experiment_selector
-from controller.run.kube.config import kube_config
+from controller.run.kube.config import KubernetesSpec, kube_config
 from controller.run.kube.render import STEPS_ANNOTATION
 from jobs.contract.steps import StepSpec
 from jobs.storage import Store
@@ -23,11 +23,16 @@ def kube_api(kubeconfig: str | None, namespace: str) -> KubeApi:
 
 def kubernetes_backend(spec: ExperimentSpec, store: Store, kubeconfig: str | None,
                        poll_s: float = 5.0) -> KubernetesBackend:
+    return section_backend(kube_config(spec), spec.name, store, kubeconfig, poll_s)
+
+
+def section_backend(k: KubernetesSpec, experiment: str, store: Store, kubeconfig: str | None,
+                    poll_s: float = 5.0) -> KubernetesBackend:
+    """The backend for ``experiment``'s steps, with the settings of a ``kubernetes:`` section."""
     if not store.root.startswith("s3://"):
         raise KubeError(f"the kubernetes backend needs an s3:// store that pods can reach, not {store.root} "
                         "(set store: in the spec, --store or $CTUNE_STORE)")
-    return KubernetesBackend(store, spec.name, kube_config(spec), kube_api(kubeconfig, kube_config(spec).namespace),
-                             poll_s=poll_s)
+    return KubernetesBackend(store, experiment, k, kube_api(kubeconfig, k.namespace), poll_s=poll_s)
 
 
 class KubeJobsView:

@@ -111,3 +111,29 @@ def kube_config(spec: Any) -> KubernetesSpec:
     found = spec.backend(SECTION)
     assert isinstance(found, KubernetesSpec)
     return found
+
+
+def load_section(path: str) -> KubernetesSpec:
+    """A ``kubernetes:`` section from a YAML file of its own (``ctune train --kubernetes FILE``):
+    the same keys as a spec's, at the top or under ``kubernetes:``."""
+    from pathlib import Path
+
+    import yaml
+
+    from controller.plan.spec import SpecError
+    from jobs.contract.typed import convert
+
+    try:
+        raw = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(path, [f"cannot read it: {str(exc).splitlines()[0]}"]) from None
+    if isinstance(raw, dict) and isinstance(raw.get(SECTION), dict):
+        raw = raw[SECTION]
+    problems: list[str] = []
+    section = convert(raw, KubernetesSpec, SECTION, problems)
+    if problems:
+        raise SpecError(path, problems)
+    assert isinstance(section, KubernetesSpec)
+    if section.problems():
+        raise SpecError(path, [f"{SECTION}.{p}" for p in section.problems()])
+    return section
