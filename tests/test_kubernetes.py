@@ -362,6 +362,7 @@ def for_kube_1_20(manifests: str) -> str:
     for d in docs:
         if d["kind"] == "CronJob" and d["apiVersion"] == "batch/v1":
             d["apiVersion"] = "batch/v1beta1"
+            d["spec"]["jobTemplate"]["spec"].pop("podFailurePolicy", None)
         if d["kind"] == "Job":
             d["spec"].pop("podFailurePolicy", None)
     return yaml.safe_dump_all(docs)
@@ -468,17 +469,11 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
     base = yaml.safe_load_all(kubectl("kustomize", "k8s/base", kubeconfig=admin).stdout)
     docs = []
     for doc in (d for d in base if d):
-        if doc["kind"] == "CronJob":  # run now, from the image built for the tests
+        if doc["kind"] == "CronJob":
+            doc["spec"]["suspend"] = True  # until its Secret exists (the retraining one stays so)
+        if doc["kind"] == "CronJob" and doc["metadata"]["name"] == "cluster-tune-controller":  # run now
             doc["spec"]["schedule"] = "* * * * *"
-            doc["spec"]["suspend"] = True  # until its Secret exists
-            pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            pod["containers"][0]["image"] = CONTROLLER_IMAGE
-            # the rig's API server listens on loopback and there is no kube-proxy: the node's
-            # network, and the API server's own address instead of the Service's
-            pod["hostNetwork"] = True
-            host, port = rig.server.removeprefix("https://").rsplit(":", 1)
-            pod["containers"][0].setdefault("env", []).extend([
-                {"name": "KUBERNETES_SERVICE_HOST", "value": host}, {"name": "KUBERNETES_SERVICE_PORT", "value": port}])
+            run_on_the_rig(doc["spec"]["jobTemplate"]["spec"]["template"]["spec"], rig)
         docs.append(doc)
     # the spec the CronJob reads: data and model in the bucket, as pods see them
     bucket = open_store(f"s3://{s3_env}")
@@ -491,7 +486,7 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
                                      kubernetes={"namespace": ns, "image": JOB_IMAGE, **ON_THE_NODE}).read_text())
     spec["name"] = "cron"
     for doc in docs:
-        if doc["kind"] == "ConfigMap":
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "cluster-tune-spec":
             doc["data"] = {"spec.yaml": yaml.safe_dump(spec)}
     applied = kubectl("apply", "-f", "-", kubeconfig=admin, stdin=for_kube_1_20(yaml.safe_dump_all(docs)))
     assert applied.returncode == 0, applied.stderr
@@ -509,8 +504,8 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
     assert resumed.returncode == 0, resumed.stderr
     job = None
     while time.time() - t0 < 240:  # the next minute's run, then the run itself
-        owned = [j for j in batch.list_namespaced_job(ns).items
-                 if any(o.kind == "CronJob" for o in j.metadata.owner_references or [])]
+        owned = [j for j in batch.list_namespaced_job(ns).items if any(
+            o.kind == "CronJob" and o.name == "cluster-tune-controller" for o in j.metadata.owner_references or [])]
         job = owned[0] if owned else None
         if job is not None and (job.status.succeeded or (job.status.failed or 0) > 2):
             break
@@ -569,3 +564,131 @@ def test_a_get_with_pretty_true_of_a_labelled_object_leaves_the_api_server_up(ku
     assert all(p.poll() is None for p in rig.procs)
     assert core.read_namespaced_config_map(name, "default").data == {"a": "1", "b": "2"}
 
+
+
+def run_on_the_rig(pod: dict, rig) -> None:
+    """A controller pod template made to run on the rig: the image built for the tests, the
+    node's network, and the API server's loopback address instead of the Service's."""
+    pod["containers"][0]["image"] = CONTROLLER_IMAGE
+    pod["hostNetwork"] = True
+    host, port = rig.server.removeprefix("https://").rsplit(":", 1)
+    pod["containers"][0].setdefault("env", []).extend([
+        {"name": "KUBERNETES_SERVICE_HOST", "value": host}, {"name": "KUBERNETES_SERVICE_PORT", "value": port}])
+
+
+def wait_for_job(batch, ns: str, name: str, timeout_s: float = 300):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        job = batch.read_namespaced_job(name, ns)
+        if job.status.succeeded or (job.status.failed or 0) >= 1:
+            return job
+        time.sleep(1)
+    raise AssertionError(f"Job {name} did not finish in {timeout_s:.0f} s")
+
+
+def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new_starts_no_job(
+        kube, core, kubectl, s3_model, s3_env, s3, data_dir):
+    """k8s/base's retraining CronJob on the rig: the CronJob controller fires it; its controller
+    pod runs `ctune train` on bucket prefixes, its steps run as Jobs in the job image, and
+    version 1 becomes current. New corpus texts: the next firing publishes version 2. Nothing
+    new: a firing starts no Job and makes no version."""
+    import yaml
+    from kubernetes import client, config
+
+    from controller.run.kube.render import EXPERIMENT
+    from jobs.storage import open_store
+
+    rig, pods, _ = kube
+    admin = rig.kubeconfig()
+    ns = "cluster-tune"
+    bucket = open_store(f"s3://{s3_env}")
+    lines = (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()
+    unlabeled = [json.dumps({"text": json.loads(x)["text"]}) for x in lines[40:]]
+    bucket.write_bytes("retrain/labeled/part-000.jsonl", ("\n".join(lines[:40]) + "\n").encode())
+    bucket.write_bytes("retrain/corpus/part-000.jsonl", ("\n".join(unlabeled[:60]) + "\n").encode())
+    bucket.write_bytes("retrain/dev.jsonl", (data_dir / "ag_news" / "test.jsonl").read_bytes())
+    registry = f"s3://{s3_env}/models/news"
+    settings = {"LABELED": f"s3://{s3_env}/retrain/labeled/", "CORPUS": f"s3://{s3_env}/retrain/corpus/",
+                "DEV": f"s3://{s3_env}/retrain/dev.jsonl", "REGISTRY": registry, "STORE": f"s3://{s3_env}/retrain-runs",
+                "MODEL": s3_model, "TOLERANCE": "100",
+                "kubernetes.yaml": yaml.safe_dump({"namespace": ns, "image": JOB_IMAGE, **ON_THE_NODE})}
+    docs = []
+    for doc in (d for d in yaml.safe_load_all(kubectl("kustomize", "k8s/base", kubeconfig=admin).stdout) if d):
+        if doc["kind"] == "CronJob":
+            doc["spec"]["suspend"] = True  # until the Secret exists; the grid's CronJob stays so
+            if doc["metadata"]["name"] == "cluster-tune-retrain":
+                doc["spec"]["schedule"] = "* * * * *"
+                run_on_the_rig(doc["spec"]["jobTemplate"]["spec"]["template"]["spec"], rig)
+                cron = doc
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "cluster-tune-retrain":
+            doc["data"] = settings
+        docs.append(doc)
+    applied = kubectl("apply", "-f", "-", kubeconfig=admin, stdin=for_kube_1_20(yaml.safe_dump_all(docs)))
+    assert applied.returncode == 0, applied.stderr
+    secret = {"metadata": {"name": "cluster-tune-s3"}, "stringData": {**s3.env}}
+    try:
+        core.create_namespaced_secret(ns, secret)
+    except client.exceptions.ApiException as exc:
+        assert exc.status == 409
+        core.replace_namespaced_secret("cluster-tune-s3", ns, secret)
+    batch = client.BatchV1Api(config.new_client_from_config(str(admin)))
+
+    def train_jobs() -> set[str]:
+        return {j.metadata.name for j in batch.list_namespaced_job(ns, label_selector=f"{EXPERIMENT}=train").items}
+
+    def controller_log(job) -> str:
+        ran = [r for r in pods.of(ns) if r.job == job.metadata.name]
+        return ran[-1].output if ran else ""
+
+    # WHEN the CronJob controller fires it (its schedule moved to every minute)
+    t0 = time.time()
+    assert kubectl("patch", "cronjobs.v1beta1.batch", "cluster-tune-retrain", "-n", ns, "-p",
+                   '{"spec": {"suspend": false}}', kubeconfig=admin).returncode == 0
+    fired = None
+    while fired is None and time.time() - t0 < 120:
+        owned = [j for j in batch.list_namespaced_job(ns).items
+                 if any(o.kind == "CronJob" and o.name == "cluster-tune-retrain" for o in j.metadata.owner_references or [])]
+        fired = owned[0] if owned else None
+        time.sleep(1)
+    kubectl("patch", "cronjobs.v1beta1.batch", "cluster-tune-retrain", "-n", ns, "-p", '{"spec": {"suspend": true}}',
+            kubeconfig=admin)  # the next firings are made from its template, without waiting for a minute
+    assert fired is not None, "the CronJob controller started no Job in 2 minutes"
+    first = wait_for_job(batch, ns, fired.metadata.name)
+    assert first.status.succeeded, controller_log(first)[-3000:]
+    print(f"\nretrain, first version: {time.time() - t0:.0f} s from unsuspending the CronJob", file=sys.stderr)
+    # THEN version 1 is current, its steps ran as Jobs in the job image
+    pointer = json.loads(bucket.read_bytes("models/news/current.json"))
+    v1 = pointer["current"]
+    steps = [r for r in pods.of(ns) if r.job in train_jobs()]
+    assert {r.job.split("-")[1] for r in steps} == {"cluster", "intertrain", "fit", "evaluate"}
+    assert all(r.exit_code == 0 for r in steps), [(r.job, r.output[-300:]) for r in steps]
+
+    def fire(name: str):
+        template = cron["spec"]["jobTemplate"]["spec"]
+        body = {"metadata": {"name": name, "namespace": ns},
+                "spec": {k: v for k, v in template.items() if k != "podFailurePolicy"}}
+        batch.create_namespaced_job(ns, body)
+        return wait_for_job(batch, ns, name)
+
+    # WHEN new texts land under the corpus prefix and it fires again
+    bucket.write_bytes("retrain/corpus/part-001.jsonl", ("\n".join(unlabeled[60:]) + "\n").encode())
+    t1 = time.time()
+    second = fire(f"retrain-{uuid.uuid4().hex[:6]}")
+    assert second.status.succeeded, controller_log(second)[-3000:]
+    print(f"retrain, second version: {time.time() - t1:.0f} s", file=sys.stderr)
+    # THEN version 2 is current, scored against version 1 on the same dev set
+    pointer = json.loads(bucket.read_bytes("models/news/current.json"))
+    assert pointer["current"] != v1 and pointer["stack"] == [v1, pointer["current"]]
+    assert f"current version {v1} on the same dev set" in controller_log(second)
+    # WHEN it fires with nothing new: no Job, no version, in seconds
+    before, versions = train_jobs(), len(bucket.list("models/news/versions"))
+    third = fire(f"retrain-{uuid.uuid4().hex[:6]}")
+    assert third.status.succeeded and "nothing new" in controller_log(third)
+    assert train_jobs() == before and len(bucket.list("models/news/versions")) == versions
+    ran = next(r for r in pods.of(ns) if r.job == third.metadata.name)
+    print(f"retrain, nothing new: the controller pod ran {ran.ended - ran.bound:.1f} s (bound to ended)",
+          file=sys.stderr)
+    listed = subprocess.run([sys.executable, "-m", "controller.cli", "models", "ls", registry], capture_output=True,
+                            text=True, env=dict(os.environ))
+    print(listed.stdout, file=sys.stderr)
+    assert listed.returncode == 0 and listed.stdout.count("\n") == 3
