@@ -396,39 +396,9 @@ def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Bac
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from controller.models.listing import ls_lines, show_lines
-    from controller.models.registry import Registry, RegistryError, split_ref
+    from controller.models.commands import models_command
 
-    uri, version = split_ref(args.ref) if args.action == "show" else (args.registry, None)
-    registry = Registry(uri)
-    registry.store.check()
-    pointer = registry.pointer()
-    if args.action == "ls":
-        records = registry.versions()
-        if not records:
-            raise RegistryError(f"{uri} holds no versions")
-        print("\n".join(ls_lines(records, pointer)))
-        if pointer.current is None:
-            say(f"{uri} has no current.json: `ctune models promote {uri} VERSION` sets one")
-        return EXIT_OK
-    if args.action == "show":
-        chosen = registry.resolve(version)
-        print("\n".join(show_lines(registry.record(chosen), pointer)))
-        return EXIT_OK
-    if args.action == "promote":
-        registry.record(args.version)
-        if pointer.current == args.version:
-            say(f"{args.version} is current already")
-            return EXIT_OK
-        moved = registry.move(pointer, "promote", args.version, "promoted by hand (ctune models promote)")
-    else:
-        if len(pointer.stack) < 2:
-            raise RegistryError(f"{uri}: no earlier version to roll back to (current: {pointer.current})")
-        moved = registry.move(pointer, "rollback", pointer.stack[-1], f"rolled back to {pointer.stack[-2]}")
-    if not moved:
-        raise RegistryError(f"{uri}: another writer moved the pointer meanwhile; look again (ctune models ls)")
-    say(f"current: {registry.pointer().current}")
-    return EXIT_OK
+    return models_command(args, say)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
