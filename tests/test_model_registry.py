@@ -177,3 +177,19 @@ def test_the_model_card_has_hugging_face_front_matter(tmp_path):
         assert expected in body, expected
     assert "probe_head.json" in render_card({**registry.record("a" * 4), "probe": True})
     assert time.time() - registry.record("a" * 4)["created"] < 60
+
+
+def test_the_history_page_shows_every_version_its_figures_and_the_gates_word(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    registry = Registry(str(tmp_path / "reg"))
+    run(registry, tmp_path, "a", right=8)
+    run(registry, tmp_path, "b", right=6)  # refused
+    page = (tmp_path / "reg/history.html").read_text()
+    assert "current: <b>aaaa</b>; 2 version(s); 1 move(s)" in page
+    assert page.index("<td>bbbb</td>") < page.index("<td>aaaa</td>")  # newest first
+    assert "<td>60.0</td>" in page and "<td>refused</td>" in page and "worse than aaaa" in page
+    svg = page[page.index("<svg"):page.index("</svg>") + 6]
+    circles = ET.fromstring(svg).findall("{http://www.w3.org/2000/svg}circle")
+    assert len(circles) == 4  # accuracy and macro-F1 of each version
+    assert [c.get("fill") for c in circles[:2]] == ["#1f77b4", "white"]  # a promoted, b not

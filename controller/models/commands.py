@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from controller.models.history import PAGE, write_history
 from controller.models.listing import ls_lines, show_lines
 from controller.models.registry import Registry, RegistryError, split_ref
 
@@ -20,6 +21,7 @@ def models_command(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         if not records:
             raise RegistryError(f"{uri} holds no versions")
         print("\n".join(ls_lines(records, pointer)))
+        say(f"history page: {uri}/{PAGE}")
         if pointer.current is None:
             say(f"{uri} has no current.json: `ctune models promote {uri} VERSION` sets one")
         return 0
@@ -39,5 +41,6 @@ def models_command(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         moved = registry.move(pointer, "rollback", pointer.stack[-1], f"rolled back to {pointer.stack[-2]}")
     if not moved:
         raise RegistryError(f"{uri}: another writer moved the pointer meanwhile; look again (ctune models ls)")
+    write_history(registry)
     say(f"current: {registry.pointer().current}")
     return 0

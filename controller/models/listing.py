@@ -11,7 +11,7 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
-def _status(record: dict, pointer: Pointer) -> str:
+def status(record: dict, pointer: Pointer) -> str:
     version = record["version"]
     if pointer.current == version:
         return "current"
@@ -32,14 +32,14 @@ def ls_lines(records: list[dict], pointer: Pointer) -> list[str]:
         mark = "*" if pointer.current == r["version"] else " "
         out.append(f"{mark} {r['version']:<16}  {_when(r.get('created', 0)):<16}  {r.get('setting', ''):<18} "
                    f"{r.get('labeled', 0):>7} {r.get('corpus', 0):>7} {new.get('n', 0):>5} "
-                   f"{new.get('accuracy', 0.0):>5.1f} {new.get('macro_f1', 0.0):>5.1f}  {_status(r, pointer)}")
+                   f"{new.get('accuracy', 0.0):>5.1f} {new.get('macro_f1', 0.0):>5.1f}  {status(r, pointer)}")
     return out
 
 
 def show_lines(record: dict, pointer: Pointer) -> list[str]:
     gate = record.get("gate") or {}
     new, cur = gate.get("new") or {}, gate.get("current") or {}
-    lines = [f"version {record['version']} ({_status(record, pointer)}), created {_when(record.get('created', 0))} UTC "
+    lines = [f"version {record['version']} ({status(record, pointer)}), created {_when(record.get('created', 0))} UTC "
              f"by cluster-tune {record.get('code_version')}",
              f"  setting {record.get('setting')} (asked: {record.get('asked')}), base model {record.get('base_model')}",
              f"  labels: {', '.join(record.get('labels', []))}",

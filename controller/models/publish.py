@@ -18,6 +18,7 @@ from pathlib import Path
 
 from controller.models.card import render_card
 from controller.models.gate import Decision, DevScores, decide, score
+from controller.models.history import write_history
 from controller.models.registry import Pointer, Registry
 from jobs.data import DataError, Examples, dump_jsonl
 
@@ -94,8 +95,10 @@ def publish(registry: Registry, model_dir: Path, model_uri: str, info: dict, dev
         else:
             registry.publish(version, model_dir, record, render_card(record))
         if not decision.promote:
+            write_history(registry)
             return Outcome(version, True, False, pointer.current, decision)
         if registry.move(pointer, "promote", version, decision.why):
+            write_history(registry)
             return Outcome(version, True, True, version, decision)
         say("another trainer moved the pointer meanwhile: deciding again against its version")
         pointer = registry.pointer()
