@@ -590,8 +590,9 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
         kube, core, kubectl, s3_model, s3_env, s3, data_dir):
     """k8s/base's retraining CronJob on the rig: the CronJob controller fires it; its controller
     pod runs `ctune train` on bucket prefixes, its steps run as Jobs in the job image, and
-    version 1 becomes current. New corpus texts: the next firing publishes version 2. Nothing
-    new: a firing starts no Job and makes no version."""
+    version 1 becomes current. New corpus texts: the next firing publishes version 2. Corrupted
+    labels: version 3 is refused (exit code 4). Nothing new: a firing starts no Job and makes
+    no version."""
     import yaml
     from kubernetes import client, config
 
@@ -678,17 +679,32 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
     print(f"retrain, second version: {time.time() - t1:.0f} s", file=sys.stderr)
     # THEN version 2 is current, scored against version 1 on the same dev set
     pointer = json.loads(bucket.read_bytes("models/news/current.json"))
-    assert pointer["current"] != v1 and pointer["stack"] == [v1, pointer["current"]]
+    v2 = pointer["current"]
+    assert v2 != v1 and pointer["stack"] == [v1, v2]
     assert f"current version {v1} on the same dev set" in controller_log(second)
-    # WHEN it fires with nothing new: no Job, no version, in seconds
-    before, versions = train_jobs(), len(bucket.list("models/news/versions"))
+    # WHEN the labels are corrupted (each text given the next label) and the tolerance is 1 point
+    labels = sorted({json.loads(x)["label"] for x in lines[:40]})
+    rotated = [json.dumps({**json.loads(x), "label": labels[(labels.index(json.loads(x)["label"]) + 1) % len(labels)]})
+               for x in lines[:40]]
+    bucket.write_bytes("retrain/labeled/part-000.jsonl", ("\n".join(rotated) + "\n").encode())
+    core.patch_namespaced_config_map("cluster-tune-retrain", ns, {"data": {"TOLERANCE": "1.0"}})
     third = fire(f"retrain-{uuid.uuid4().hex[:6]}")
-    assert third.status.succeeded and "nothing new" in controller_log(third)
+    # THEN the new version is recorded, refused, the current one kept, and the pod said so with exit code 4
+    refused = [r for r in pods.of(ns) if r.job == third.metadata.name]
+    assert refused[0].exit_code == 4, controller_log(third)[-3000:]
+    assert "not promoted" in refused[0].output and "worse than" in refused[0].output
+    pointer = json.loads(bucket.read_bytes("models/news/current.json"))
+    assert pointer["current"] == v2 and len(bucket.list("models/news/versions")) > 0
+    # WHEN it fires with nothing new: no Job, no version, in seconds
+    batch.delete_namespaced_job(third.metadata.name, ns, propagation_policy="Background")  # (1.20 would retry it)
+    before, versions = train_jobs(), len(bucket.list("models/news/versions"))
+    fourth = fire(f"retrain-{uuid.uuid4().hex[:6]}")
+    assert fourth.status.succeeded and "nothing new" in controller_log(fourth)
     assert train_jobs() == before and len(bucket.list("models/news/versions")) == versions
-    ran = next(r for r in pods.of(ns) if r.job == third.metadata.name)
+    ran = next(r for r in pods.of(ns) if r.job == fourth.metadata.name)
     print(f"retrain, nothing new: the controller pod ran {ran.ended - ran.bound:.1f} s (bound to ended)",
           file=sys.stderr)
     listed = subprocess.run([sys.executable, "-m", "controller.cli", "models", "ls", registry], capture_output=True,
                             text=True, env=dict(os.environ))
     print(listed.stdout, file=sys.stderr)
-    assert listed.returncode == 0 and listed.stdout.count("\n") == 3
+    assert listed.returncode == 0 and listed.stdout.count("\n") == 4 and listed.stdout.count("refused") == 1
