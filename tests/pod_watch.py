@@ -1,8 +1,9 @@
 """What the real node ran, for the Kubernetes tier's assertions: every Pod seen, the node it
 was bound to, its command, exit code and log, and which Pods held a GPU at the same time.
 
-A thread lists the cluster's Pods every ``interval`` seconds (a Job's Pods outlive it only
-until it is deleted, so they are recorded as they go).
+A thread lists the cluster's Pods, then watches every change to them (a Job's Pods outlive
+it only until it is deleted, and a Pod may end and go within a second: each state is recorded
+as it comes).
 """
 
 from __future__ import annotations
@@ -55,45 +56,52 @@ class PodWatch:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
+        from kubernetes import watch
+
         while not self._stop.is_set():
-            try:
-                self._look(self.core.list_pod_for_all_namespaces().items)  # type: ignore[attr-defined]
-            except Exception:  # the API server may be restarting: look again
-                pass
-            self._stop.wait(self.interval)
+            try:  # a listing, then every change as it happens (a Pod may live for less than a second)
+                listed = self.core.list_pod_for_all_namespaces()  # type: ignore[attr-defined]
+                live = {p.metadata.uid for p in listed.items}
+                for pod in listed.items:
+                    self._see(pod)
+                for uid, run in self._by_uid.items():
+                    if uid not in live and not run.ended:
+                        run.ended = time.time()
+                stream = watch.Watch()
+                for event in stream.stream(self.core.list_pod_for_all_namespaces,  # type: ignore[attr-defined]
+                                           resource_version=listed.metadata.resource_version, timeout_seconds=20):
+                    self._see(event["object"], gone=event["type"] == "DELETED")
+                    if self._stop.is_set():
+                        stream.stop()
+            except Exception:  # the API server may be restarting, or the watch expired: list again
+                self._stop.wait(self.interval)
 
-    def _look(self, pods: list) -> None:
+    def _see(self, pod, gone: bool = False) -> None:
         now = time.time()
-        live = set()
-        for pod in pods:
-            uid = pod.metadata.uid
-            live.add(uid)
-            run = self._by_uid.get(uid)
-            if run is None:
-                container = pod.spec.containers[0]
-                limits = (container.resources.limits or {}) if container.resources else {}
-                run = PodRun(pod.metadata.namespace, pod.metadata.name, (pod.metadata.labels or {}).get("job-name"),
-                             list(container.command or []) + list(container.args or []), int(limits.get(GPU, 0)), now)
-                self._by_uid[uid] = run
-                self.runs.append(run)
-            if pod.spec.node_name and not run.bound:
-                run.bound, run.node = now, pod.spec.node_name
-            unscheduled = next((c for c in pod.status.conditions or []
-                                if c.type == "PodScheduled" and c.status == "False"), None)
-            if unscheduled is not None:
-                run.waiting = unscheduled.message or unscheduled.reason or ""
-            if pod.status.phase in ("Succeeded", "Failed") and not run.ended:
-                self._ended(run, pod, now)
-        for uid, run in self._by_uid.items():
-            if uid not in live and not run.ended:
-                run.ended = now
+        uid = pod.metadata.uid
+        run = self._by_uid.get(uid)
+        if run is None:
+            container = pod.spec.containers[0]
+            limits = (container.resources.limits or {}) if container.resources else {}
+            run = PodRun(pod.metadata.namespace, pod.metadata.name, (pod.metadata.labels or {}).get("job-name"),
+                         list(container.command or []) + list(container.args or []), int(limits.get(GPU, 0)), now)
+            self._by_uid[uid] = run
+            self.runs.append(run)
+        if pod.spec.node_name and not run.bound:
+            run.bound, run.node = now, pod.spec.node_name
+        unscheduled = next((c for c in pod.status.conditions or []
+                            if c.type == "PodScheduled" and c.status == "False"), None)
+        if unscheduled is not None:
+            run.waiting = unscheduled.message or unscheduled.reason or ""
+        terminated = [s.state.terminated for s in pod.status.container_statuses or [] if s.state and s.state.terminated]
+        if terminated and run.exit_code is None:
+            run.exit_code = terminated[0].exit_code
+        if not run.ended and (gone or pod.status.phase in ("Succeeded", "Failed")):
+            self._ended(run, pod, now, gone)
 
-    def _ended(self, run: PodRun, pod, now: float) -> None:
+    def _ended(self, run: PodRun, pod, now: float, gone: bool) -> None:
         run.ended = now
-        for status in pod.status.container_statuses or []:
-            if status.state and status.state.terminated:
-                run.exit_code = status.state.terminated.exit_code
-        if run.exit_code is None:
+        if run.exit_code is None and not gone:
             run.exit_code = 0 if pod.status.phase == "Succeeded" else -1
         try:  # through the API server from the kubelet (127.0.0.1:10250)
             run.output = self.core.read_namespaced_pod_log(run.name, run.namespace) or ""  # type: ignore[attr-defined]

@@ -232,7 +232,9 @@ def test_failed_pod_is_retried_and_bad_value_fails_fast(kube, core, kube_ns, wri
     tries = pods.of(kube_ns)[before:]
     # not retried up to backoff_limit (5 tries): Kubernetes >= 1.26 stops at once (podFailurePolicy);
     # 1.20 ignores that rule, and its Job controller may start one more pod before ours deletes the Job
-    assert 1 <= len(tries) <= 2 and all(r.exit_code == 2 for r in tries), [(r.exit_code, r.output[-300:]) for r in tries]
+    # (a pod's exit code is unknown only when its Job was deleted before the kubelet reported it)
+    assert 1 <= len(tries) <= 2 and all(r.exit_code in (2, None) for r in tries), \
+        [(r.exit_code, r.output[-300:]) for r in tries]
     assert time.time() - t0 < 120
     status = ctune("status", str(bad), "--kubernetes", kubeconfig=rig.kubeconfig())
     assert status.returncode == 0 and "failed: finetune" in status.stdout and "cannot load model" in status.stdout, \
