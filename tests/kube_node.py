@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.spawned import log_tail, spawn, stop_all
+
 REPO = Path(__file__).resolve().parents[1]
 NODE_NAME = "127.0.0.1"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -100,8 +102,7 @@ class RealNode:
         return {**os.environ, "PATH": f"{self.tools}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env())
+        proc = spawn(self.workdir, name, argv, self._env())
         self.procs.append(proc)
         return proc
 
@@ -184,19 +185,10 @@ class RealNode:
             "--eviction-hard=", "--serialize-image-pulls=false", "--v=1"])
 
     def log_tail(self, name: str, lines: int = 10) -> str:
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return log_tail(self.workdir, name, lines)
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            p.terminate()
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        self.procs.clear()
+        stop_all(self.procs, timeout_s=15)
         # the kubelet bind-mounts its root onto itself, and pods' volumes under it
         root = self.workdir / "kubelet" / "root"
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()

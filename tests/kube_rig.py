@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.spawned import log_tail, spawn, stop_all
+
 TARBALL_NAME = "kube-v1.20.2-r2-linux-amd64.tar.xz"
 """The r2 build: its API server survives a GET with ``?pretty=true`` (../shared/k8s/README.md)."""
 BIN_CACHE = Path.home() / ".cache" / "ctune-kube-v1.20.2-r2"
@@ -95,8 +97,7 @@ class KubeRig:
         return path
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")
-        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        self.procs.append(spawn(self.workdir, name, argv))
 
     def start(self, bin_cache: Path) -> KubeRig:
         if shutil.which("etcd") is None:
@@ -166,15 +167,7 @@ class KubeRig:
         return next((self.workdir / "certs").glob("*.crt"))
 
     def log_tail(self, name: str, lines: int = 10) -> str:
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return log_tail(self.workdir, name, lines)
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            p.terminate()
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.procs.clear()
+        stop_all(self.procs, timeout_s=10)

@@ -90,6 +90,18 @@ def core(kube):
     return client.CoreV1Api(config.new_client_from_config(str(kube[0].kubeconfig())))
 
 
+def put_s3_secret(core, ns: str, s3) -> None:
+    """The S3 Secret the Jobs read, created or replaced."""
+    from kubernetes import client
+
+    secret = {"metadata": {"name": "cluster-tune-s3"}, "stringData": {**s3.env}}
+    try:
+        core.create_namespaced_secret(ns, secret)
+    except client.exceptions.ApiException as exc:
+        assert exc.status == 409
+        core.replace_namespaced_secret("cluster-tune-s3", ns, secret)
+
+
 def new_namespace(core, s3) -> str:
     """A fresh namespace holding the S3 Secret and the ServiceAccount the Jobs use."""
     name = f"t-{uuid.uuid4().hex[:8]}"
@@ -492,13 +504,7 @@ def test_the_cronjob_runs_the_controller_image_in_cluster(kube, core, kubectl, w
             doc["data"] = {"spec.yaml": yaml.safe_dump(spec)}
     applied = kubectl("apply", "-f", "-", kubeconfig=admin, stdin=for_kube_1_20(yaml.safe_dump_all(docs)))
     assert applied.returncode == 0, applied.stderr
-    secret = {"metadata": {"name": "cluster-tune-s3"}, "stringData": {
-        **s3.env}}
-    try:
-        core.create_namespaced_secret(ns, secret)
-    except client.exceptions.ApiException as exc:
-        assert exc.status == 409
-        core.replace_namespaced_secret("cluster-tune-s3", ns, secret)
+    put_s3_secret(core, ns, s3)
     batch = client.BatchV1Api(config.new_client_from_config(str(admin)))
     t0 = time.time()
     resumed = kubectl("patch", "cronjobs.v1beta1.batch", "cluster-tune-controller", "-n", ns, "-p",
@@ -628,12 +634,7 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
         docs.append(doc)
     applied = kubectl("apply", "-f", "-", kubeconfig=admin, stdin=for_kube_1_20(yaml.safe_dump_all(docs)))
     assert applied.returncode == 0, applied.stderr
-    secret = {"metadata": {"name": "cluster-tune-s3"}, "stringData": {**s3.env}}
-    try:
-        core.create_namespaced_secret(ns, secret)
-    except client.exceptions.ApiException as exc:
-        assert exc.status == 409
-        core.replace_namespaced_secret("cluster-tune-s3", ns, secret)
+    put_s3_secret(core, ns, s3)
     batch = client.BatchV1Api(config.new_client_from_config(str(admin)))
 
     def train_jobs() -> set[str]:
