@@ -77,8 +77,11 @@ def _quiet(info: dict) -> None:
     return None
 
 
-def stage_training_data(store: Store, req: TrainRequest) -> tuple[str, Examples, Examples]:
-    labeled = read_source(str(req.labeled), req.text_field, req.label_field)
+def stage_training_data(store: Store, req: TrainRequest,
+                        labeled: Examples | None = None) -> tuple[str, Examples, Examples]:
+    """``labeled``: ``req.labeled`` when the caller has read it already."""
+    if labeled is None:
+        labeled = read_source(str(req.labeled), req.text_field, req.label_field)
     extra = read_source(str(req.corpus), req.text_field, None) if req.corpus is not None else None
     names = label_names(labeled.labels)
     if len(names) < 2:
@@ -164,10 +167,10 @@ def run_training(store: Store, req: TrainRequest, on_event, announce: Callable[[
 
 
 def train_steps(store: Store, req: TrainRequest, on_event, announce: Callable[[dict], None] = _quiet,
-                backend: Backend | None = None) -> tuple[StepSpec, dict]:
+                backend: Backend | None = None, labeled: Examples | None = None) -> tuple[StepSpec, dict]:
     """Run (or find done) the training's steps, with ``backend`` (local processes by default):
     the fit step, and what was measured and chosen."""
-    prefix, texts, labeled = stage_training_data(store, req)
+    prefix, texts, labeled = stage_training_data(store, req, labeled)
     backend = backend or LocalBackend(store)
     agreement: dict = {}
     setting = req.setting
@@ -226,11 +229,10 @@ def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_so
     names = label_names(labeled.labels)
     check_dev(dev, names, dev_source)  # before hours of training, not after
     backend = backend or LocalBackend(store)
-    fit, info = train_steps(store, req, on_event, announce, backend)
-    model_dir = store.fetch_dir(f"{fit.prefix}/{MODEL}")
+    fit, info = train_steps(store, req, on_event, announce, backend, labeled)
     predict = dev_predictor(store, backend, dev, names, on_event)
-    return publish(registry, model_dir, f"{store.root}/{fit.prefix}/{MODEL}", {**info, "model": req.model}, dev,
-                   dev_source, tolerance, predict, say)
+    return publish(registry, lambda: store.fetch_dir(f"{fit.prefix}/{MODEL}"), f"{store.root}/{fit.prefix}/{MODEL}",
+                   {**info, "model": req.model}, dev, dev_source, tolerance, predict, say)
 
 
 def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterParams, text_field: str,

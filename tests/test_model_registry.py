@@ -48,7 +48,7 @@ def info(version: str) -> dict:
 
 def run(registry, tmp_path, version: str, right: int, tolerance: float = 1.0, predict=fake_predict):
     folder = model(tmp_path, f"m-{version}-{right}", right)
-    return publish(registry, folder, str(folder), info(version), DEV, "dev.jsonl", tolerance, predict,
+    return publish(registry, lambda: folder, str(folder), info(version), DEV, "dev.jsonl", tolerance, predict,
                    lambda line: None)
 
 
@@ -140,9 +140,10 @@ def test_bad_dev_sets_and_missing_versions_are_one_line(tmp_path):
     registry = Registry(str(tmp_path / "reg"))
     other = Examples(("x", "y"), ("a", "c"))
     with pytest.raises(DataError, match="labels c are not the model's \\(a, b\\)"):
-        publish(registry, model(tmp_path, "m", 1), "m", info("a"), other, "dev.jsonl", 1.0, fake_predict, print)
+        publish(registry, lambda: model(tmp_path, "m", 1), "m", info("a"), other, "dev.jsonl", 1.0, fake_predict,
+                print)
     with pytest.raises(DataError, match="no texts"):
-        publish(registry, model(tmp_path, "n", 1), "n", info("a"), Examples((), ()), "dev.jsonl", 1.0,
+        publish(registry, lambda: model(tmp_path, "n", 1), "n", info("a"), Examples((), ()), "dev.jsonl", 1.0,
                 fake_predict, print)
     with pytest.raises(RegistryError, match="holds no model"):
         registry.resolve(None)

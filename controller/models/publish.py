@@ -68,15 +68,16 @@ def _decided(registry: Registry, version: str, pointer: Pointer) -> bool:
     return pointer.was_current(version) or gate.get("promote") is False
 
 
-def publish(registry: Registry, model_dir: Path, model_uri: str, info: dict, dev: Examples, dev_source: str,
-            tolerance: float, predict: Predict, say: Callable[[str], None]) -> Outcome:
-    """``model_dir``: the new model's folder here (copied into the version); ``model_uri``: the
-    same in the store, for its ``evaluate`` step."""
+def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str, info: dict, dev: Examples,
+            dev_source: str, tolerance: float, predict: Predict, say: Callable[[str], None]) -> Outcome:
+    """``fetch_model``: the new model's folder here (copied into the version; fetched only when
+    the version is new); ``model_uri``: the same in the store, for its ``evaluate`` step."""
     version = info["steps"]["fit"][:16]
     pointer = registry.pointer()
     if _decided(registry, version, pointer):
         return Outcome(version, False, pointer.current == version, pointer.current, None)
     check_dev(dev, info["labels"], dev_source)
+    model_dir = fetch_model()
     new = _scores(predict, model_uri, dev)
     say(f"version {version} on the dev set: {new.line()}")
     record = {"version": version, "registry": registry.uri, "created": time.time(), "code_version": code_version(),
