@@ -214,6 +214,15 @@ def _error_code(exc: BaseException | None) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+CONDITION_REFUSED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+"""What S3 answers a conditional write (``If-None-Match``, ``If-Match``) whose condition failed,
+or that lost a race with another writer."""
+
+
+def _refused_condition(exc: StoreError, also: tuple[str, ...] = ()) -> bool:
+    return isinstance(exc.__cause__, Exception) and _error_code(exc.__cause__) in CONDITION_REFUSED + also
+
+
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 
 
@@ -346,8 +355,7 @@ class S3Store:
                        IfNoneMatch="*")
             return True
         except StoreError as exc:
-            if isinstance(exc.__cause__, Exception) and _error_code(exc.__cause__) in ("PreconditionFailed", "412",
-                                                                                       "ConditionalRequestConflict", "409"):
+            if _refused_condition(exc):
                 return False
             raise
 
@@ -375,8 +383,7 @@ class S3Store:
                        **_content_type(key))
             return True
         except StoreError as exc:
-            if isinstance(exc.__cause__, Exception) and _error_code(exc.__cause__) in (
-                    "PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404"):
+            if _refused_condition(exc, ("NoSuchKey", "404")):  # gone since it was read: changed too
                 return False
             raise
 
