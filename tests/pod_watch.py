@@ -29,10 +29,14 @@ class PodRun:
     ended: float = 0.0
     """When it was first seen Succeeded or Failed, or gone."""
     exit_code: int | None = None
+    """The container's exit code as the kubelet reported it; None when it never did (the Pod
+    was deleted, or its status lost the container, before a terminated state was recorded)."""
     node: str = ""
     output: str = ""
     waiting: str = ""
     """The scheduler's last message while it could not be placed."""
+    states: list[str] = field(default_factory=list)
+    """Each distinct status seen (phase, container state, deleting), for a failure's message."""
 
 
 @dataclass
@@ -67,6 +71,7 @@ class PodWatch:
                 for uid, run in self._by_uid.items():
                     if uid not in live and not run.ended:
                         run.ended = time.time()
+                        run.states.append("gone")
                 stream = watch.Watch()
                 for event in stream.stream(self.core.list_pod_for_all_namespaces,  # type: ignore[attr-defined]
                                            resource_version=listed.metadata.resource_version, timeout_seconds=20):
@@ -93,6 +98,9 @@ class PodWatch:
                             if c.type == "PodScheduled" and c.status == "False"), None)
         if unscheduled is not None:
             run.waiting = unscheduled.message or unscheduled.reason or ""
+        seen = _state(pod, gone)
+        if not run.states or run.states[-1] != seen:
+            run.states.append(seen)
         terminated = [s.state.terminated for s in pod.status.container_statuses or [] if s.state and s.state.terminated]
         if terminated and run.exit_code is None:
             run.exit_code = terminated[0].exit_code
@@ -101,8 +109,8 @@ class PodWatch:
 
     def _ended(self, run: PodRun, pod, now: float, gone: bool) -> None:
         run.ended = now
-        if run.exit_code is None and not gone:
-            run.exit_code = 0 if pod.status.phase == "Succeeded" else -1
+        if run.exit_code is None and not gone and pod.status.phase == "Succeeded":
+            run.exit_code = 0
         try:  # through the API server from the kubelet (127.0.0.1:10250)
             run.output = self.core.read_namespaced_pod_log(run.name, run.namespace) or ""  # type: ignore[attr-defined]
         except Exception as exc:
@@ -114,6 +122,26 @@ class PodWatch:
         while any(not r.ended for r in self.runs if r.namespace == namespace) and time.time() < deadline:
             time.sleep(0.2)
         return [r for r in self.runs if r.namespace == namespace]
+
+
+def deleted(run: PodRun) -> bool:
+    """Whether the Pod was seen being deleted, or gone."""
+    return any(s.endswith(("deleting", "gone")) for s in run.states)
+
+
+def _state(pod, gone: bool) -> str:
+    containers = []
+    for c in pod.status.container_statuses or []:
+        st = c.state
+        if st and st.terminated:
+            containers.append(f"terminated({st.terminated.exit_code}, {st.terminated.reason}, "
+                              f"id={'yes' if st.terminated.container_id else 'none'})")
+        elif st and st.running:
+            containers.append("running")
+        elif st and st.waiting:
+            containers.append(f"waiting({st.waiting.reason})")
+    deleting = " deleting" if pod.metadata.deletion_timestamp else ""
+    return f"{pod.status.phase}[{', '.join(containers)}]{deleting}{' gone' if gone else ''}"
 
 
 def peak_at_once(runs: list[PodRun]) -> int:
