@@ -12,19 +12,19 @@ import os
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from controller.parser import MAX_CELLS, build_parser
 from controller.plan.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared
 from controller.plan.graph import Plan, build_plan
-from controller.plan.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths
+from controller.plan.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths, store_uri
 from controller.run.backends.base import Backend, Event
+from controller.run.live import Progress, say
+from controller.train_commands import cmd_models, cmd_predict, cmd_suggest, cmd_train
 from jobs.contract.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_NOT_PROMOTED,
     EXIT_OK,
     EXIT_TERMINATED,
     CtuneError,
@@ -32,8 +32,6 @@ from jobs.contract.errors import (
     redact,
 )
 from jobs.contract.kinds import load_plugins, step_kinds
-from jobs.contract.params import ClusterParams
-from jobs.data import DataError, output_stream
 from jobs.storage import Store, open_store
 
 
@@ -43,10 +41,6 @@ class Session:
     store: Store
     plan: Plan
     prepared: dict[str, PreparedDataset]
-
-
-def store_uri(spec_store: str | None, override: str | None) -> str:
-    return override or spec_store or os.environ.get("CTUNE_STORE") or "store"
 
 
 def open_session(args: argparse.Namespace) -> Session:
@@ -61,38 +55,6 @@ def open_session(args: argparse.Namespace) -> Session:
     plan = build_plan(spec, {name: p.prefix for name, p in prepared.items()},
                       {name: p.corpus_prefix for name, p in prepared.items()})
     return Session(spec, store, plan, prepared)
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-class Progress:
-    """One line per finished step, with a running count (through ``show``, which keeps a
-    live progress line below them on a terminal)."""
-
-    def __init__(self, total: int, show=say):
-        self.total = total
-        self.finished = 0
-        self.t0 = time.time()
-        self.show = show
-
-    def __call__(self, e: Event) -> None:
-        if e.kind == "start":
-            self.show(f"  ... {e.step.kind:<10} {e.step.label}" + (f" ({e.detail})" if e.detail else ""))
-            return
-        if e.kind == "waiting":
-            self.show(f"  ~~~ waiting    {e.step.kind} {e.step.label} for {e.seconds:.0f}s: {e.detail}")
-            return
-        self.finished += 1
-        mark = {"done": "ok", "failed": "FAILED", "blocked": "blocked"}[e.kind]
-        elapsed = time.time() - self.t0
-        how = f"{e.detail}; " if e.kind == "done" and e.detail else ""
-        self.show(f"[{self.finished}/{self.total}] {mark:<7} {e.step.kind:<10} {e.step.label} "
-                  f"({how}{e.seconds:.0f}s; {elapsed / 60:.1f} min elapsed)")
-        if e.kind == "failed":
-            for line in e.detail.splitlines():
-                self.show(f"    | {line}")
 
 
 def committed_steps(s: Session, recheck: bool = False) -> set[str]:
@@ -313,125 +275,6 @@ def _check_inputs(s: Session, plan, done: set[str]) -> set[str]:
         say(f"warning: {prefix} is corrupt ({problems[0]}): computing it again")
     uncommit_broken(s.store, broken)
     return done - set(broken)
-
-
-def _practitioner_store(args: argparse.Namespace) -> Store:
-    store = open_store(store_uri(None, args.store))
-    store.check()
-    return store
-
-
-def _announce_training(info: dict) -> None:
-    """Before the inter-training and fine-tuning start: what was measured, what will run."""
-    from controller.analysis.advice import RULE_FINDING, THRESHOLD
-
-    if "labeled_ami" in info:
-        say(f"clusters vs your {info['labeled']} labeled texts: AMI {info['labeled_ami']:.3f} "
-            f"(NMI {info['labeled_nmi']:.3f}; 0: no agreement beyond chance)")
-    why = {"auto": f"the advice: inter-train when AMI >= {THRESHOLD}; {RULE_FINDING}",
-           "clust": "cluster inter-training, then fine-tune",
-           "clust+concat": "cluster inter-training, then a linear probe on it and the pretrained encoder",
-           "clust+concat+self": "cluster inter-training, then a linear probe on it and the pretrained encoder, "
-                                "fitted again with the corpus texts it labels most confidently",
-           "clust+probe": "cluster inter-training, then a linear probe", "probe": "a linear probe only",
-           "bert": "fine-tune only"}[info["asked"]]
-    say(f"setting: {info['setting']} ({why}); training on {info['corpus']} corpus texts ...")
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from controller.models.registry import is_registry
-    from controller.plan.modelcheck import check_model
-    from controller.practitioner import TrainRequest, run_training
-
-    check_model(args.model, local=args.backend == "local")
-    registry = bool(args.dev) or is_registry(args.out)
-    if registry and not args.dev:
-        raise DataError(f"--out {args.out} is a model registry: --dev (labeled texts never trained on) is needed "
-                        "to score a new version against the current one")
-    store = _practitioner_store(args)
-    req = TrainRequest(labeled=args.labeled, out=Path(args.out), corpus=args.corpus, model=args.model,
-                       setting=args.setting, protocol=args.protocol,
-                       text_field=args.text_field, label_field=args.label_field,
-                       clustering=ClusterParams(n_clusters=args.clusters))
-    backend = _train_backend(store, args)
-    if registry:
-        return _train_to_registry(store, req, args, backend)
-    info = run_training(store, req, Progress(3), _announce_training, backend)
-    why = " (chosen by the advice)" if info["asked"] == "auto" else ""
-    say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
-        f"{len(info['labels'])} labels, setting {info['setting']}{why}"
-        + (f" ({info['protocol']} protocol)" if info["protocol"] else ""))
-    return EXIT_OK
-
-
-def _train_backend(store: Store, args: argparse.Namespace) -> Backend:
-    if args.backend == "kubernetes":  # before anything is written: the cluster must answer
-        from controller.run.kube.commands import section_backend
-        from controller.run.kube.config import KubernetesSpec, load_section
-
-        k = load_section(args.kubernetes) if args.kubernetes else KubernetesSpec()
-        return section_backend(k, "train", store, args.kubeconfig, poll_s=args.poll)
-    from controller.run.backends.local import LocalBackend
-
-    return LocalBackend(store)
-
-
-def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Backend) -> int:
-    from controller.practitioner import train_to_registry
-
-    t0 = time.time()
-    out = train_to_registry(store, req, args.out, args.dev, args.tolerance, Progress(3), _announce_training, say,
-                            backend)
-    if not out.new:
-        say(f"nothing new: version {out.version} of these inputs is in {args.out} already "
-            f"({'current' if out.promoted else 'not current'}; current: {out.current})")
-        return EXIT_OK
-    decision = out.decision
-    assert decision is not None
-    if out.promoted:
-        say(f"promoted {out.version} in {args.out} ({decision.why}) in {time.time() - t0:.0f} s")
-        return EXIT_OK
-    say(f"not promoted: {out.version} is recorded in {args.out} but {out.current} stays current ({decision.why})")
-    return EXIT_NOT_PROMOTED
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from controller.models.commands import models_command
-
-    return models_command(args, say)
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from controller.models.registry import Registry, is_registry, split_ref
-    from controller.plan.modelcheck import check_classifier
-    from controller.practitioner import run_predict
-
-    if not Path(args.texts).is_file():
-        raise DataError(f"{args.texts}: no such file")
-    model = args.model
-    uri, version = split_ref(model)
-    if is_registry(uri):
-        registry = Registry(uri)
-        registry.store.check()
-        model = str(registry.fetch(registry.resolve(version)))
-    check_classifier(Path(model).expanduser())
-    argv = [model, args.texts, "--format", args.format, "--text-field", args.text_field]
-    return run_predict(argv + (["--output", args.output] if args.output else []))
-
-
-def cmd_suggest(args: argparse.Namespace) -> int:
-    import json
-
-    from controller.practitioner import suggest
-
-    store = _practitioner_store(args)
-    rows = suggest(store, Path(args.corpus), args.budget, ClusterParams(n_clusters=args.clusters),
-                   args.text_field, Progress(1))
-    with output_stream(args.output) as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    say(f"{len(rows)} texts to label, from {len({r['cluster'] for r in rows})} clusters")
-    return EXIT_OK
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "status": cmd_status, "logs": cmd_logs,

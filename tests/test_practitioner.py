@@ -261,4 +261,7 @@ def test_a_registry_needs_a_dev_set_whose_labels_are_the_models(tmp_path, data_d
         assert len(result.stderr.strip().splitlines()) == 1
     none = ctune("models", "ls", str(registry))
     assert none.returncode == 2 and "holds no versions" in none.stderr
+    missing = ctune("models", "ls", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "is not a model registry" in missing.stderr, missing.stderr
+    assert not (tmp_path / "nowhere").exists()
     assert not (tmp_path / "store" / "steps").exists()  # refused before any training

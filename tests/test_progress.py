@@ -13,7 +13,7 @@ import pytest
 
 from controller.run.backends.base import Event
 from controller.run.follow import follow
-from controller.run.live import LivePage, LiveStatus
+from controller.run.live import LivePage, LiveStatus, Progress
 from jobs.contract.claims import acquire, release
 from jobs.contract.params import ClusterParams
 from jobs.contract.progress import PROGRESS, StepProgress, format_duration, read_progress
@@ -174,3 +174,15 @@ def test_setfit_progress_reads_its_body_trainers_loss():
     history = [{"embedding_loss": 0.33, "epoch": 0.1}, {"train_runtime": 5.0}, {"embedding_loss": "0.0652"}]
     assert last_loss(history) == pytest.approx(0.0652) and last_loss([{"loss": 1.5}]) == 1.5
     assert last_loss([{"train_runtime": 5.0}]) is None
+
+
+
+def test_the_step_count_shows_a_total_only_where_one_is_known():
+    step = _step()
+    for total, first, last in ((2, "[1/2] ok", "[2/2] FAILED"), (None, "[1] ok", "[2] FAILED")):
+        lines: list[str] = []
+        progress = Progress(total, lines.append)
+        progress(Event("start", step))
+        progress(Event("done", step, 1.0))
+        progress(Event("failed", step, 2.0, "boom"))
+        assert [line.split(" cluster")[0].rstrip() for line in lines] == ["  ...", first, last, "    | boom"], lines

@@ -7,12 +7,14 @@ from collections.abc import Callable
 
 from controller.models.history import PAGE, write_history
 from controller.models.listing import ls_lines, show_lines
-from controller.models.registry import Registry, RegistryError, split_ref
+from controller.models.registry import CURRENT, VERSIONS, Registry, RegistryError, is_registry, split_ref
 
 
 def models_command(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     """``ctune models ls|show|promote|rollback``."""
     uri, version = split_ref(args.ref) if args.action == "show" else (args.registry, None)
+    if not is_registry(uri):  # opening a folder's store would create it
+        raise RegistryError(f"{uri} is not a model registry (no {CURRENT} or {VERSIONS}/ in it)")
     registry = Registry(uri)
     registry.store.check()
     pointer = registry.pointer()

@@ -8,6 +8,7 @@ of every field, its default and its checks, for the spec and the job alike.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -281,3 +282,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def store_uri(spec_store: str | None, override: str | None) -> str:
+    """The store a command uses: ``--store``, else the spec's ``store:``, else ``$CTUNE_STORE``, else ``./store``."""
+    return override or spec_store or os.environ.get("CTUNE_STORE") or "store"

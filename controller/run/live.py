@@ -125,3 +125,37 @@ class LivePage:
         except Exception as exc:  # the page is a view: a failure to draw it must not stop the run
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"warning: could not write the report page: {why}", file=sys.stderr, flush=True)
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """One line per finished step, with a running count (through ``show``, which keeps a
+    live progress line below them on a terminal). ``total`` is None where the number of steps
+    is not known up front (``ctune train`` chooses its steps as it goes; finished ones are skipped)."""
+
+    def __init__(self, total: int | None = None, show=say):
+        self.total = total
+        self.finished = 0
+        self.t0 = time.time()
+        self.show = show
+
+    def __call__(self, e: Event) -> None:
+        if e.kind == "start":
+            self.show(f"  ... {e.step.kind:<10} {e.step.label}" + (f" ({e.detail})" if e.detail else ""))
+            return
+        if e.kind == "waiting":
+            self.show(f"  ~~~ waiting    {e.step.kind} {e.step.label} for {e.seconds:.0f}s: {e.detail}")
+            return
+        self.finished += 1
+        mark = {"done": "ok", "failed": "FAILED", "blocked": "blocked"}[e.kind]
+        elapsed = time.time() - self.t0
+        how = f"{e.detail}; " if e.kind == "done" and e.detail else ""
+        count = f"{self.finished}/{self.total}" if self.total else f"{self.finished}"
+        self.show(f"[{count}] {mark:<7} {e.step.kind:<10} {e.step.label} "
+                  f"({how}{e.seconds:.0f}s; {elapsed / 60:.1f} min elapsed)")
+        if e.kind == "failed":
+            for line in e.detail.splitlines():
+                self.show(f"    | {line}")

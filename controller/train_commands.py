@@ -1,0 +1,135 @@
+"""The practitioner's commands: ``ctune train`` (a model folder, or a version in a registry
+through the gate), ``ctune predict``, ``ctune suggest`` and ``ctune models``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from controller.plan.spec import store_uri
+from controller.run.backends.base import Backend
+from controller.run.live import Progress, say
+from jobs.contract.errors import EXIT_NOT_PROMOTED, EXIT_OK
+from jobs.contract.params import ClusterParams
+from jobs.data import DataError, output_stream
+from jobs.storage import Store, open_store
+
+
+def _practitioner_store(args: argparse.Namespace) -> Store:
+    store = open_store(store_uri(None, args.store))
+    store.check()
+    return store
+
+
+def _announce_training(info: dict) -> None:
+    """Before the inter-training and fine-tuning start: what was measured, what will run."""
+    from controller.analysis.advice import RULE_FINDING, THRESHOLD
+
+    if "labeled_ami" in info:
+        say(f"clusters vs your {info['labeled']} labeled texts: AMI {info['labeled_ami']:.3f} "
+            f"(NMI {info['labeled_nmi']:.3f}; 0: no agreement beyond chance)")
+    why = {"auto": f"the advice: inter-train when AMI >= {THRESHOLD}; {RULE_FINDING}",
+           "clust": "cluster inter-training, then fine-tune",
+           "clust+concat": "cluster inter-training, then a linear probe on it and the pretrained encoder",
+           "clust+concat+self": "cluster inter-training, then a linear probe on it and the pretrained encoder, "
+                                "fitted again with the corpus texts it labels most confidently",
+           "clust+probe": "cluster inter-training, then a linear probe", "probe": "a linear probe only",
+           "bert": "fine-tune only"}[info["asked"]]
+    say(f"setting: {info['setting']} ({why}); training on {info['corpus']} corpus texts ...")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from controller.models.registry import is_registry
+    from controller.plan.modelcheck import check_model
+    from controller.practitioner import TrainRequest, run_training
+
+    check_model(args.model, local=args.backend == "local")
+    registry = bool(args.dev) or is_registry(args.out)
+    if registry and not args.dev:
+        raise DataError(f"--out {args.out} is a model registry: --dev (labeled texts never trained on) is needed "
+                        "to score a new version against the current one")
+    store = _practitioner_store(args)
+    req = TrainRequest(labeled=args.labeled, out=Path(args.out), corpus=args.corpus, model=args.model,
+                       setting=args.setting, protocol=args.protocol,
+                       text_field=args.text_field, label_field=args.label_field,
+                       clustering=ClusterParams(n_clusters=args.clusters))
+    backend = _train_backend(store, args)
+    if registry:
+        return _train_to_registry(store, req, args, backend)
+    info = run_training(store, req, Progress(), _announce_training, backend)
+    why = " (chosen by the advice)" if info["asked"] == "auto" else ""
+    say(f"model written to {args.out}: {info['labeled']} labeled and {info['corpus']} corpus texts, "
+        f"{len(info['labels'])} labels, setting {info['setting']}{why}"
+        + (f" ({info['protocol']} protocol)" if info["protocol"] else ""))
+    return EXIT_OK
+
+
+def _train_backend(store: Store, args: argparse.Namespace) -> Backend:
+    if args.backend == "kubernetes":  # before anything is written: the cluster must answer
+        from controller.run.kube.commands import section_backend
+        from controller.run.kube.config import KubernetesSpec, load_section
+
+        k = load_section(args.kubernetes) if args.kubernetes else KubernetesSpec()
+        return section_backend(k, "train", store, args.kubeconfig, poll_s=args.poll)
+    from controller.run.backends.local import LocalBackend
+
+    return LocalBackend(store)
+
+
+def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Backend) -> int:
+    from controller.practitioner import train_to_registry
+
+    t0 = time.time()
+    out = train_to_registry(store, req, args.out, args.dev, args.tolerance, Progress(), _announce_training, say,
+                            backend)
+    if not out.new:
+        say(f"nothing new: version {out.version} of these inputs is in {args.out} already "
+            f"({'current' if out.promoted else 'not current'}; current: {out.current})")
+        return EXIT_OK
+    decision = out.decision
+    assert decision is not None
+    if out.promoted:
+        say(f"promoted {out.version} in {args.out} ({decision.why}) in {time.time() - t0:.0f} s")
+        return EXIT_OK
+    say(f"not promoted: {out.version} is recorded in {args.out} but {out.current} stays current ({decision.why})")
+    return EXIT_NOT_PROMOTED
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from controller.models.commands import models_command
+
+    return models_command(args, say)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from controller.models.registry import Registry, is_registry, split_ref
+    from controller.plan.modelcheck import check_classifier
+    from controller.practitioner import run_predict
+
+    if not Path(args.texts).is_file():
+        raise DataError(f"{args.texts}: no such file")
+    model = args.model
+    uri, version = split_ref(model)
+    if is_registry(uri):
+        registry = Registry(uri)
+        registry.store.check()
+        model = str(registry.fetch(registry.resolve(version)))
+    check_classifier(Path(model).expanduser())
+    argv = [model, args.texts, "--format", args.format, "--text-field", args.text_field]
+    return run_predict(argv + (["--output", args.output] if args.output else []))
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    import json
+
+    from controller.practitioner import suggest
+
+    store = _practitioner_store(args)
+    rows = suggest(store, Path(args.corpus), args.budget, ClusterParams(n_clusters=args.clusters),
+                   args.text_field, Progress())
+    with output_stream(args.output) as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    say(f"{len(rows)} texts to label, from {len({r['cluster'] for r in rows})} clusters")
+    return EXIT_OK
