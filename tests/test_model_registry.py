@@ -153,6 +153,24 @@ def test_bad_dev_sets_and_missing_versions_are_one_line(tmp_path):
     assert split_ref("s3://b/models/news") == ("s3://b/models/news", None)
 
 
+def test_a_version_seen_complete_is_not_asked_of_the_store_again(tmp_path, monkeypatch):
+    from jobs.storage import LocalStore
+
+    uri = str(tmp_path / "reg")
+    run(Registry(uri), tmp_path, "a", 8)
+    asked: list[str] = []
+    real_exists = LocalStore.exists
+    monkeypatch.setattr(LocalStore, "exists", lambda self, key: asked.append(key) or real_exists(self, key))
+    registry = Registry(uri)
+    version = registry.resolve(None)
+    registry.fetch(registry.resolve(version))
+    registry.record(version)
+    assert [k for k in asked if k.endswith("_COMPLETE")] == [f"versions/{version}/_COMPLETE"]
+    asked.clear()
+    assert [r["version"] for r in Registry(uri).versions()] == [version]
+    assert not [k for k in asked if k.endswith("_COMPLETE")]  # the listing says which are complete
+
+
 def test_the_pointer_on_s3_moves_only_from_what_was_read(s3_env):
     registry = Registry(f"s3://{s3_env}/models/news")
     seen = registry.pointer()

@@ -72,12 +72,15 @@ class Registry:
     def __init__(self, uri: str, store: Store | None = None):
         self.uri = uri.rstrip("/") if uri.startswith("s3://") else str(Path(uri).expanduser().resolve())
         self.store = store or open_store(self.uri)
+        self._complete: set[str] = set()  # a complete version never changes: asked of the store once
 
     def _v(self, version: str, name: str = "") -> str:
         return f"{VERSIONS}/{version}" + (f"/{name}" if name else "")
 
     def has(self, version: str) -> bool:
-        return self.store.exists(self._v(version, COMPLETE))
+        if version not in self._complete and self.store.exists(self._v(version, COMPLETE)):
+            self._complete.add(version)
+        return version in self._complete
 
     def record(self, version: str) -> dict:
         if not self.has(version):
@@ -86,8 +89,8 @@ class Registry:
 
     def versions(self) -> list[dict]:
         """The complete versions' records, oldest first."""
-        keys = [k for k in self.store.list(VERSIONS) if k.endswith(f"/{COMPLETE}")]
-        records = [self.record(k.split("/")[-2]) for k in keys]
+        self._complete.update(k.split("/")[-2] for k in self.store.list(VERSIONS) if k.endswith(f"/{COMPLETE}"))
+        records = [self.record(v) for v in self._complete]
         return sorted(records, key=lambda r: (r.get("created", 0), r["version"]))
 
     def pointer(self) -> Pointer:
