@@ -19,9 +19,9 @@ from controller.parser import MAX_CELLS, build_parser
 from controller.plan.datasets import PreparedDataset, prepare_all, resolve_data_dir, stage_prepared
 from controller.plan.graph import Plan, build_plan
 from controller.plan.spec import ExperimentSpec, SpecError, grid_cells, load_spec, max_lengths, store_uri
+from controller.practice.commands import cmd_models, cmd_predict, cmd_suggest, cmd_train
 from controller.run.backends.base import Backend, Event
 from controller.run.live import Progress, say
-from controller.train_commands import cmd_models, cmd_predict, cmd_suggest, cmd_train
 from jobs.contract.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,

@@ -65,7 +65,7 @@ def every_kind(write_spec, s3_model, bucket: str):
     from controller.plan.datasets import prepare_all, resolve_data_dir, stage_prepared
     from controller.plan.graph import build_plan, evaluate_step
     from controller.plan.spec import load_spec
-    from controller.practitioner import TrainRequest, training_plan
+    from controller.practice.training import TrainRequest, training_plan
     from controller.run.backends.base import write_step_files
     from jobs.contract.staging import LABELED, TRAIN, corpus, stage, staged_dataset
     from jobs.data import Examples

@@ -16,7 +16,7 @@ from conftest import REPO
 
 from controller.plan.graph import build_plan
 from controller.plan.spec import parse_spec, spec_to_dict
-from controller.practitioner import TrainRequest, corpus_clustering, training_plan
+from controller.practice.training import TrainRequest, corpus_clustering, training_plan
 from jobs.contract.params import ClusterParams
 
 pytestmark = pytest.mark.unit

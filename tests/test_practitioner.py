@@ -229,7 +229,8 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     from_folder = ctune("predict", str(tmp_path / "v1"), str(texts))
     assert from_registry.returncode == 0 and from_registry.stdout == from_folder.stdout != ""
     # AND a new version the gate refuses is recorded, not current, and ends with exit code 4
-    from controller import cli, practitioner
+    from controller import cli
+    from controller.practice import training as practitioner
 
     real = practitioner.dev_predictor
 

@@ -85,7 +85,7 @@ def register(setting: Setting) -> None:
 SETTINGS = all_settings()
 
 TRAIN_SETTINGS = ("clust+concat+self", "clust+concat", "clust+probe", "clust", "probe", "bert", "auto")
-"""What ``ctune train`` can run (controller.practitioner)."""
+"""What ``ctune train`` can run (controller.practice.training)."""
 
 DEFAULT_SETTING = "clust+concat+self"
 """What ``ctune train`` runs unless told otherwise: cluster inter-training, then a linear probe

@@ -42,7 +42,7 @@ def _announce_training(info: dict) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from controller.models.registry import is_registry
     from controller.plan.modelcheck import check_model
-    from controller.practitioner import TrainRequest, run_training
+    from controller.practice.training import TrainRequest, run_training
 
     check_model(args.model, local=args.backend == "local")
     registry = bool(args.dev) or is_registry(args.out)
@@ -78,7 +78,7 @@ def _train_backend(store: Store, args: argparse.Namespace) -> Backend:
 
 
 def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Backend) -> int:
-    from controller.practitioner import train_to_registry
+    from controller.practice.training import train_to_registry
 
     t0 = time.time()
     out = train_to_registry(store, req, args.out, args.dev, args.tolerance, Progress(), _announce_training, say,
@@ -105,7 +105,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from controller.models.registry import Registry, is_registry, split_ref
     from controller.plan.modelcheck import check_classifier
-    from controller.practitioner import run_predict
+    from controller.practice.training import run_predict
 
     if not Path(args.texts).is_file():
         raise DataError(f"{args.texts}: no such file")
@@ -123,7 +123,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_suggest(args: argparse.Namespace) -> int:
     import json
 
-    from controller.practitioner import suggest
+    from controller.practice.training import suggest
 
     store = _practitioner_store(args)
     rows = suggest(store, Path(args.corpus), args.budget, ClusterParams(n_clusters=args.clusters),
