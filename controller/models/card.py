@@ -3,9 +3,9 @@ matter with the base model, tags and metrics, then a body), rendered from its re
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import yaml
+
+from controller.models.listing import utc_minute
 
 LOADING_FINETUNED = """```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -56,7 +56,7 @@ def render_card(record: dict) -> str:
             "metrics": [{"type": "accuracy", "value": round(new.get("accuracy", 0.0), 2)},
                         {"type": "f1", "name": "macro-F1", "value": round(new.get("macro_f1", 0.0), 2)}]}]}],
     }
-    created = datetime.fromtimestamp(record.get("created", 0), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    created = f"{utc_minute(record.get('created', 0))} UTC"
     current = gate.get("current") or {}
     decision = ("promoted" if gate.get("promote") else "not promoted") + f": {gate.get('why', '')}"
     agreement = record.get("agreement") or {}

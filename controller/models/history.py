@@ -5,18 +5,13 @@ its SVG inline, so it opens from S3 or a folder alike."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from html import escape
 
-from controller.models.listing import status
+from controller.models.listing import status, utc_minute
 from controller.models.registry import Pointer, Registry
 
 PAGE = "history.html"
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 260, 48, 16, 20, 40
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def accuracy_svg(records: list[dict], pointer: Pointer) -> str:
@@ -55,7 +50,7 @@ def history_page(uri: str, records: list[dict], pointer: Pointer) -> str:
         gate = r.get("gate") or {}
         new = gate.get("new") or {}
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in (
-            r["version"], _when(r.get("created", 0)), r.get("setting", ""), r.get("labeled", ""), r.get("corpus", ""),
+            r["version"], utc_minute(r.get("created", 0)), r.get("setting", ""), r.get("labeled", ""), r.get("corpus", ""),
             f"{new.get('accuracy', 0):.1f}", f"{new.get('macro_f1', 0):.1f}", status(r, pointer),
             gate.get("why", ""))) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("version", "created (UTC)", "setting", "labeled", "corpus",

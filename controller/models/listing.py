@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from controller.models.registry import Pointer
 
 
-def _when(ts: float) -> str:
+def utc_minute(ts: float) -> str:
+    """A record's time as the listing, the history page and the card show it (UTC, to the minute)."""
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
@@ -30,7 +31,7 @@ def ls_lines(records: list[dict], pointer: Pointer) -> list[str]:
     for r in records:
         new = (r.get("gate") or {}).get("new") or {}
         mark = "*" if pointer.current == r["version"] else " "
-        out.append(f"{mark} {r['version']:<16}  {_when(r.get('created', 0)):<16}  {r.get('setting', ''):<18} "
+        out.append(f"{mark} {r['version']:<16}  {utc_minute(r.get('created', 0)):<16}  {r.get('setting', ''):<18} "
                    f"{r.get('labeled', 0):>7} {r.get('corpus', 0):>7} {new.get('n', 0):>5} "
                    f"{new.get('accuracy', 0.0):>5.1f} {new.get('macro_f1', 0.0):>5.1f}  {status(r, pointer)}")
     return out
@@ -39,7 +40,7 @@ def ls_lines(records: list[dict], pointer: Pointer) -> list[str]:
 def show_lines(record: dict, pointer: Pointer) -> list[str]:
     gate = record.get("gate") or {}
     new, cur = gate.get("new") or {}, gate.get("current") or {}
-    lines = [f"version {record['version']} ({status(record, pointer)}), created {_when(record.get('created', 0))} UTC "
+    lines = [f"version {record['version']} ({status(record, pointer)}), created {utc_minute(record.get('created', 0))} UTC "
              f"by cluster-tune {record.get('code_version')}",
              f"  setting {record.get('setting')} (asked: {record.get('asked')}), base model {record.get('base_model')}",
              f"  labels: {', '.join(record.get('labels', []))}",
@@ -54,5 +55,5 @@ def show_lines(record: dict, pointer: Pointer) -> list[str]:
                  f"{gate.get('why')}")
     lines += [f"  step {kind}: {sid}" for kind, sid in record.get("steps", {}).items()]
     moves = [m for m in pointer.log if m["version"] == record["version"]]
-    lines += [f"  {_when(m['at'])} UTC {m['action']}: {m['why']}" for m in moves]
+    lines += [f"  {utc_minute(m['at'])} UTC {m['action']}: {m['why']}" for m in moves]
     return lines

@@ -121,12 +121,12 @@ class Registry:
             return
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
             self.store.upload_file(path, self._v(version, f"{MODEL}/{path.relative_to(model_dir)}"))
-        self.store.write_bytes(self._v(version, CARD), card.encode())
-        self.store.write_bytes(self._v(version, RECORD), (json.dumps(record, indent=2) + "\n").encode())
+        self.update_record(version, record, card)
         self.store.create_bytes(self._v(version, COMPLETE), b"ok\n")
 
     def update_record(self, version: str, record: dict, card: str) -> None:
-        """The record's gate decision, after a race made it decide again (the model is unchanged)."""
+        """The version's record and card: when it is published, and again after a race made the
+        gate decide again (the model is unchanged)."""
         self.store.write_bytes(self._v(version, CARD), card.encode())
         self.store.write_bytes(self._v(version, RECORD), (json.dumps(record, indent=2) + "\n").encode())
 
