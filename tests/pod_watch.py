@@ -12,6 +12,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from controller.run.kube.api import scheduler_message
+
 GPU = "nvidia.com/gpu"
 
 
@@ -94,10 +96,9 @@ class PodWatch:
             self.runs.append(run)
         if pod.spec.node_name and not run.bound:
             run.bound, run.node = now, pod.spec.node_name
-        unscheduled = next((c for c in pod.status.conditions or []
-                            if c.type == "PodScheduled" and c.status == "False"), None)
-        if unscheduled is not None:
-            run.waiting = unscheduled.message or unscheduled.reason or ""
+        message = scheduler_message(pod)
+        if message is not None:
+            run.waiting = message
         seen = _state(pod, gone)
         if not run.states or run.states[-1] != seen:
             run.states.append(seen)

@@ -216,3 +216,18 @@ def test_without_a_timeout_an_unschedulable_job_keeps_waiting(tmp_path):
         store.write_bytes(cancel_marker("grid"), b"cancelled\n")  # what ctune cancel does
         runner.join(timeout=10)
     assert not runner.is_alive()
+
+
+def test_the_schedulers_message_is_read_from_a_false_pod_scheduled_condition():
+    from types import SimpleNamespace as NS
+
+    from controller.run.kube.api import scheduler_message
+
+    def pod(*conditions):
+        return NS(status=NS(conditions=[NS(type=t, status=s, message=m, reason=r) for t, s, m, r in conditions]))
+
+    assert scheduler_message(pod(("PodScheduled", "False", "0/1 nodes are available:\n 1 Insufficient nvidia.com/gpu.",
+                                  "Unschedulable"))) == "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+    assert scheduler_message(pod(("PodScheduled", "False", None, "Unschedulable"))) == "Unschedulable"
+    assert scheduler_message(pod(("PodScheduled", "True", None, None), ("Ready", "False", "x", "y"))) is None
+    assert scheduler_message(NS(status=NS(conditions=None))) is None

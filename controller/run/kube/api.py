@@ -53,6 +53,13 @@ class JobState:
     message: str = ""
 
 
+def scheduler_message(pod: Any) -> str | None:
+    """Why the scheduler could not place ``pod`` (its ``PodScheduled`` condition is false), on
+    one line; None when that condition is not false."""
+    waiting = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled" and c.status == "False"), None)
+    return None if waiting is None else " ".join((waiting.message or waiting.reason or "not scheduled").split())
+
+
 class KubeApi:
     def __init__(self, api_client, retries: int = 5, backoff_s: float = 0.5):
         from kubernetes import client
@@ -135,10 +142,9 @@ class KubeApi:
             job = (pod.metadata.labels or {}).get("job-name")
             if not job or pod.status.phase != "Pending" or pod.metadata.deletion_timestamp:
                 continue
-            waiting = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled" and c.status == "False"),
-                           None)
-            if waiting is not None:
-                out[job] = " ".join((waiting.message or waiting.reason or "not scheduled").split())
+            message = scheduler_message(pod)
+            if message is not None:
+                out[job] = message
         return out
 
     def pod_log_tail(self, namespace: str, job_name: str, lines: int = 15) -> str:
