@@ -223,6 +223,11 @@ def _refused_condition(exc: StoreError, also: tuple[str, ...] = ()) -> bool:
     return isinstance(exc.__cause__, Exception) and _error_code(exc.__cause__) in CONDITION_REFUSED + also
 
 
+def _missing(exc: StoreError) -> bool:
+    """Whether a StoreError says the key is not there (a GET's ``NoSuchKey``, a HEAD's bare 404)."""
+    return str(exc).startswith("missing in store") or _error_code(exc.__cause__) in ("NotFound", "404")
+
+
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 
 
@@ -361,16 +366,16 @@ class S3Store:
 
     def read_tagged(self, key: str) -> tuple[bytes, str] | None:
         """The object and its ETag (None when absent), for :meth:`replace_bytes`."""
-        def get() -> tuple[bytes, str] | None:
-            try:
-                answer = self._client.get_object(Bucket=self.bucket, Key=self._k(key))
-            except Exception as exc:
-                if _error_code(exc) in ("NoSuchKey", "404"):
-                    return None
-                raise
+        def get() -> tuple[bytes, str]:
+            answer = self._client.get_object(Bucket=self.bucket, Key=self._k(key))
             return answer["Body"].read(), str(answer["ETag"])
 
-        found: tuple[bytes, str] | None = self._call(key, get)
+        try:
+            found: tuple[bytes, str] = self._call(key, get)
+        except StoreError as exc:
+            if _missing(exc):
+                return None
+            raise
         return found
 
     def replace_bytes(self, key: str, data: bytes, tag: str | None) -> bool:
@@ -395,7 +400,7 @@ class S3Store:
             self._call(key, self._client.head_object, Bucket=self.bucket, Key=self._k(key))
             return True
         except StoreError as exc:
-            if str(exc).startswith("missing in store") or _error_code(exc.__cause__) in ("NotFound", "404"):
+            if _missing(exc):
                 return False
             raise
 
