@@ -133,6 +133,24 @@ def test_invalid_kubernetes_settings_are_named():
     assert any("tolerations[0].operator: 'Maybe'" in p for p in problems)
 
 
+def test_a_kubernetes_section_file_is_read_as_strictly_as_a_spec(tmp_path):
+    from controller.plan.spec import SpecError
+    from controller.run.kube.config import load_section
+
+    top, nested = tmp_path / "top.yaml", tmp_path / "nested.yaml"
+    top.write_text("namespace: ml\ngpus: 2\n")
+    nested.write_text("kubernetes:\n  namespace: ml\n  gpus: 2\n")
+    assert load_section(str(top)) == load_section(str(nested)) == KubernetesSpec(namespace="ml", gpus=2)
+    for text, expected in (("namespace: ml\nnamespace: other\n", "duplicate key 'namespace' at line 2"),
+                           ("gpus: -1\n", "kubernetes.gpus: must not be negative"),
+                           ("gpus: [\n", "invalid YAML")):
+        top.write_text(text)
+        with pytest.raises(SpecError, match=expected):
+            load_section(str(top))
+    with pytest.raises(SpecError, match="cannot read it"):
+        load_section(str(tmp_path / "none.yaml"))
+
+
 def test_api_calls_retry_transient_errors_and_name_the_rest():
     from kubernetes.client.exceptions import ApiException
 

@@ -118,15 +118,16 @@ def load_section(path: str) -> KubernetesSpec:
     the same keys as a spec's, at the top or under ``kubernetes:``."""
     from pathlib import Path
 
-    import yaml
-
     from controller.plan.spec import SpecError
+    from controller.plan.yamlload import YamlProblem, load_yaml
     from jobs.contract.typed import convert
 
-    try:
-        raw = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError(path, [f"cannot read it: {str(exc).splitlines()[0]}"]) from None
+    try:  # as strictly as a spec: a duplicate key is an error, not last-wins
+        raw = load_yaml(Path(path).expanduser()) or {}
+    except YamlProblem as exc:
+        raise SpecError(path, [str(exc)]) from None
+    except OSError as exc:
+        raise SpecError(path, [f"cannot read it: {exc.strerror}"]) from None
     if isinstance(raw, dict) and isinstance(raw.get(SECTION), dict):
         raw = raw[SECTION]
     problems: list[str] = []
