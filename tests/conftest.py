@@ -116,6 +116,19 @@ def write_slice(src: Path, dst: Path, n: int) -> None:
     dst.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def put_training_texts(bucket, data_dir: Path, labeled_key: str, corpus_key: str, dev_key: str,
+                       corpus_n: int) -> tuple[list[str], list[str]]:
+    """What ``ctune train`` into a registry reads, written to ``bucket`` from ``data_dir``'s AG
+    News: the first 40 train texts labeled, the next ``corpus_n`` unlabeled, the test split as
+    the dev set. Returns the labeled lines and every unlabeled one (a test adds more later)."""
+    lines = (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()
+    unlabeled = [json.dumps({"text": json.loads(x)["text"]}) for x in lines[40:]]
+    bucket.write_bytes(labeled_key, ("\n".join(lines[:40]) + "\n").encode())
+    bucket.write_bytes(corpus_key, ("\n".join(unlabeled[:corpus_n]) + "\n").encode())
+    bucket.write_bytes(dev_key, (data_dir / "ag_news" / "test.jsonl").read_bytes())
+    return lines[:40], unlabeled
+
+
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     """A data dir with a small slice of the real ag_news: 240 train, 60 test texts."""

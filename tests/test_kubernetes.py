@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import put_training_texts
 from tests.kube_node import GPU_CAPACITY, GPU_LABEL, NodeUnavailable, start_node
 from tests.kube_rig import BIN_CACHE, KubeRig, RigUnavailable
 from tests.pod_watch import PodWatch, deleted, peak_at_once
@@ -106,7 +107,7 @@ def new_namespace(core, s3) -> str:
     """A fresh namespace holding the S3 Secret and the ServiceAccount the Jobs use."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}})
-    core.create_namespaced_secret(name, {"metadata": {"name": "cluster-tune-s3"}, "stringData": s3.env})
+    put_s3_secret(core, name, s3)
     core.create_namespaced_service_account(name, {"metadata": {"name": "cluster-tune-job"},
                                                   "automountServiceAccountToken": False})
     return name
@@ -614,11 +615,8 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
     admin = rig.kubeconfig()
     ns = "cluster-tune"
     bucket = open_store(f"s3://{s3_env}")
-    lines = (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()
-    unlabeled = [json.dumps({"text": json.loads(x)["text"]}) for x in lines[40:]]
-    bucket.write_bytes("retrain/labeled/part-000.jsonl", ("\n".join(lines[:40]) + "\n").encode())
-    bucket.write_bytes("retrain/corpus/part-000.jsonl", ("\n".join(unlabeled[:60]) + "\n").encode())
-    bucket.write_bytes("retrain/dev.jsonl", (data_dir / "ag_news" / "test.jsonl").read_bytes())
+    labeled, unlabeled = put_training_texts(bucket, data_dir, "retrain/labeled/part-000.jsonl",
+                                            "retrain/corpus/part-000.jsonl", "retrain/dev.jsonl", 60)
     registry = f"s3://{s3_env}/models/news"
     settings = {"LABELED": f"s3://{s3_env}/retrain/labeled/", "CORPUS": f"s3://{s3_env}/retrain/corpus/",
                 "DEV": f"s3://{s3_env}/retrain/dev.jsonl", "REGISTRY": registry, "STORE": f"s3://{s3_env}/retrain-runs",
@@ -689,9 +687,9 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
     assert v2 != v1 and pointer["stack"] == [v1, v2]
     assert f"current version {v1} on the same dev set" in controller_log(second)
     # WHEN the labels are corrupted (each text given the next label) and the tolerance is 1 point
-    labels = sorted({json.loads(x)["label"] for x in lines[:40]})
+    labels = sorted({json.loads(x)["label"] for x in labeled})
     rotated = [json.dumps({**json.loads(x), "label": labels[(labels.index(json.loads(x)["label"]) + 1) % len(labels)]})
-               for x in lines[:40]]
+               for x in labeled]
     bucket.write_bytes("retrain/labeled/part-000.jsonl", ("\n".join(rotated) + "\n").encode())
     core.patch_namespaced_config_map("cluster-tune-retrain", ns, {"data": {"TOLERANCE": "1.0"}})
     third = fire(f"retrain-{uuid.uuid4().hex[:6]}")

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from tests.conftest import put_training_texts
+
 pytestmark = pytest.mark.pipeline
 
 
@@ -177,11 +179,8 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     from jobs.storage import open_store
 
     bucket = open_store(f"s3://{s3_env}")
-    lines = (data_dir / "ag_news" / "train.jsonl").read_text().splitlines()
-    unlabeled = [json.dumps({"text": json.loads(x)["text"]}) for x in lines[40:]]
-    bucket.write_bytes("data/labeled.jsonl", ("\n".join(lines[:40]) + "\n").encode())
-    bucket.write_bytes("data/corpus/part-000.jsonl", ("\n".join(unlabeled[:120]) + "\n").encode())
-    bucket.write_bytes("data/dev.jsonl", (data_dir / "ag_news" / "test.jsonl").read_bytes())
+    _, unlabeled = put_training_texts(bucket, data_dir, "data/labeled.jsonl", "data/corpus/part-000.jsonl",
+                                      "data/dev.jsonl", 120)
     registry = f"s3://{s3_env}/models/news"
     store = str(tmp_path / "store")
     train = ["train", f"s3://{s3_env}/data/labeled.jsonl", "--corpus", f"s3://{s3_env}/data/corpus/",
