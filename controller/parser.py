@@ -59,6 +59,19 @@ SPEC_COMMANDS = (
 )
 
 
+BACKENDS = ("local", "kubernetes")
+"""What ``--backend`` chooses from (``ctune run`` and ``ctune train``)."""
+
+
+def _backend_options(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="local", help=text)
+    p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+
+
+def _kubeconfig_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+
+
 def _spec_command(sub, name: str, text: str, fn: Command) -> None:
     p = sub.add_parser(name, help=text, description=text)
     p.add_argument("spec", help="experiment spec (YAML)")
@@ -82,15 +95,13 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
         p.add_argument("--jobs", type=at_least(1), default=1, help="processes at once (default 1)")
         p.add_argument("--pack", type=at_least(1), default=AUTO_PACK,
                        help=f"cells per process, for the local backend (default {AUTO_PACK}; 1: one process per cell)")
-        p.add_argument("--backend", choices=["local", "kubernetes"], default="local",
-                       help="local processes (default) or Kubernetes Jobs (needs an s3:// store)")
-        p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+        _backend_options(p, "local processes (default) or Kubernetes Jobs (needs an s3:// store)")
         p.add_argument("--only", help="run only steps of these kinds (comma-separated, e.g. cluster) "
                                       "and the steps they read")
         p.add_argument("--recheck", action="store_true",
                        help="list the store for committed steps even when the run's record says all are done")
     if name in ("run", "status", "logs", "cancel"):
-        p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+        _kubeconfig_option(p)
     p.set_defaults(fn=fn)
 
 
@@ -126,12 +137,10 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
                         "bert: the same without inter-training; auto: clust only when the clusters' AMI with your "
                         "labels is at least 0.12, else bert (held out on the shipped datasets this rule lost more "
                         "than always inter-training: see README, Advice)")
-    t.add_argument("--backend", choices=["local", "kubernetes"], default="local",
-                   help="run the steps as local processes (default) or as Kubernetes Jobs (--store must be s3://)")
+    _backend_options(t, "run the steps as local processes (default) or as Kubernetes Jobs (--store must be s3://)")
     t.add_argument("--kubernetes", metavar="FILE", help="YAML with a spec's kubernetes: settings (namespace, image, "
                                                          "gpus, ...) for --backend kubernetes (default: the defaults)")
-    t.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
-    t.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+    _kubeconfig_option(t)
     t.add_argument("--protocol", choices=["strong", "paper"], default="strong")
     t.add_argument("--label-field", default="label")
     _corpus_options(t)
