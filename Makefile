@@ -21,6 +21,7 @@ KUBE_BIN_CACHE ?= $(HOME)/.cache/ctune-kube-v1.20.2-r2
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cu128
 IMAGES_STAMP := $(VENV)/.images-$(VERSION)
 IMAGE_INPUTS := images/job.Dockerfile images/controller.Dockerfile images/build-local.sh pyproject.toml constraints.txt \
+  lock/jobs.txt lock/controller.txt lock/build.in \
   $(shell git ls-files jobs controller 2>/dev/null)
 export CONTAINERS_CONF ?= $(abspath images/containers.conf)
 
@@ -29,16 +30,24 @@ export CONTAINERS_CONF ?= $(abspath images/containers.conf)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-# torch's version has one source, constraints.txt (the CPU build lies on this disk; an unpinned
-# torch would pull a multi-GB CUDA build)
-$(STAMP): pyproject.toml constraints.txt
+# Every package from the lock (lock/dev.txt: exact versions, hash-checked), then torch at
+# lock/torch.in's version (the CPU build lies on this disk; an unpinned torch would pull a
+# multi-GB CUDA build), then the project itself, built with the locked setuptools.
+$(STAMP): pyproject.toml constraints.txt lock/dev.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r lock/dev.txt
 	$(PY) -m pip install --quiet -c constraints.txt torch
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[jobs,test,lint,bench]'
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install everything (CPU torch)
+install: $(STAMP) ## create .venv and install everything from the lock (CPU torch)
+
+lock: $(STAMP) ## re-resolve the lock after a change of pyproject.toml, keeping every pin that still fits
+	$(PY) lock/compile.py
+
+lock-upgrade: $(STAMP) ## move every pin of the lock to the newest release (then re-measure the docs' figures)
+	$(PY) lock/compile.py --upgrade
 
 run: $(STAMP) ## run the quickstart spec on the embedded local backend (SPEC=..., JOBS=...)
 	$(VENV)/bin/ctune run $(SPEC) --jobs $(JOBS)
@@ -128,4 +137,4 @@ clean: ## remove the local store of runs and what the tests cache (keeps .venv)
 	rm -rf $${TMPDIR:-/tmp}/ctune-cache* $${TMPDIR:-/tmp}/ctune-kube-* $${TMPDIR:-/tmp}/pytest-of-$$(id -un)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install run plan report browser kube-tools kube-binaries lint test test-unit test-faults bench clean images images-local deploy submit status
+.PHONY: help install lock lock-upgrade run plan report browser kube-tools kube-binaries lint test test-unit test-faults bench clean images images-local deploy submit status

