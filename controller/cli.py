@@ -41,10 +41,15 @@ class Session:
     store: Store
     plan: Plan
     prepared: dict[str, PreparedDataset]
+    spec_path: str = "SPEC"
 
 
-def open_session(args: argparse.Namespace) -> Session:
+def open_session(args: argparse.Namespace, model_here: bool | None = None) -> Session:
+    """The spec, its datasets, its store and its plan. ``model_here`` (plan, run): first check
+    that the spec's model loads where its steps run (True: on this machine), before anything."""
     spec = load_spec(args.spec)
+    if model_here is not None:
+        _check_model(spec, local=model_here)
     cells = grid_cells(spec)
     if cells > MAX_CELLS and not getattr(args, "allow_large", False):
         raise SpecError(args.spec, [f"the grid has {cells:,} cells, more than {MAX_CELLS:,} "
@@ -54,7 +59,7 @@ def open_session(args: argparse.Namespace) -> Session:
     store.check()
     plan = build_plan(spec, {name: p.prefix for name, p in prepared.items()},
                       {name: p.corpus_prefix for name, p in prepared.items()})
-    return Session(spec, store, plan, prepared)
+    return Session(spec, store, plan, prepared, str(args.spec))
 
 
 def committed_steps(s: Session, recheck: bool = False) -> set[str]:
@@ -64,8 +69,16 @@ def committed_steps(s: Session, recheck: bool = False) -> set[str]:
     return committed(s.store, s.spec.name, (step.prefix for step in s.plan.steps.values()), recheck)
 
 
+def _check_model(spec: ExperimentSpec, local: bool) -> None:
+    """The spec's model must load where its steps run (``local``: on this machine), and take
+    the spec's lengths; checked from here, without loading it."""
+    from controller.plan.modelcheck import check_lengths, check_model
+
+    check_lengths(spec.model, check_model(spec.model, local=local), max_lengths(spec))
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    s = open_session(args)
+    s = open_session(args, model_here=False)  # as ctune run checks the model
     done = committed_steps(s)
     finished = 0
     lines = []
@@ -90,10 +103,6 @@ def _only(plan: Plan, only: str | None) -> Plan:
 
 
 def _backend(s: Session, args: argparse.Namespace) -> Backend:
-    from controller.plan.modelcheck import check_lengths, check_model
-
-    config = check_model(s.spec.model, local=args.backend == "local")
-    check_lengths(s.spec.model, config, max_lengths(s.spec))
     if args.backend == "kubernetes":  # before anything is written: the cluster must answer
         from controller.run.kube.commands import kubernetes_backend
 
@@ -137,10 +146,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.plan.spec import spec_to_dict
     from controller.run.live import LivePage, LiveStatus
 
-    s = open_session(args)
+    s = open_session(args, model_here=args.backend == "local")
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)
     done = _check_inputs(s, plan, committed_steps(s, args.recheck))
+    if args.redo_older_env:
+        done = _redo_older(s, done)
     todo = [st for st in plan.steps.values() if st.prefix not in done]
     if args.backend == "local":  # before anything is written: this machine must run what is left
         from controller.run.backends.local import check_job_packages
@@ -234,6 +245,35 @@ def _dataset_prefixes(s: Session) -> set[str]:
     return {p for prep in s.prepared.values() for p in (prep.prefix, prep.corpus_prefix)}
 
 
+def _forget_cached(s: Session, prefixes) -> None:
+    """Uncommitted steps are computed again: the report's cache of them goes too."""
+    from controller.report.cache import forget_cached
+
+    forget_cached(s.store, {p.rsplit("/", 1)[-1] for p in prefixes})
+
+
+def _redo_older(s: Session, done: set[str]) -> set[str]:
+    """``--redo-older-env``: take back the steps of older environments (and what was computed
+    from them); the committed set without them."""
+    from controller.run.environments import committed_environments, older, take_back_older
+
+    found = committed_environments(s.store, s.plan, done)
+    removed = take_back_older(s.store, s.plan, found, done)
+    _forget_cached(s, removed)
+    say(f"{len(older(found))} step(s) of older environments and {len(removed) - len(older(found))} computed from "
+        f"them taken back: computing them again" if removed else "every committed step is of the newest environment")
+    return done - set(removed)
+
+
+def _list_environments(s: Session, done: set[str]) -> None:
+    from controller.report.results import mixed_environments
+    from controller.run.environments import committed_environments, format_single
+
+    found = committed_environments(s.store, s.plan, done)
+    lines = mixed_environments(s.plan, found, s.spec_path)
+    print("\n".join(lines).strip() if lines else format_single(found))
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from controller.run.verify import check, uncommit_broken
 
@@ -244,6 +284,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for prefix, problems in broken.items():
         say(f"corrupt: {prefix}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
     uncommit_broken(s.store, broken)
+    _forget_cached(s, broken)
+    _list_environments(s, done - set(broken))
     checked = len(done) + len(datasets)
     how = "every file hashed" if args.deep else "sizes, small files hashed"
     outcome = f"{len(broken)} corrupt, uncommitted: `ctune run` computes them again" if broken else "all intact"
@@ -258,6 +300,7 @@ def cmd_invalidate(args: argparse.Namespace) -> int:
     sids = dependents(s.plan, s.plan.find(args.step, s.spec.name).id)
     done = committed_steps(s, recheck=True)
     removed = invalidate(s.store, s.plan, [sid for sid in sids if s.plan.steps[sid].prefix in done])
+    _forget_cached(s, removed)
     say(f"invalidated {len(removed)} step(s): {sids[0][:16]} and {len(sids) - 1} computed from it "
         f"({len(removed)} were committed); `ctune run` computes them again")
     return EXIT_OK
@@ -274,6 +317,7 @@ def _check_inputs(s: Session, plan, done: set[str]) -> set[str]:
     for prefix, problems in broken.items():
         say(f"warning: {prefix} is corrupt ({problems[0]}): computing it again")
     uncommit_broken(s.store, broken)
+    _forget_cached(s, broken)
     return done - set(broken)
 
 

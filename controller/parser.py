@@ -100,6 +100,9 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
                                       "and the steps they read")
         p.add_argument("--recheck", action="store_true",
                        help="list the store for committed steps even when the run's record says all are done")
+        p.add_argument("--redo-older-env", action="store_true",
+                       help="compute again the committed steps of an older environment (library versions) than "
+                            "the newest step's, and what was computed from them")
     if name in ("run", "status", "logs", "cancel"):
         _kubeconfig_option(p)
     p.set_defaults(fn=fn)

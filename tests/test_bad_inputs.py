@@ -157,6 +157,9 @@ CASES: list[tuple[str, Callable[[Case], list[str]], str]] = [
     ("train file .txt", _txt, "t.txt: not a .jsonl or .csv file"),
     # the model
     ("model unknown", lambda c: ["run", c.spec(model="no-such-org/no-such-model")], "unknown model 'no-such-org/no-such-model'"),
+    ("model folder missing, plan", lambda c: ["plan", c.spec(model=str(c.tmp / "absent"))],
+     "does not exist"),
+    ("model folder missing, run", lambda c: ["run", c.spec(model=str(c.tmp / "absent"))], "does not exist"),
     ("model folder without config", lambda c: ["run", c.spec(model=str(c.tmp))], "has no config.json"),
     ("model folder without weights", lambda c: ["run", c.spec(model=str(c.model_copy("light", keep_weights=False)))],
      "has no weights"),

@@ -65,6 +65,8 @@ def check_model(name: str, local: bool = True) -> dict | None:
     if name.startswith("s3://"):
         return _check_s3(name)
     path = Path(name).expanduser()
+    if not path.exists() and name.startswith(("/", "./", "../", "~")):  # a path, never a hub id
+        raise ModelError(f"model folder {name} does not exist")
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelError(f"model folder {name} has no config.json")

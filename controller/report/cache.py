@@ -69,3 +69,20 @@ class CellCache:
             data = {"version": VERSION, "cells": self.cells, "made": self.made}
             self.store.write_bytes(self.key, json.dumps(data, separators=(",", ":")).encode())
             self.dirty = False
+
+
+def forget_cached(store: Store, step_ids: set[str]) -> None:
+    """Drop what every report's cache holds of steps that were uncommitted (they are computed
+    again, perhaps to other results), and the agreements taken with such a clustering."""
+    if not step_ids:
+        return
+    for key in [k for k in store.list("experiments") if k.endswith(f"/report/{CELLS}")]:
+        cache = CellCache(store, key.rsplit("/", 1)[0])
+        for sid in step_ids & set(cache.cells):
+            del cache.cells[sid]
+            cache.dirty = True
+        for entry in cache.cells.values():
+            for clustering in step_ids & set(entry.get("ami", {})):
+                del entry["ami"][clustering]
+                cache.dirty = True
+        cache.save()

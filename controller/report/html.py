@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from html import escape
@@ -26,6 +27,7 @@ td.pending{color:#999;font-style:italic;background:#fafafa}td.partial{background
 tr.average td{font-weight:600;background:#f7f7fb}.up{color:#1a7f37}.down{color:#b42318}
 .state-failed{color:#b42318;font-weight:600}.state-running{color:#0969da;font-weight:600}
 figure{margin:8px 0 20px}figure svg,figure img{max-width:100%;height:auto;border:1px solid #eee}
+.mixed{border:2px solid #b42318;background:#fff5f5;padding:4px 12px;margin:12px 0}
 .muted{color:#777}pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px}
 """
 
@@ -58,6 +60,8 @@ class Page:
     costs: tuple[KindCost, ...]
     summary_md: str
     nmi_points: tuple[NmiPoint, ...] = ()
+    mixed: tuple[str, ...] = ()
+    """The report's lines on mixed environments or devices (markdown), shown first when any."""
     generated: float = field(default_factory=time.time)
     link_base: str = "../../../"
     """From the page to the store's root (the page lies at ``experiments/<name>/report/``)."""
@@ -205,6 +209,29 @@ def _figure(svg: bytes | None, cls: str, caption: str) -> str:
     return f'<figure class="{cls}">{inline}<figcaption>{escape(caption)}</figcaption></figure>'
 
 
+def _inline(md: str) -> str:
+    """The markdown of the mixed-environment lines: **bold** and `code`, the rest escaped."""
+    out = escape(md)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+def render_mixed(lines: tuple[str, ...]) -> str:
+    if not any(line.strip() for line in lines):
+        return ""
+    out, items = [], []
+    for line in [*lines, ""]:
+        if line.startswith("* "):
+            items.append(f"<li>{_inline(line[2:])}</li>")
+            continue
+        if items:
+            out.append(f"<ul>{''.join(items)}</ul>")
+            items = []
+        if line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+    return f'<div class="mixed" role="alert">{"".join(out)}</div>'
+
+
 def render(page: Page) -> str:
     total = page.state.total
     status = ("finished" if page.state.finished else
@@ -216,6 +243,7 @@ def render(page: Page) -> str:
         f"<title>{escape(page.name)}: Cluster &amp; Tune report</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(page.name)}</h1><p>Model <code>{escape(page.model)}</code>; store <code>{escape(page.store)}</code>; "
         f'<span class="run-status">{escape(status)}</span>; written {when}.</p>',
+        render_mixed(page.mixed),
         f'<h2 id="state">State of the run</h2>{render_state(page.state, page.link_base)}',
         '<h2 id="table2">Table 2: accuracy (%), gain and error reduction over BERT</h2>',
         "<p class='muted'>Mean ± SEM over repetitions (and inter-training seeds); gain in points; error "

@@ -99,7 +99,7 @@ def build_page(store: Store, spec: ExperimentSpec, plan: Plan, report: Report, s
     cache.save()
     return Page(spec.name, spec.model, store.root, state, gains, tests,
                 accuracy_plot(rows, [d.name for d in spec.datasets], columns, budgets), nmi_svg, details, tuple(spent),
-                report.summary, tuple(points))
+                report.summary, tuple(points), report.mixed)
 
 
 def results_json(spec: ExperimentSpec, report: Report) -> str:

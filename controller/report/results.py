@@ -19,6 +19,7 @@ from controller.plan.graph import Plan
 from controller.plan.spec import ExperimentSpec
 from controller.report.cache import CellCache
 from controller.report.plots import accuracy_plot
+from controller.run.environments import StepEnvironment, format_mixed, read_step_environment
 from jobs.contract.outputs import (
     TSNE,
     read_cluster_ids,
@@ -47,6 +48,9 @@ class Report:
     """accuracy.svg, when there is more than one budget to draw and it changed."""
     pictures: dict[str, str] = field(default_factory=dict)
     """t-SNE pictures to copy into the report (name -> analyze step id), those that changed."""
+    mixed: tuple[str, ...] = ()
+    """Markdown lines saying the committed steps come from more than one environment (or
+    ran one kind on more than one device); empty when they do not."""
 
 
 def report_prefix(spec: ExperimentSpec) -> str:
@@ -136,6 +140,18 @@ def collect_analyses(store: Store, plan: Plan, done: set[str], cache: CellCache)
     return out
 
 
+def collect_environments(store: Store, plan: Plan, done: set[str], cache: CellCache) -> dict[str, StepEnvironment]:
+    """Step id -> the environment that computed it, for the plan's committed steps."""
+    mine = [(sid, step.prefix) for sid, step in plan.steps.items() if step.prefix in done]
+    new = fetch(store, [p for sid, p in mine if not cache.has(sid, "env")], read_step_environment)
+    return {sid: StepEnvironment.from_json(cache.of_step(sid, "env", functools.partial(new.get, p))) for sid, p in mine}
+
+
+def mixed_environments(plan: Plan, found: dict[str, StepEnvironment], spec_path: str = "SPEC") -> list[str]:
+    return format_mixed(found, lambda sid: f"{plan.steps[sid].kind} {plan.steps[sid].label}".strip(),
+                        lambda sid: plan.steps[sid].kind, spec_path)
+
+
 def format_analyses(analyses: list[dict]) -> list[str]:
     if not analyses:
         return []
@@ -178,13 +194,14 @@ def accuracy_table(spec: ExperimentSpec, rows: list[dict], columns: list[str]) -
 
 
 def summarize(spec: ExperimentSpec, plan: Plan, rows: list[dict], missing: int,
-              nmi: dict[str, float | None], analyses: tuple[dict, ...] = ()) -> str:
+              nmi: dict[str, float | None], analyses: tuple[dict, ...] = (), mixed: tuple[str, ...] = ()) -> str:
     lines = [f"# {spec.name}: accuracy (%), mean ± SEM over repetitions (and inter-training seeds)", ""]
     lines.append(f"Model `{spec.model}`; fine-tuning " + "; ".join(
         f"{p}: {spec.protocol(p).epochs:g} epochs, batch {spec.protocol(p).batch_size}, lr {spec.protocol(p).lr:g}, "
         f"max length {spec.protocol(p).max_length}" for p in spec.protocols) + ".")
     if missing:
         lines.append(f"**Incomplete:** {missing} of {missing + len(rows)} cells are not done yet.")
+    lines += list(mixed)
     lines.append("")
     columns = list(dict.fromkeys(c.column for c in plan.cells))
     lines += accuracy_table(spec, rows, columns)
@@ -210,6 +227,7 @@ def build_report(store: Store, spec: ExperimentSpec, plan: Plan, done: set[str] 
     attach_advice(store, plan, rows, done, cache)
     nmi = cluster_nmi(store, plan, done, cache)
     analyses = collect_analyses(store, plan, done, cache)
+    mixed = tuple(mixed_environments(plan, collect_environments(store, plan, done, cache)))
     plot = None
     columns = list(dict.fromkeys(c.column for c in plan.cells))
     plot_key = f"{report_prefix(spec)}/accuracy.svg"
@@ -220,7 +238,7 @@ def build_report(store: Store, spec: ExperimentSpec, plan: Plan, done: set[str] 
                                                      a["step"])}
     cache.save()
     return Report(tuple(rows), missing, nmi, tuple(analyses), to_csv(rows),
-                  summarize(spec, plan, rows, missing, nmi, tuple(analyses)), plot, pictures)
+                  summarize(spec, plan, rows, missing, nmi, tuple(analyses), mixed), plot, pictures, mixed)
 
 
 def write_report(store: Store, spec: ExperimentSpec, report: Report) -> str:

@@ -16,12 +16,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from jobs.contract import integrity
 from jobs.contract.claims import Claimed, Heartbeat, acquire, current, new_owner, release
+from jobs.contract.environment import installed_versions
 from jobs.contract.errors import JobError
 from jobs.contract.ids import encode
 from jobs.contract.inputs import ENCODER
@@ -34,16 +34,6 @@ from jobs.lib import livelog
 from jobs.storage import Store, open_store
 
 P = TypeVar("P", bound=Params, covariant=True)
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for dist in ("cluster-tune", "torch", "transformers", "sib-clustering", "scikit-learn", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
 
 
 @dataclass
@@ -110,13 +100,16 @@ class StepContext(Generic[P]):
 Handler = Callable[[StepContext], "dict | None"]
 
 
-def _device() -> str:
-    """What the step computed on, for the report's cost table (torch only if the step used it)."""
+def _device() -> tuple[str, str]:
+    """What the step computed on: ``cpu`` or ``gpu`` (for the report's cost table), and the
+    chip's name (torch only if the step used it)."""
     torch = sys.modules.get("torch")
     try:
-        return "gpu" if torch is not None and torch.cuda.is_available() else "cpu"
+        if torch is not None and torch.cuda.is_available():
+            return "gpu", str(torch.cuda.get_device_name(torch.cuda.current_device()))
     except Exception:
-        return "cpu"
+        pass
+    return "cpu", platform.processor() or platform.machine() or "cpu"
 
 
 def _check_inputs(store: Store, spec: StepSpec) -> None:
@@ -165,6 +158,7 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
         summary = handler(ctx) or {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    device, device_name = _device()
     missing = [name for name in step_kind(kind).outputs if name not in ctx.outputs]
     if missing:
         raise RuntimeError(f"the {kind} job wrote no {', '.join(missing)}: not committed")
@@ -177,9 +171,10 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
         "outputs": sorted(ctx.outputs),
         integrity.FILES: dict(sorted(ctx.files.items())),
         "summary": summary,
-        "versions": versions(),
+        "versions": installed_versions(),
         "host": socket.gethostname(),
-        "device": _device(),
+        "device": device,
+        "device_name": device_name,
         "claim": beat.claim.generation,
         "started": started,
         "finished": time.time(),
