@@ -55,6 +55,9 @@ run: $(STAMP) ## run the quickstart spec on the embedded local backend (SPEC=...
 plan: $(STAMP) ## show what `make run` would run and what is done
 	$(VENV)/bin/ctune plan $(SPEC)
 
+figures: $(STAMP) ## after make run: record the quickstart's cells and the lock's digest in docs/figures/quickstart.json
+	$(PY) -m tests.figures record store
+
 report: $(STAMP) ## rebuild the report of SPEC from the done cells
 	$(VENV)/bin/ctune report $(SPEC)
 
@@ -137,4 +140,4 @@ clean: ## remove the local store of runs and what the tests cache (keeps .venv)
 	rm -rf $${TMPDIR:-/tmp}/ctune-cache* $${TMPDIR:-/tmp}/ctune-kube-* $${TMPDIR:-/tmp}/pytest-of-$$(id -un)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install lock lock-upgrade run plan report browser kube-tools kube-binaries lint test test-unit test-faults bench clean images images-local deploy submit status
+.PHONY: help install lock lock-upgrade run plan figures report browser kube-tools kube-binaries lint test test-unit test-faults bench clean images images-local deploy submit status

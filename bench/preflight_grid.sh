@@ -10,8 +10,9 @@ P=$PWD/.preflight
 V=$P/venv
 if [ ! -x "$V/bin/python3" ]; then
   python3 -m venv "$V"
-  "$V/bin/pip" install -q -c constraints.txt torch
-  "$V/bin/pip" install -q -c constraints.txt -r bench/gpu-image.txt
+  # torch at the lock's version; the rest at the GPU image's, not the lock's (the point here)
+  "$V/bin/pip" install -q -c lock/torch.in torch
+  "$V/bin/pip" install -q -c lock/torch.in -r bench/gpu-image.txt
 fi
 PYVER=$("$V/bin/python3" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 GPU_DIR=$P/gpu STORE=$P/store PYVER=$PYVER bash bench/prepare_grid.sh bench/preflight.yaml
