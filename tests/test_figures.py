@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 def readme_block() -> tuple[str, list[str]]:
     """The README's quickstart paragraph (what precedes the block) and the block's lines."""
     readme = (REPO / "README.md").read_text()
-    found = re.search(r"`make run` runs AG News.*?\n\n(?:.*\n)*?```\n((?:.*\n)*?)```", readme)
+    found = re.search(r"`make run` runs AG News(?:.*\n)*?```\n((?:.*\n)*?)```", readme)
     assert found, "README.md has no quickstart block"
     return found.group(0), found.group(1).splitlines()
 
