@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,13 +151,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)
     done = _check_inputs(s, plan, committed_steps(s, args.recheck))
-    if args.redo_older_env:
-        done = _redo_older(s, done)
-    todo = [st for st in plan.steps.values() if st.prefix not in done]
+    back = _redo_older(s, plan, done, _this_environment(args))[1] if args.redo_older_env else []
+    taken = {s.plan.steps[sid].prefix for sid in back}
+    todo = [st for st in plan.steps.values() if st.prefix not in done or st.prefix in taken]
     if args.backend == "local":  # before anything is written: this machine must run what is left
         from controller.run.backends.local import check_job_packages
 
         check_job_packages(todo)
+    if back:
+        from controller.run.verify import invalidate
+
+        invalidate(s.store, s.plan, back, _forget_cached(s))
+        done -= taken
     for p in s.prepared.values():
         if stage_prepared(s.store, p):
             say(f"staged {p.name}: {p.summary.n_train} train / {p.summary.n_test} test texts -> {p.prefix}")
@@ -245,24 +251,33 @@ def _dataset_prefixes(s: Session) -> set[str]:
     return {p for prep in s.prepared.values() for p in (prep.prefix, prep.corpus_prefix)}
 
 
-def _forget_cached(s: Session, prefixes) -> None:
-    """Uncommitted steps are computed again: the report's cache of them goes too."""
+def _forget_cached(s: Session) -> Callable[[set[str]], None]:
+    """Uncommitted steps are computed again: what the reports' caches hold of them goes too."""
     from controller.report.cache import forget_cached
 
-    forget_cached(s.store, {p.rsplit("/", 1)[-1] for p in prefixes})
+    return lambda prefixes: forget_cached(s.store, {p.rsplit("/", 1)[-1] for p in prefixes})
 
 
-def _redo_older(s: Session, done: set[str]) -> set[str]:
-    """``--redo-older-env``: take back the steps of older environments (and what was computed
-    from them); the committed set without them."""
-    from controller.run.environments import committed_environments, older, take_back_older
+def _this_environment(args: argparse.Namespace):
+    """The environment the run computes in, where it is known here: the local backend's jobs
+    run on this installation (None for a cluster: its image's, unknown here)."""
+    from jobs.contract.environment import installed_versions, of_versions
+
+    return of_versions(installed_versions()) if args.backend == "local" else None
+
+
+def _redo_older(s: Session, plan: Plan, done: set[str], reference) -> tuple[list[str], list[str]]:
+    """``--redo-older-env``: the plan's committed steps of another environment than
+    ``reference`` (None: the newest step's), and every committed step computed from them."""
+    from controller.run.environments import committed_environments, to_take_back
+    from jobs.contract.environment import describe
 
     found = committed_environments(s.store, s.plan, done)
-    removed = take_back_older(s.store, s.plan, found, done)
-    _forget_cached(s, removed)
-    say(f"{len(older(found))} step(s) of older environments and {len(removed) - len(older(found))} computed from "
-        f"them taken back: computing them again" if removed else "every committed step is of the newest environment")
-    return done - set(removed)
+    stale, back = to_take_back(s.plan, found, set(plan.steps), reference)
+    kept = describe(reference) if reference is not None else "the environment of the most recently finished step"
+    say(f"{len(stale)} step(s) of another environment than this run's ({kept}) and {len(back) - len(stale)} computed "
+        "from them: computing them again" if back else "every committed step is of the environment this run computes in")
+    return stale, back
 
 
 def _list_environments(s: Session, done: set[str]) -> None:
@@ -283,8 +298,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     broken = check(s.store, done | datasets, deep=args.deep)  # what is not committed has nothing to check
     for prefix, problems in broken.items():
         say(f"corrupt: {prefix}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
-    uncommit_broken(s.store, broken)
-    _forget_cached(s, broken)
+    uncommit_broken(s.store, broken, _forget_cached(s))
     _list_environments(s, done - set(broken))
     checked = len(done) + len(datasets)
     how = "every file hashed" if args.deep else "sizes, small files hashed"
@@ -299,8 +313,7 @@ def cmd_invalidate(args: argparse.Namespace) -> int:
     s = open_session(args)
     sids = dependents(s.plan, s.plan.find(args.step, s.spec.name).id)
     done = committed_steps(s, recheck=True)
-    removed = invalidate(s.store, s.plan, [sid for sid in sids if s.plan.steps[sid].prefix in done])
-    _forget_cached(s, removed)
+    removed = invalidate(s.store, s.plan, [sid for sid in sids if s.plan.steps[sid].prefix in done], _forget_cached(s))
     say(f"invalidated {len(removed)} step(s): {sids[0][:16]} and {len(sids) - 1} computed from it "
         f"({len(removed)} were committed); `ctune run` computes them again")
     return EXIT_OK
@@ -316,8 +329,7 @@ def _check_inputs(s: Session, plan, done: set[str]) -> set[str]:
     broken = check(s.store, read_by(plan, todo, datasets) & (done | datasets))
     for prefix, problems in broken.items():
         say(f"warning: {prefix} is corrupt ({problems[0]}): computing it again")
-    uncommit_broken(s.store, broken)
-    _forget_cached(s, broken)
+    uncommit_broken(s.store, broken, _forget_cached(s))
     return done - set(broken)
 
 

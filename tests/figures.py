@@ -28,9 +28,17 @@ DIGEST = re.compile(r"\block ([0-9a-f]{12})\b")
 """How the docs quote the lock a figure was measured under: ``lock 1a2b3c4d5e6f``."""
 
 
+RESULT_LOCKS = ("lock/torch.in", "lock/jobs.txt", "lock/controller.txt")
+"""What computes a figure: the steps' packages and torch's pin, and the controller's (the
+report). The developers' tools (lock/dev.txt's other packages) move no figure."""
+
+
 def lock_digest() -> str:
-    """The first 12 hex digits of ``sha256sum constraints.txt`` (every locked version and torch's)."""
-    return hashlib.sha256((REPO / "constraints.txt").read_bytes()).hexdigest()[:12]
+    """The first 12 hex digits of the SHA-256 of :data:`RESULT_LOCKS`, one after the other."""
+    digest = hashlib.sha256()
+    for name in RESULT_LOCKS:
+        digest.update((REPO / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def quickstart_plan():
@@ -59,10 +67,38 @@ def summary_of(figure: dict) -> str:
     return summarize(spec, plan, rows, 0, {})
 
 
+def other_environments(store: Path) -> list[str]:
+    """The quickstart's steps in ``store`` not computed under this installation (a step's id
+    does not hash its library versions: after an upgrade, a run of a done grid computes
+    nothing, and its cells are of the old lock)."""
+    from jobs.contract.environment import installed_versions, of_versions, recorded_keys, restricted
+
+    _, plan = quickstart_plan()
+    here = of_versions(installed_versions())
+    out = []
+    for step in plan.steps.values():
+        marker = store / step.prefix / "_SUCCESS"
+        if not marker.is_file():
+            out.append(f"{step.kind} {step.label}: not done")
+            continue
+        there = of_versions(json.loads(marker.read_text()).get("versions") or {})
+        keys = recorded_keys([here, there])
+        if restricted(there, keys) != restricted(here, keys):
+            out.append(f"{step.kind} {step.label}")
+    return out
+
+
 def record(store: Path) -> dict:
+    """The figure file from a store's quickstart, refused unless every one of its steps is done
+    under this installation (and so under the lock it was installed from)."""
+    stale = other_environments(store)
+    if stale:
+        raise SystemExit(f"error: {len(stale)} quickstart step(s) not computed under this installation ("
+                         f"{'; '.join(stale[:3])}): `ctune run {QUICKSTART_SPEC.relative_to(REPO)} --redo-older-env` first")
     results = json.loads((store / "experiments" / "quickstart" / "report" / "results.json").read_text())
     figure = {"spec": str(QUICKSTART_SPEC.relative_to(REPO)), "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
               "lock": lock_digest(), "rows": results["rows"]}
+    summary_of(figure)  # the quickstart's cells, every one
     QUICKSTART_FIGURE.parent.mkdir(parents=True, exist_ok=True)
     QUICKSTART_FIGURE.write_text(json.dumps(figure, indent=1) + "\n")
     return figure

@@ -18,8 +18,8 @@ NEW = {"python": "3.11.7", "torch": "2.13.0+cpu", "transformers": "5.25.0", "tok
 OLD = {**NEW, "transformers": "5.20.2", "tokenizers": "0.22.1"}
 
 
-def env(versions: dict, finished: float, device: str = "cpu") -> StepEnvironment:
-    return StepEnvironment.from_json({"versions": versions, "device": device, "finished": finished})
+def env(versions: dict, finished: float, device: str = "cpu", name: str = "AMD EPYC") -> StepEnvironment:
+    return StepEnvironment.from_json({"versions": versions, "device": device, "device_name": name, "finished": finished})
 
 
 def test_installed_versions_name_every_result_library_installed_here():
@@ -54,21 +54,39 @@ def test_two_environments_name_the_versions_that_differ_and_the_steps_of_each():
            "which differ in transformers, tokenizers" in text
     assert "* transformers 5.25.0, tokenizers 0.23.3 (newest): 2 step(s): finetune bert r0; finetune bert r1" in text
     assert "* transformers 5.20.2, tokenizers 0.22.1 (older): 1 step(s): cluster ag_news" in text
-    assert "`ctune run exp.yaml --redo-older-env` computes the 1 older step(s) again" in text
+    assert "`ctune run exp.yaml --redo-older-env` computes again the steps of another environment" in text
     assert older(found) == ["c1"] and [g.steps for g in group(found)] == [("f1", "f2"), ("c1",)]
 
 
-def test_the_newest_environment_is_the_one_of_the_last_finished_step():
+def test_without_a_reference_the_newest_environment_is_the_one_of_the_last_finished_step():
     found = {"a": env(OLD, 9.0), "b": env(NEW, 5.0), "c": env(NEW, 6.0)}
     assert older(found) == ["b", "c"]
+    # with the run's own environment as the reference, the steps of any other are older
+    assert older(found, of_record({"versions": NEW})) == ["a"]
 
 
-def test_one_kind_on_two_devices_is_said():
-    found = {"a": env(NEW, 1.0, "NVIDIA H100"), "b": env(NEW, 2.0, "x86_64"), "c": env(NEW, 3.0, "x86_64")}
+def test_a_step_recorded_before_a_library_was_is_compared_on_what_both_record():
+    # GIVEN a step whose record names no tokenizers (committed before it was recorded)
+    before = {k: v for k, v in NEW.items() if k != "tokenizers"}
+    found = {"a": env(before, 1.0), "b": env(NEW, 2.0)}
+    # THEN it is of the same environment as a step that does, on every version both name
+    assert format_mixed(found, str, lambda s: "k") == [] and older(found) == []
+    assert older(found, of_record({"versions": NEW})) == []
+    # AND a version both name that differs still tells them apart
+    found["a"] = env({**before, "transformers": "5.20.2"}, 1.0)
+    assert older(found, of_record({"versions": NEW})) == ["a"]
+    assert "which differ in transformers;" in "\n".join(format_mixed(found, str, lambda s: "k"))
+
+
+def test_one_kind_on_cpu_and_gpu_is_said_two_cpus_are_not():
+    found = {"a": env(NEW, 1.0, "gpu", "NVIDIA H100"), "b": env(NEW, 2.0, "cpu", "AMD EPYC"),
+             "c": env(NEW, 3.0, "cpu", "Intel Xeon")}
     kinds = {"a": "finetune", "b": "finetune", "c": "cluster"}
     lines = format_mixed(found, str, kinds.__getitem__)
-    assert lines[-1] == "**Mixed devices:** finetune steps ran on NVIDIA H100 (1), x86_64 (1)."
-    assert format_mixed(found, str, lambda s: "cluster" if s == "c" else "finetune" if s == "a" else "embed") == []
+    assert lines[-1].startswith("**Mixed devices:** finetune steps ran on AMD EPYC (1), NVIDIA H100 (1);")
+    assert format_mixed(found, str, lambda s: "finetune" if s == "a" else "cluster") == []
+    old_record = StepEnvironment.from_json({"versions": NEW, "finished": 4.0})  # no device recorded
+    assert format_mixed({"b": found["b"], "d": old_record}, str, lambda s: "finetune") == []
 
 
 def test_the_page_shows_the_mix_as_an_alert():
@@ -95,3 +113,36 @@ def test_uncommitted_steps_leave_every_report_cache(tmp_path):
     for name in ("one", "two"):
         cells = json.loads(store.read_bytes(f"experiments/{name}/report/cells.json"))["cells"]
         assert cells == {"other": {"metrics": {"accuracy": 0.7}, "ami": {}}}
+
+
+def test_invalidate_forgets_before_and_after_and_uncommits_dependents_first(tmp_path):
+    from controller.plan.graph import build_plan
+    from controller.plan.spec import parse_spec
+    from controller.run.committed import committed, remember
+    from controller.run.verify import dependents, invalidate
+
+    # GIVEN a committed grid: a clustering, its inter-training, the cells
+    spec = parse_spec({"name": "s", "datasets": ["d"], "settings": ["bert", "clust"], "budgets": [16], "repetitions": 1})
+    plan = build_plan(spec, {"d": "datasets/d-0123456789abcdef"})
+    store = open_store(str(tmp_path))
+    for step in plan.steps.values():
+        store.write_bytes(f"{step.prefix}/_SUCCESS", b"{}")
+    remember(store, "s", {step.prefix for step in plan.steps.values()})
+    events: list[str] = []
+    delete, write = store.delete, store.write_bytes
+    store.delete = lambda key: (events.append(f"delete {key}"), delete(key))[1]  # type: ignore[method-assign]
+    store.write_bytes = lambda key, data: (events.append(f"write {key}"), write(key, data))[1]  # type: ignore[method-assign]
+    # WHEN the clustering and what was computed from it are taken back
+    cluster = next(sid for sid, st in plan.steps.items() if st.kind == "cluster")
+    sids = dependents(plan, cluster)
+    invalidate(store, plan, sids, also=lambda prefixes: events.append(f"also {len(prefixes)}"))
+    # THEN the run's record and the caches forget them before any commit record goes, and again after
+    markers = [e for e in events if e.startswith("delete") and e.endswith("/_SUCCESS")]
+    first = events.index(markers[0])
+    assert "write experiments/s/committed.json" in events[:first] and f"also {len(sids)}" in events[:first]
+    last = events.index(markers[-1])
+    assert f"also {len(sids)}" in events[last:]  # (the run's record had forgotten them: nothing to write)
+    # AND the commit records go dependents first: no committed step is ever left on an uncommitted input
+    assert markers == [f"delete {plan.steps[s].prefix}/_SUCCESS" for s in reversed(sids)]
+    assert committed(store, "s", [st.prefix for st in plan.steps.values()]) == {
+        st.prefix for sid, st in plan.steps.items() if sid not in sids}

@@ -29,6 +29,7 @@ def test_the_readme_quickstart_block_is_what_ctune_report_prints_from_the_commit
     assert len(table) >= 3
     start = summary.index(table[0])
     assert summary[start:start + len(table)] == table, "README.md's quickstart table is not the report's"
+    assert not summary[start + len(table)].startswith("|"), "README.md's quickstart table lacks rows"
     assert block[-1].startswith("report: file://") and block[-1].endswith("/experiments/quickstart/report/index.html")
     # the paragraph names the date and the lock the figure was measured under
     assert f"lock {figure['lock']}" in paragraph and figure["recorded"] in paragraph
@@ -44,6 +45,22 @@ def test_every_lock_the_docs_quote_is_this_one():
               for d in DIGEST.findall(path.read_text())}
     assert quoted, "no figure in the docs names the lock it was measured under"
     assert {q for q in quoted if not q.endswith(lock_digest())} == set(), "re-measure these under the lock"
+
+
+def test_a_store_of_another_environment_is_not_recorded(tmp_path):
+    from figures import other_environments, quickstart_plan
+
+    _, plan = quickstart_plan()
+    for step in plan.steps.values():
+        (tmp_path / step.prefix).mkdir(parents=True)
+        (tmp_path / step.prefix / "_SUCCESS").write_text(json.dumps({"versions": {"transformers": "0.0.1"}}))
+    stale = other_environments(tmp_path)
+    assert len(stale) == len(plan.steps) and stale[0] == "cluster ag_news"
+    from jobs.contract.environment import installed_versions
+
+    for step in plan.steps.values():
+        (tmp_path / step.prefix / "_SUCCESS").write_text(json.dumps({"versions": installed_versions()}))
+    assert other_environments(tmp_path) == []
 
 
 def test_a_figure_of_other_cells_is_refused():

@@ -3,7 +3,10 @@
 A committed step never changes, so what the report takes from a cell (its metrics, the
 agreement of its labeled sample with a clustering) is read once, not on every run: a
 re-run of a finished grid reads one object instead of two per cell. Entries are keyed by
-step id (and by clustering step id for the agreement), so they cannot go stale.
+step id (and by clustering step id for the agreement). A step uncommitted to be computed
+again (``ctune verify``, ``ctune invalidate``, ``ctune run --redo-older-env``) leaves every
+report's cache (:func:`forget_cached`); a report of the same experiment being written at that
+moment may write its old entries back, so take steps back while no run of it is going.
 """
 
 from __future__ import annotations

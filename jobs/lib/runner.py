@@ -101,15 +101,26 @@ Handler = Callable[[StepContext], "dict | None"]
 
 
 def _device() -> tuple[str, str]:
-    """What the step computed on: ``cpu`` or ``gpu`` (for the report's cost table), and the
-    chip's name (torch only if the step used it)."""
+    """What the step computed on: ``gpu`` when it used CUDA (and the GPU's name), else ``cpu``
+    (and the CPU's model name). Asking never starts CUDA in a step that did not use it."""
     torch = sys.modules.get("torch")
     try:
-        if torch is not None and torch.cuda.is_available():
+        if torch is not None and torch.cuda.is_initialized():
             return "gpu", str(torch.cuda.get_device_name(torch.cuda.current_device()))
     except Exception:
         pass
-    return "cpu", platform.processor() or platform.machine() or "cpu"
+    return "cpu", _cpu_name()
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def _check_inputs(store: Store, spec: StepSpec) -> None:
