@@ -34,19 +34,26 @@ help: ## list the targets
 # lock/torch.in's version (the CPU build lies on this disk; an unpinned torch would pull a
 # multi-GB CUDA build), then the project itself, built with the locked setuptools.
 $(STAMP): pyproject.toml constraints.txt lock/dev.txt
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11) and "error: the lock is for Python 3.11 and newer; this python3 is " + sys.version.split()[0])'
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r lock/dev.txt
 	$(PY) -m pip install --quiet -c constraints.txt torch
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) lock/compile.py --extras | xargs -r $(PY) -m pip uninstall --quiet -y
 	$(PY) -m pip check
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install everything from the lock (CPU torch)
 
-lock: $(STAMP) ## re-resolve the lock after a change of pyproject.toml, keeping every pin that still fits
+# (not after $(STAMP): a changed pyproject.toml would first be installed from the stale lock)
+UV_READY = test -x $(VENV)/bin/uv || { python3 -m venv $(VENV) && $(PY) -m pip install --quiet -c constraints.txt uv; }
+
+lock: ## re-resolve the lock after a change of pyproject.toml, keeping every pin that still fits
+	$(UV_READY)
 	$(PY) lock/compile.py
 
-lock-upgrade: $(STAMP) ## move every pin of the lock to the newest release (then re-measure the docs' figures)
+lock-upgrade: ## move every pin of the lock to the newest release (then re-measure the docs' figures)
+	$(UV_READY)
 	$(PY) lock/compile.py --upgrade
 
 run: $(STAMP) ## run the quickstart spec on the embedded local backend (SPEC=..., JOBS=...)

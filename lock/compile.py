@@ -1,4 +1,4 @@
-"""Re-resolve the lock: `make lock` (uv, from PyPI; a deliberate upgrade of every pin).
+"""Re-resolve the lock: `make lock` (uv, from PyPI), `make lock-upgrade` (every pin to the newest).
 
 One resolution, `lock/dev.txt`, pins every package that `make install` puts in `.venv` (all
 the extras, pip, setuptools and uv), with the hashes of every file PyPI serves for each pin,
@@ -13,9 +13,10 @@ which ones a wheel needs depends on its build (the CPU wheel on this disk needs 
 wheel pins its own exactly), and their hashes differ per index. Their one pin is
 `lock/torch.in`.
 
-Usage: python lock/compile.py [--upgrade] [--check]
+Usage: python lock/compile.py [--upgrade] [--check] | --extras
   (default: keep every pin that still fits pyproject.toml; --upgrade: every pin to the newest
-  that fits; --check: write nothing, fail if a file would change)
+  that fits; --check: write nothing, fail if a file would change; --extras: print the
+  distributions installed here that lock/dev.txt does not hold, for make install to remove)
 """
 
 from __future__ import annotations
@@ -99,11 +100,25 @@ def compile_all(work: Path, upgrade: bool) -> dict[str, str]:
     return texts
 
 
+def extras() -> list[str]:
+    """Installed distributions that are neither in lock/dev.txt nor torch, its build's own or
+    the project (left over from an earlier lock)."""
+    from importlib import metadata
+
+    locked = {name for name, _ in blocks((LOCK / "dev.txt").read_text())}
+    installed = {re.sub(r"[-_.]+", "-", (d.metadata["Name"] or "")).lower() for d in metadata.distributions()}
+    return sorted(n for n in installed if n and n not in locked and n != "cluster-tune" and not TORCH_BUILD.match(n))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upgrade", action="store_true", help="every pin to the newest version that fits")
     parser.add_argument("--check", action="store_true", help="write nothing; fail if a lock file would change")
+    parser.add_argument("--extras", action="store_true", help="print what is installed here and not locked")
     args = parser.parse_args(argv)
+    if args.extras:
+        print("\n".join(extras()))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         texts = compile_all(Path(tmp), args.upgrade)
     stale = [path for path, text in texts.items()

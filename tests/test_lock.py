@@ -113,6 +113,7 @@ def test_this_environment_is_the_lock():
     moved = [f"{p}: {metadata.version(p)} installed, {v} locked" for p, (v, _, r) in locked("dev.txt").items()
              if applies(r) and metadata.version(p) != v]
     assert moved == []
+    assert LOCK.extras() == [], "installed here, not locked (make install removes them)"
     torch = (REPO / "constraints.txt").read_text().split("torch==", 1)[1].split()[0]
     assert metadata.version("torch").split("+")[0] == torch
 
