@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml constraints.txt lock/dev.txt
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r lock/dev.txt
 	$(PY) -m pip install --quiet -c constraints.txt torch
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(PY) lock/compile.py --extras | xargs -r $(PY) -m pip uninstall --quiet -y
+	$(PY) lock/compile.py --extras > $(VENV)/.not-locked
+	xargs -r $(PY) -m pip uninstall --quiet -y < $(VENV)/.not-locked
 	$(PY) -m pip check
 	touch $(STAMP)
 

@@ -150,9 +150,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     s = open_session(args, model_here=args.backend == "local")
     backend = _backend(s, args)
     plan = _only(s.plan, args.only)
-    done = _check_inputs(s, plan, committed_steps(s, args.recheck))
-    back = _redo_older(s, plan, done, _this_environment(args))[1] if args.redo_older_env else []
+    done = committed_steps(s, args.recheck)
+    back = _redo_older(s, plan, done, _this_environment(args)) if args.redo_older_env else []
     taken = {s.plan.steps[sid].prefix for sid in back}
+    done = _check_inputs(s, plan, done - taken) | (done & taken)  # what the steps to compute read is checked
     todo = [st for st in plan.steps.values() if st.prefix not in done or st.prefix in taken]
     if args.backend == "local":  # before anything is written: this machine must run what is left
         from controller.run.backends.local import check_job_packages
@@ -266,9 +267,9 @@ def _this_environment(args: argparse.Namespace):
     return of_versions(installed_versions()) if args.backend == "local" else None
 
 
-def _redo_older(s: Session, plan: Plan, done: set[str], reference) -> tuple[list[str], list[str]]:
-    """``--redo-older-env``: the plan's committed steps of another environment than
-    ``reference`` (None: the newest step's), and every committed step computed from them."""
+def _redo_older(s: Session, plan: Plan, done: set[str], reference) -> list[str]:
+    """``--redo-older-env``: the committed steps of ``plan`` computed under another environment
+    than ``reference`` (None: the newest step's), and every committed step computed from them."""
     from controller.run.environments import committed_environments, to_take_back
     from jobs.contract.environment import describe
 
@@ -277,7 +278,10 @@ def _redo_older(s: Session, plan: Plan, done: set[str], reference) -> tuple[list
     kept = describe(reference) if reference is not None else "the environment of the most recently finished step"
     say(f"{len(stale)} step(s) of another environment than this run's ({kept}) and {len(back) - len(stale)} computed "
         "from them: computing them again" if back else "every committed step is of the environment this run computes in")
-    return stale, back
+    outside = [sid for sid in back if sid not in plan.steps]
+    if outside:
+        say(f"{len(outside)} of them are not among --only's steps: uncommitted, computed by a run without --only")
+    return back
 
 
 def _list_environments(s: Session, done: set[str]) -> None:

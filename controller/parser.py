@@ -101,8 +101,9 @@ def _spec_command(sub, name: str, text: str, fn: Command) -> None:
         p.add_argument("--recheck", action="store_true",
                        help="list the store for committed steps even when the run's record says all are done")
         p.add_argument("--redo-older-env", action="store_true",
-                       help="compute again the committed steps of an older environment (library versions) than "
-                            "the newest step's, and what was computed from them")
+                       help="compute again the committed steps computed under other library versions than this "
+                            "run's (the local backend: this installation's; a cluster: the newest step's), and what "
+                            "was computed from them")
     if name in ("run", "status", "logs", "cancel"):
         _kubeconfig_option(p)
     p.set_defaults(fn=fn)

@@ -61,6 +61,10 @@ def test_a_store_of_another_environment_is_not_recorded(tmp_path):
     for step in plan.steps.values():
         (tmp_path / step.prefix / "_SUCCESS").write_text(json.dumps({"versions": installed_versions()}))
     assert other_environments(tmp_path) == []
+    # a record that names fewer versions than this installation has is not taken as of it
+    fewer = {k: v for k, v in installed_versions().items() if k != "tokenizers"}
+    (tmp_path / plan.steps[next(iter(plan.steps))].prefix / "_SUCCESS").write_text(json.dumps({"versions": fewer}))
+    assert other_environments(tmp_path) == ["cluster ag_news"]
 
 
 def test_a_figure_of_other_cells_is_refused():

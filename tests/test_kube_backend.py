@@ -104,13 +104,14 @@ def test_dependents_of_a_failed_step_are_blocked():
     assert all("encoder" not in u.steps[0].inputs for u in d.submit)
 
 
-def test_only_failed_jobs_of_pending_units_are_retried():
+def test_ended_jobs_of_pending_units_are_submitted_again():
+    # a Job that gave up is retried once; one that completed ran a step since taken back
     plan = tiny_plan()
     _, units = observe(plan)
-    name = next(iter(units))
-    jobs = {name: job(name, failed=True), "ct-other-x": job("ct-other-x", failed=True),
-            next(iter(list(units)[1:])): job("x", complete=True)}
-    assert stale_jobs(units, jobs) == [name]
+    failed, completed, running = list(units)[:3]
+    jobs = {failed: job(failed, failed=True), "ct-other-x": job("ct-other-x", failed=True),
+            completed: job("x", complete=True), running: job("y"), "ct-other-y": job("ct-other-y", complete=True)}
+    assert stale_jobs(units, jobs) == [failed, completed]
 
 
 class FakeApi:

@@ -28,8 +28,10 @@ GOLDEN = REPO / "tests" / "golden" / "outputs-tiny.json"
 UPDATE = os.environ.get("CTUNE_UPDATE_GOLDEN") == "1"
 PINNED_MATH = {"CTUNE_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
-"""The same float sums whatever the machine's cores (and the xdist workers beside) and its
-x86 vector unit (AVX2 kernels, also on an AVX-512 or AMX machine)."""
+"""torch's float sums the same whatever the machine's cores (and the xdist workers beside) and
+its x86 vector unit (AVX2 kernels, also on an AVX-512 or AMX machine). numpy's and OpenBLAS's
+kernels (the clustering's) still follow the CPU: on another CPU family the file may need making
+again, on purpose, like after an upgrade."""
 FINETUNE = {"epochs": 10, "batch_size": 8, "max_length": 32, "lr": 5e-3}
 """Long and fast enough that the tiny model's predictions are not one class."""
 

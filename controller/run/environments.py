@@ -50,7 +50,8 @@ class StepEnvironment:
     @staticmethod
     def from_json(raw: dict) -> StepEnvironment:
         device = str(raw.get("device") or UNRECORDED)
-        return StepEnvironment(of_record(raw), device, str(raw.get("device_name") or device),
+        name = str(raw.get("device_name") or device)
+        return StepEnvironment(of_record(raw), device if device in ("cpu", "gpu") else UNRECORDED, name,
                                float(raw.get("finished") or 0.0))
 
 

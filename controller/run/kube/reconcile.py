@@ -97,6 +97,7 @@ def reconcile(seen: Observed) -> Decision:
 
 
 def stale_jobs(units: Mapping[str, JobUnit], jobs: Mapping[str, JobState]) -> list[str]:
-    """Jobs of units still to run that gave up in an earlier run: deleted, so this run retries
-    them once."""
-    return [name for name, job in jobs.items() if name in units and job.failed_for_good]
+    """Jobs of units still to run that ended in an earlier run: deleted, so this run submits
+    them again. One that gave up is retried once; one that completed has a step taken back
+    since (``ctune invalidate``, ``verify``, ``run --redo-older-env``), to be computed again."""
+    return [name for name, job in jobs.items() if name in units and (job.failed_for_good or job.complete)]
