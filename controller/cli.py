@@ -47,10 +47,11 @@ class Session:
 
 def open_session(args: argparse.Namespace, model_here: bool | None = None) -> Session:
     """The spec, its datasets, its store and its plan. ``model_here`` (plan, run): first check
-    that the spec's model loads where its steps run (True: on this machine), before anything."""
+    that the spec's model loads where its steps run (True: on this machine; False, ``plan``:
+    anywhere, a hub id not asked of the hub), before anything."""
     spec = load_spec(args.spec)
     if model_here is not None:
-        _check_model(spec, local=model_here)
+        _check_model(spec, local=model_here, hub=model_here or args.command != "plan")
     cells = grid_cells(spec)
     if cells > MAX_CELLS and not getattr(args, "allow_large", False):
         raise SpecError(args.spec, [f"the grid has {cells:,} cells, more than {MAX_CELLS:,} "
@@ -70,12 +71,12 @@ def committed_steps(s: Session, recheck: bool = False) -> set[str]:
     return committed(s.store, s.spec.name, (step.prefix for step in s.plan.steps.values()), recheck)
 
 
-def _check_model(spec: ExperimentSpec, local: bool) -> None:
+def _check_model(spec: ExperimentSpec, local: bool, hub: bool = True) -> None:
     """The spec's model must load where its steps run (``local``: on this machine), and take
     the spec's lengths; checked from here, without loading it."""
     from controller.plan.modelcheck import check_lengths, check_model
 
-    check_lengths(spec.model, check_model(spec.model, local=local), max_lengths(spec))
+    check_lengths(spec.model, check_model(spec.model, local=local, hub=hub), max_lengths(spec))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -225,3 +225,13 @@ def test_the_catalogue_covers_each_kind_of_bad_input_and_each_command(tmp_path, 
     case = Case(tmp_path, data_dir, tiny_model)
     commands = {make(case)[0] for _, make, _ in CASES}
     assert {"plan", "run", "predict", "suggest", "train"} <= commands, commands
+
+
+def test_plan_asks_no_hub_for_a_hub_model(tmp_path):
+    # ctune plan checks the model as ctune run does, but a hub id is not asked of the hub
+    # (plan works offline; a path that is not there is a case of the catalogue above)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    plan = subprocess.run([sys.executable, "-m", "controller.cli", "plan", "experiments/paper.yaml", "--store",
+                           str(tmp_path / "store")], capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert plan.returncode == 0, plan.stderr
+    assert "3174 steps" in plan.stdout

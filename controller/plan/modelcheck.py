@@ -49,10 +49,10 @@ def _config(raw: bytes, source: str) -> dict:
     return config
 
 
-def check_model(name: str, local: bool = True) -> dict | None:
+def check_model(name: str, local: bool = True, hub: bool = True) -> dict | None:
     """The model's config (None when it cannot be read from here: a packaged model run only
-    in a cluster's image). ``local``: the steps run on this machine, so a packaged model must
-    be installed here (a cluster's image carries it)."""
+    in a cluster's image, or a hub id when ``hub`` is off). ``local``: the steps run on this
+    machine, so a packaged model must be installed here (a cluster's image carries it)."""
     package = package_of(name)
     if package is not None:
         found = importlib.util.find_spec(package)
@@ -73,7 +73,7 @@ def check_model(name: str, local: bool = True) -> dict | None:
         weight_names(path)
         _check_tokenizer(name, {p.name for p in path.iterdir()})
         return _config((path / "config.json").read_bytes(), f"{name}/config.json")
-    return _check_hub(name)
+    return _check_hub(name) if hub else None
 
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
