@@ -28,7 +28,7 @@ from controller.report.paper_tables import (
 )
 from controller.report.plot_nmi import nmi_gain_plot
 from controller.report.plots import accuracy_plot
-from controller.report.results import COLUMNS, Report, fetch, report_prefix
+from controller.report.results import COLUMNS, Report, cost_of, fetch, report_prefix
 from controller.run.runstate import RunState, run_state
 from jobs.contract.outputs import TSNE, read_cluster_summary
 from jobs.contract.steps import read_record, step_prefix
@@ -49,10 +49,7 @@ def _clusters(store: Store, prefix: str) -> dict:
 
 
 def _cost(store: Store, prefix: str) -> dict:
-    r = read_record(store, prefix)
-    torch_version = str(r.get("versions", {}).get("torch", ""))
-    device = r.get("device") or ("cpu" if "+cpu" in torch_version else "unrecorded")
-    return {"seconds": r.get("seconds"), "device": device}
+    return cost_of(read_record(store, prefix))
 
 
 def step_costs(store: Store, plan: Plan, done: frozenset[str] | set[str], cache: CellCache) -> list[dict]:

@@ -19,7 +19,7 @@ from controller.plan.graph import Plan
 from controller.plan.spec import ExperimentSpec
 from controller.report.cache import CellCache
 from controller.report.plots import accuracy_plot
-from controller.run.environments import StepEnvironment, format_mixed, read_step_environment
+from controller.run.environments import StepEnvironment, format_mixed
 from jobs.contract.outputs import (
     TSNE,
     read_cluster_ids,
@@ -29,7 +29,7 @@ from jobs.contract.outputs import (
     read_sample,
 )
 from jobs.contract.staging import TRAIN, labeled_cluster_ids, read_split
-from jobs.contract.steps import done_steps, step_prefix
+from jobs.contract.steps import done_steps, read_record, step_prefix
 from jobs.storage import Store
 
 COLUMNS = ("dataset", "setting", "protocol", "sampling", "budget", "repetition", "copy", "accuracy", "macro_f1",
@@ -140,11 +140,33 @@ def collect_analyses(store: Store, plan: Plan, done: set[str], cache: CellCache)
     return out
 
 
+def cost_of(record: dict) -> dict:
+    """What the page's cost table takes of a step's ``_SUCCESS`` record: seconds and device."""
+    torch_version = str(record.get("versions", {}).get("torch", ""))
+    device = record.get("device") or ("cpu" if "+cpu" in torch_version else "unrecorded")
+    return {"seconds": record.get("seconds"), "device": device}
+
+
+def _environment_and_cost(store: Store, prefix: str) -> dict:
+    record = read_record(store, prefix)
+    return {"env": StepEnvironment.from_json(record).to_json(), "cost": cost_of(record)}
+
+
 def collect_environments(store: Store, plan: Plan, done: set[str], cache: CellCache) -> dict[str, StepEnvironment]:
-    """Step id -> the environment that computed it, for the plan's committed steps."""
+    """Step id -> the environment that computed it, for the plan's committed steps. Each record
+    is read once: its cost (the page's) is kept in the cache from the same read."""
     mine = [(sid, step.prefix) for sid, step in plan.steps.items() if step.prefix in done]
-    new = fetch(store, [p for sid, p in mine if not cache.has(sid, "env")], read_step_environment)
-    return {sid: StepEnvironment.from_json(cache.of_step(sid, "env", functools.partial(new.get, p))) for sid, p in mine}
+    new = fetch(store, [p for sid, p in mine if not cache.has(sid, "env")], _environment_and_cost)
+    for sid, p in mine:
+        if p in new:
+            cache.of_step(sid, "cost", functools.partial(_part, new, p, "cost"))
+    return {sid: StepEnvironment.from_json(cache.of_step(sid, "env", functools.partial(_part, new, p, "env")))
+            for sid, p in mine}
+
+
+def _part(read: dict[str, dict], prefix: str, what: str) -> dict:
+    part: dict = read[prefix][what]
+    return part
 
 
 def mixed_environments(plan: Plan, found: dict[str, StepEnvironment], spec_path: str = "SPEC") -> list[str]:
