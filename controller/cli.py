@@ -45,13 +45,13 @@ class Session:
     spec_path: str = "SPEC"
 
 
-def open_session(args: argparse.Namespace, model_here: bool | None = None) -> Session:
+def open_session(args: argparse.Namespace, model_here: bool | None = None, ask_hub: bool = True) -> Session:
     """The spec, its datasets, its store and its plan. ``model_here`` (plan, run): first check
-    that the spec's model loads where its steps run (True: on this machine; False, ``plan``:
-    anywhere, a hub id not asked of the hub), before anything."""
+    that the spec's model loads where its steps run (True: on this machine), before anything;
+    ``ask_hub`` off (plan): a hub id is not asked of the hub."""
     spec = load_spec(args.spec)
     if model_here is not None:
-        _check_model(spec, local=model_here, hub=model_here or args.command != "plan")
+        _check_model(spec, local=model_here, hub=ask_hub)
     cells = grid_cells(spec)
     if cells > MAX_CELLS and not getattr(args, "allow_large", False):
         raise SpecError(args.spec, [f"the grid has {cells:,} cells, more than {MAX_CELLS:,} "
@@ -80,7 +80,7 @@ def _check_model(spec: ExperimentSpec, local: bool, hub: bool = True) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    s = open_session(args, model_here=False)  # as ctune run checks the model
+    s = open_session(args, model_here=False, ask_hub=False)  # as ctune run checks the model, offline
     done = committed_steps(s)
     finished = 0
     lines = []
