@@ -6,7 +6,7 @@ import argparse
 import typing
 from collections.abc import Callable, Mapping
 
-from controller.models.gate import DEFAULT_TOLERANCE
+from controller.models.gate import DEFAULT_LABEL_MARGIN, DEFAULT_TOLERANCE, NON_INFERIORITY, RULES
 from controller.plan.packing import AUTO_PACK
 from controller.plan.settings import DEFAULT_SETTING, TRAIN_SETTINGS
 
@@ -129,8 +129,17 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
     t.add_argument("--dev", help="labeled texts never trained on (local or s3://): both the new and the current "
                                  "version are scored on them; needed for a registry")
     t.add_argument("--tolerance", type=non_negative, default=DEFAULT_TOLERANCE,
-                   help=f"points of dev accuracy and macro-F1 a new version may lose against the current one and "
-                        f"still be promoted (default {DEFAULT_TOLERANCE:g}; exit code 4 when it is not promoted)")
+                   help=f"points of dev accuracy and macro-F1 a new version may lose against the current one (and "
+                        f"against the best promoted on the same dev set) and still be promoted: the paired "
+                        f"interval's lower bound must stay above -TOLERANCE (default {DEFAULT_TOLERANCE:g}). Exit "
+                        "code 4: refused (evidence that it is worse), 5: inconclusive (too few dev texts to tell)")
+    t.add_argument("--label-margin", type=non_negative, default=DEFAULT_LABEL_MARGIN,
+                   help=f"points one label's dev F1 may fall and the version still be promoted (default "
+                        f"{DEFAULT_LABEL_MARGIN:g})")
+    t.add_argument("--gate-rule", choices=RULES, default=NON_INFERIORITY,
+                   help="non-inferiority (default): decide on the paired bootstrap interval of the change (95%%); "
+                        "point-estimate: promote when neither point estimate fell by more than the tolerance, "
+                        "whatever the dev set's size (never inconclusive)")
     t.add_argument("--model", default="minilm")
     t.add_argument("--setting", choices=TRAIN_SETTINGS, default=DEFAULT_SETTING,
                    help="clust+concat+self (default): cluster inter-training, then a logistic regression on the "

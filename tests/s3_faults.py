@@ -1,7 +1,9 @@
 """A TCP proxy on 127.0.0.1 in front of the test S3 server that injects store faults.
 
 Per connection, seeded: reset at once, answer the first request with ``503 SlowDown`` or
-``500 InternalError``, cut the stream after a random number of bytes, or forward it slowly;
+``500 InternalError``, cut the stream after a random number of bytes, forward it slowly, or
+lose the reply (the request reaches the server and is carried out; the client sees the
+connection close before any answer);
 and ``down`` (the server "stopped": every connection reset) switched on and off by a test.
 """
 
@@ -20,6 +22,7 @@ class Faults:
     error: float = 0.0
     cut: float = 0.0
     slow: float = 0.0
+    lost: float = 0.0
     slow_s: float = 0.5
     seed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -63,7 +66,7 @@ class FaultProxy:
         f = self.faults
         with self._lock:
             roll = self.rng.random()
-        for name, p in (("reset", f.reset), ("error", f.error), ("cut", f.cut), ("slow", f.slow)):
+        for name, p in (("reset", f.reset), ("error", f.error), ("cut", f.cut), ("slow", f.slow), ("lost", f.lost)):
             if roll < p:
                 return name
             roll -= p
@@ -97,7 +100,7 @@ class FaultProxy:
         budget = self.rng.randint(200, 20_000) if fault == "cut" else None
         delay = self.faults.slow_s if fault == "slow" else 0.0
         threading.Thread(target=self._pipe, args=(client, server, budget, delay), daemon=True).start()
-        self._pipe(server, client, None, 0.0)
+        self._pipe(server, client, 0 if fault == "lost" else None, 0.0)
 
     def _pipe(self, src: socket.socket, dst: socket.socket, budget: int | None, delay: float) -> None:
         try:

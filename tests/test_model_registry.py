@@ -1,6 +1,8 @@
-"""The model registry without training: the gate, the pointer under two writers and a crash,
-bad inputs, the model card. Models are folders of one file; a fake ``predict`` answers for
-each (what a job process would), so every decision is known in advance."""
+"""The model registry without training: publishing through the gate, the pointer under two
+writers, a crash, a lost reply and a refusal run again, bad inputs, the model card. Models are
+folders of one file; a fake ``predict`` answers for each (what a job process would), so every
+decision is known in advance: a model labels the first ``right`` dev texts right and the rest
+wrong, so two models disagree on exactly the texts between their ``right``s."""
 
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ import pytest
 import yaml
 
 from controller.models.card import render_card
-from controller.models.gate import decide, score
+from controller.models.gate import POINT_ESTIMATE, GateSettings
 from controller.models.publish import publish
-from controller.models.registry import Registry, RegistryError, split_ref
+from controller.models.registry import Registry, RegistryError, RegistryRaced, split_ref
+from jobs.contract.errors import EXIT_RACED, cli_exit_code
 from jobs.data import DataError, Examples
 
 pytestmark = pytest.mark.unit
 
-DEV = Examples(tuple(f"text {i}" for i in range(10)), tuple("ab"[i % 2] for i in range(10)))
+N = 400
+DEV = Examples(tuple(f"text {i}" for i in range(N)), tuple("ab"[i % 2] for i in range(N)))
+OTHER_DEV = Examples(DEV.texts[:300], DEV.labels[:300])
 
 
 def model(tmp_path: Path, name: str, right: int) -> Path:
@@ -46,67 +51,84 @@ def info(version: str) -> dict:
             "labeled_nmi": 0.3}
 
 
-def run(registry, tmp_path, version: str, right: int, tolerance: float = 1.0, predict=fake_predict):
+def run(registry, tmp_path, version: str, right: int, settings: GateSettings = GateSettings(), predict=fake_predict,
+        dev: Examples = DEV):
     folder = model(tmp_path, f"m-{version}-{right}", right)
-    return publish(registry, lambda: folder, str(folder), info(version), DEV, "dev.jsonl", tolerance, predict,
+    return publish(registry, lambda: folder, str(folder), info(version), dev, "dev.jsonl", settings, predict,
                    lambda line: None)
 
 
-def test_scores_are_accuracy_and_macro_f1_in_points():
-    s = score(["a", "a", "b", "b"], ["a", "b", "b", "b"])
-    assert s.accuracy == 75.0 and s.n == 4
-    assert s.macro_f1 == pytest.approx(100 * (2 / 3 + 0.8) / 2)  # F1 a = 2/3, F1 b = 4/5
-
-
-def test_the_gate_promotes_within_the_tolerance_and_refuses_beyond_it():
-    current = score(list("aabb"), list("aabb"))
-    slightly = score(list("aabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabb"),
-                     list("aabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaabbaaba"))
-    assert 98.0 < slightly.accuracy < 100.0
-    assert decide(slightly, current, "v1", 1.5).promote and decide(slightly, current, "v1", 1.0).why.endswith("-1.0")
-    refused = decide(slightly, current, "v1", 0.5)
-    assert not refused.promote and "worse than v1 by more than 0.5 points: accuracy -1.0" in refused.why
-    assert decide(current, None, None, 0.0).why == "no current version"
+def counting(calls: list):
+    return lambda uri: calls.append(uri) or fake_predict(uri)
 
 
 def test_publish_promotes_refuses_and_keeps_every_version(tmp_path):
     registry = Registry(str(tmp_path / "reg"))
-    first = run(registry, tmp_path, "a", right=8)
+    first = run(registry, tmp_path, "a", right=320)
     assert first.promoted and first.current == "a" * 4 and registry.pointer().current == "a" * 4
-    worse = run(registry, tmp_path, "b", right=6)  # 60 against 80: refused
-    assert worse.new and not worse.promoted and worse.current == "a" * 4
+    worse = run(registry, tmp_path, "b", right=240)  # 60 against 80 on 400 texts: refused
+    assert worse.new and not worse.promoted and worse.outcome == "refuse" and worse.current == "a" * 4
     record = registry.record("b" * 4)
-    assert record["gate"]["promote"] is False and record["gate"]["current"]["accuracy"] == 80.0
-    assert record["gate"]["new"]["accuracy"] == 60.0 and "worse than aaaa" in record["gate"]["why"]
-    tolerated = run(registry, tmp_path, "c", right=6, tolerance=25.0)
-    assert tolerated.promoted and registry.pointer().current == "c" * 4
+    assert record["gate"]["outcome"] == "refuse" and record["gate"]["current"]["accuracy"] == 80.0
+    assert record["gate"]["new"]["accuracy"] == 60.0 and "against current aaaa: worse" in record["gate"]["why"]
+    evidence = record["gate"]["comparisons"][0]["evidence"]
+    assert evidence["current_only"] == 80 and evidence["new_only"] == 0 and evidence["accuracy"]["high"] < -2
+    # each version keeps its labels for the dev set, the gate reads them instead of scoring again
+    kept = registry.dev_predictions("a" * 4, record["dev_digest"])
+    assert kept is not None and kept["labels"] == fake_predict(str(tmp_path / "m-a-320"))
+    better = run(registry, tmp_path, "c", right=340)
+    assert better.promoted and registry.pointer().current == "c" * 4
     # the same inputs again: nothing new, nothing evaluated, no version made
-    calls = []
-    again = run(registry, tmp_path, "b", right=10, predict=lambda uri: calls.append(uri) or fake_predict(uri))
-    assert not again.new and calls == [] and registry.pointer().current == "c" * 4
+    calls: list = []
+    again = run(registry, tmp_path, "a", right=320, predict=counting(calls))
+    assert not again.new and again.outcome == "promote" and calls == [] and registry.pointer().current == "c" * 4
     assert [r["version"] for r in registry.versions()] == ["a" * 4, "b" * 4, "c" * 4]
     assert (tmp_path / "reg/versions/aaaa/model/config.json").is_file()
+
+
+def test_a_refusal_is_kept_under_the_dev_set_and_the_settings(tmp_path):
+    registry = Registry(str(tmp_path / "reg"))
+    run(registry, tmp_path, "a", right=320)
+    assert run(registry, tmp_path, "b", right=240).outcome == "refuse"
+    # WHEN the refused version is run again on the same dev set with the same settings
+    calls: list = []
+    again = run(registry, tmp_path, "b", right=240, predict=counting(calls))
+    # THEN it is the same refusal (the CLI exits 4 again), nothing scored
+    assert (again.new, again.outcome, calls) == (False, "refuse", []) and "against current aaaa" in again.why
+    # WHEN the settings change: decided again, the earlier decision kept beside the new one
+    loose = run(registry, tmp_path, "b", right=240, settings=GateSettings(rule=POINT_ESTIMATE, tolerance=25.0),
+                predict=counting(calls))
+    assert loose.new and loose.promoted and calls  # scored again: the new version and the current one
+    assert [d["outcome"] for d in registry.record("b" * 4)["decisions"]] == ["refuse", "promote"]
+    # WHEN the dev set changes: decided again too
+    run(registry, tmp_path, "c", right=200)  # refused against b on DEV
+    calls.clear()
+    other = run(registry, tmp_path, "c", right=200, dev=OTHER_DEV,
+                predict=lambda uri: calls.append(uri) or fake_predict(uri)[:300])
+    assert other.new and calls and len(registry.record("c" * 4)["decisions"]) == 2
 
 
 def test_two_trainers_at_once_leave_one_current_and_both_versions(tmp_path):
     registry = Registry(str(tmp_path / "reg"))
     barrier = threading.Barrier(2)
 
-    def slow_predict(model_uri):  # both evaluate before either moves the pointer
-        try:
-            barrier.wait(timeout=5)
-        except threading.BrokenBarrierError:
-            pass
+    waited: list[bool] = []
+
+    def slow_predict(model_uri):  # both score their new version before either moves the pointer
+        if "m-" in model_uri and len(waited) < 2:
+            waited.append(True)
+            barrier.wait(timeout=20)  # a broken barrier fails the thread, and the test below
         return fake_predict(model_uri)
 
     outcomes = {}
     threads = [threading.Thread(target=lambda v=v, r=r: outcomes.update({v: run(registry, tmp_path, v, r,
                                                                                predict=slow_predict)}))
-               for v, r in (("a", 8), ("b", 9))]
+               for v, r in (("a", 320), ("b", 360))]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
+    assert set(outcomes) == {"a", "b"} and not barrier.broken  # both ran, and both met at the barrier
     pointer = registry.pointer()
     assert registry.has("a" * 4) and registry.has("b" * 4)
     # both saw no current version; one moved the pointer first, the other found it moved and
@@ -126,25 +148,71 @@ def test_a_crash_between_the_version_and_its_pointer_is_finished_by_the_next_run
 
     monkeypatch.setattr(Registry, "move", crash)
     with pytest.raises(KeyboardInterrupt):
-        run(registry, tmp_path, "a", right=8)
+        run(registry, tmp_path, "a", right=320)
     monkeypatch.undo()
     assert registry.has("a" * 4) and registry.pointer().current is None  # complete version, old pointer
+    # the record and the card do not say promoted: the pointer did not move
+    assert registry.record("a" * 4)["gate"]["moved"] is None
+    assert "passed the gate (the pointer not yet moved)" in (tmp_path / "reg/versions/aaaa/README.md").read_text()
     with pytest.raises(RegistryError, match=r"has no current.json \(1 version\(s\)\)"):
         registry.resolve(None)
-    finished = run(registry, tmp_path, "a", right=8)
+    finished = run(registry, tmp_path, "a", right=320)
     assert finished.new and finished.promoted and registry.pointer().current == "a" * 4
     assert [m["action"] for m in registry.pointer().log] == ["promote"]
+    assert registry.record("a" * 4)["gate"]["moved"] and "**promoted:" in (tmp_path / "reg/versions/aaaa/README.md").read_text()
+
+
+def test_a_move_that_landed_but_whose_reply_was_lost_is_not_made_twice(tmp_path, monkeypatch):
+    registry = Registry(str(tmp_path / "reg"))
+    run(registry, tmp_path, "a", right=320)
+    real_move = Registry.move
+
+    def landed_but_lost(self, seen, action, version, why):  # the write happens; the writer hears "refused"
+        assert real_move(self, seen, action, version, why)
+        return False
+
+    monkeypatch.setattr(Registry, "move", landed_but_lost)
+    calls: list = []
+    out = run(registry, tmp_path, "b", right=360, predict=counting(calls))
+    monkeypatch.undo()
+    # THEN the trainer sees its own version current and stops: no second gate, no second push
+    assert out.promoted and out.current == "b" * 4
+    assert registry.pointer().stack == ("a" * 4, "b" * 4) and len(registry.pointer().log) == 2
+    assert calls == [str(tmp_path / "m-b-360")]  # the new version, once (the current one's labels are kept)
+    assert registry.record("b" * 4)["gate"]["moved"]
+    # AND a rollback then does what it says
+    assert registry.move(registry.pointer(), "rollback", "b" * 4, "by hand")
+    assert registry.pointer().current == "a" * 4
+
+
+def test_running_out_of_races_has_its_own_exit_code(tmp_path, monkeypatch):
+    registry = Registry(str(tmp_path / "reg"))
+    run(registry, tmp_path, "a", right=320)
+    real_move = Registry.move
+    rivals = iter(f"r{i}" for i in range(100))
+
+    def always_beaten(self, seen, action, version, why):  # another writer moves it first, every time
+        assert real_move(self, seen, "promote", next(rivals), "a rival")
+        return False
+
+    monkeypatch.setattr(Registry, "move", always_beaten)
+    monkeypatch.setattr(Registry, "model_uri", lambda self, v: str(tmp_path / "m-a-320"))  # the rivals score as a
+    with pytest.raises(RegistryRaced) as raised:
+        run(registry, tmp_path, "b", right=360)
+    assert cli_exit_code(raised.value) == EXIT_RACED == 6 and raised.value.retryable
+    assert "recorded, not current" in str(raised.value) and registry.has("b" * 4)
+    assert "b" * 4 not in registry.pointer().stack
 
 
 def test_bad_dev_sets_and_missing_versions_are_one_line(tmp_path):
     registry = Registry(str(tmp_path / "reg"))
     other = Examples(("x", "y"), ("a", "c"))
     with pytest.raises(DataError, match="labels c are not the model's \\(a, b\\)"):
-        publish(registry, lambda: model(tmp_path, "m", 1), "m", info("a"), other, "dev.jsonl", 1.0, fake_predict,
-                print)
-    with pytest.raises(DataError, match="no texts"):
-        publish(registry, lambda: model(tmp_path, "n", 1), "n", info("a"), Examples((), ()), "dev.jsonl", 1.0,
+        publish(registry, lambda: model(tmp_path, "m", 1), "m", info("a"), other, "dev.jsonl", GateSettings(),
                 fake_predict, print)
+    with pytest.raises(DataError, match="no texts"):
+        publish(registry, lambda: model(tmp_path, "n", 1), "n", info("a"), Examples((), ()), "dev.jsonl",
+                GateSettings(), fake_predict, print)
     with pytest.raises(RegistryError, match="holds no model"):
         registry.resolve(None)
     with pytest.raises(RegistryError, match="has no version zzz"):
@@ -157,7 +225,7 @@ def test_a_version_seen_complete_is_not_asked_of_the_store_again(tmp_path, monke
     from jobs.storage import LocalStore
 
     uri = str(tmp_path / "reg")
-    run(Registry(uri), tmp_path, "a", 8)
+    run(Registry(uri), tmp_path, "a", 320)
     asked: list[str] = []
     real_exists = LocalStore.exists
     monkeypatch.setattr(LocalStore, "exists", lambda self, key: asked.append(key) or real_exists(self, key))
@@ -184,7 +252,8 @@ def test_the_pointer_on_s3_moves_only_from_what_was_read(s3_env):
 
 def test_the_model_card_has_hugging_face_front_matter(tmp_path):
     registry = Registry(str(tmp_path / "reg"))
-    run(registry, tmp_path, "a", right=8)
+    run(registry, tmp_path, "a", right=320)
+    run(registry, tmp_path, "b", right=240)
     card = (tmp_path / "reg/versions/aaaa/README.md").read_text()
     front = yaml.safe_load(card.split("---\n")[1])
     assert front["base_model"] == "minilm" and "cluster-and-tune" in front["tags"]
@@ -196,19 +265,52 @@ def test_the_model_card_has_hugging_face_front_matter(tmp_path):
         assert expected in body, expected
     assert "probe_head.json" in render_card({**registry.record("a" * 4), "probe": True})
     assert time.time() - registry.record("a" * 4)["created"] < 60
+    refused = (tmp_path / "reg/versions/bbbb/README.md").read_text()
+    assert "**refused: against current aaaa: worse beyond the tolerance" in refused
+    assert "- against current aaaa (refuse): accuracy -20.0 [" in refused and "McNemar p = " in refused
+    assert "F1 by label: a -" in refused and "80 broken (negative flips 20.0%)" in refused
 
 
 def test_the_history_page_shows_every_version_its_figures_and_the_gates_word(tmp_path):
     import xml.etree.ElementTree as ET
 
     registry = Registry(str(tmp_path / "reg"))
-    run(registry, tmp_path, "a", right=8)
-    run(registry, tmp_path, "b", right=6)  # refused
+    run(registry, tmp_path, "a", right=320)
+    run(registry, tmp_path, "b", right=240)  # refused
     page = (tmp_path / "reg/history.html").read_text()
     assert "current: <b>aaaa</b>; 2 version(s); 1 move(s)" in page
     assert page.index("<td>bbbb</td>") < page.index("<td>aaaa</td>")  # newest first
-    assert "<td>60.0</td>" in page and "<td>refused</td>" in page and "worse than aaaa" in page
+    assert "<td>60.0</td>" in page and "<td>refused</td>" in page and "against current aaaa: worse" in page
+    assert "<td>acc -20.0 [" in page
     svg = page[page.index("<svg"):page.index("</svg>") + 6]
     circles = ET.fromstring(svg).findall("{http://www.w3.org/2000/svg}circle")
     assert len(circles) == 4  # accuracy and macro-F1 of each version
     assert [c.get("fill") for c in circles[:2]] == ["#1f77b4", "white"]  # a promoted, b not
+
+
+def test_a_chain_of_small_losses_stops_at_the_tolerance_below_the_best(tmp_path):
+    big = Examples(tuple(f"text {i}" for i in range(2000)), tuple("ab"[i % 2] for i in range(2000)))
+
+    def predict(model_uri: str) -> list[str]:
+        import json
+
+        right = json.loads((Path(model_uri) / "config.json").read_text())["right"]
+        return [y if i < right else ("b" if y == "a" else "a") for i, y in enumerate(big.labels)]
+
+    def chain(rule: str) -> list:
+        registry = Registry(str(tmp_path / f"reg-{rule}"))
+        settings = GateSettings(rule=rule, tolerance=2.0)
+        return [run(registry, tmp_path, v, right, settings, predict, big)
+                for v, right in (("a", 1800), ("b", 1780), ("c", 1760), ("d", 1740))]
+
+    # each version 1 point below the one before it; the best (a) is 90.0
+    a, b, c, d = chain(POINT_ESTIMATE)
+    assert a.promoted and b.promoted and c.promoted  # c is 2.0 below a: at the tolerance, not beyond
+    assert d.outcome == "refuse" and "against best aaaa" in d.why and "against current" not in d.why
+    assert d.current == "c" * 4
+    a, b, c, d = chain("non-inferiority")
+    assert a.promoted and b.promoted  # -1.0 [-1.4, -0.6] against a
+    assert c.outcome == "inconclusive" and "against best aaaa: cannot rule out" in c.why, c.why
+    assert "the change sits on the tolerance" in c.why  # -2.0 is the tolerance itself
+    # d: -2.0 against current b (inconclusive), -3.0 against the best a (its interval wholly below -2)
+    assert d.outcome == "refuse" and d.current == "b" * 4 and "against best aaaa: worse" in d.why, d.why

@@ -189,7 +189,7 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     # WHEN a first version is trained from the bucket: it becomes current
     first = ctune(*train)
     assert first.returncode == 0, first.stderr
-    assert "promoted" in first.stderr.splitlines()[-1] and "(no current version)" in first.stderr
+    assert first.stderr.splitlines()[-1].startswith("promoted ") and "(no current version)" in first.stderr
     # AND the same inputs again make no version and compute nothing
     t0 = time.time()
     same = ctune(*train)
@@ -197,9 +197,15 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     print(f"\nno-change retrain: {time.time() - t0:.1f} s")
     # AND new corpus texts make a second version, scored against the first on the same dev set
     bucket.write_bytes("data/corpus/part-001.jsonl", ("\n".join(unlabeled[120:]) + "\n").encode())
-    second = ctune(*train, "--tolerance", "100")
+    unclear = ctune(*train)
+    # two tiny random models on 60 dev texts: the interval cannot rule out a loss of 2 points
+    assert unclear.returncode == 5, unclear.stderr
+    last = unclear.stderr.splitlines()[-1]
+    assert last.startswith("inconclusive: ") and "dev texts would decide" in last and "stays current" in last
+    assert ctune(*train).returncode == 5  # the same again: the same answer, nothing scored
+    second = ctune(*train, "--tolerance", "100")  # other settings: decided again
     assert second.returncode == 0, second.stderr
-    assert "current version" in second.stderr and "promoted" in second.stderr.splitlines()[-1]
+    assert "current version" in second.stderr and second.stderr.splitlines()[-1].startswith("promoted ")
     listed = ctune("models", "ls", registry)
     rows = listed.stdout.splitlines()[1:]
     assert listed.returncode == 0 and len(rows) == 2 and rows[1].startswith("* ") and "current" in rows[1]
@@ -242,6 +248,9 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     assert cli.main(train) == 4
     assert ctune("models", "ls", registry).stdout.count("refused") == 1
     assert json.loads(bucket.read_bytes("models/news/current.json"))["current"] == v2
+    # AND run again (a retried pod): refused again, exit code 4 again, nothing scored
+    monkeypatch.setattr(practitioner, "dev_predictor", lambda *a: lambda uri: pytest.fail("scored again"))
+    assert cli.main(train) == 4
 
 
 def test_a_registry_needs_a_dev_set_whose_labels_are_the_models(tmp_path, data_dir, tiny_model, ctune):
@@ -255,7 +264,9 @@ def test_a_registry_needs_a_dev_set_whose_labels_are_the_models(tmp_path, data_d
             "--store", str(tmp_path / "store")]
     for extra, expected in (([], "--dev (labeled texts never trained on) is needed"),
                             (["--dev", str(tmp_path / "dev.jsonl")], "labels Weather are not the model's"),
-                            (["--dev", str(tmp_path / "empty.jsonl")], "empty")):
+                            (["--dev", str(tmp_path / "empty.jsonl")], "empty"),
+                            (["--dev", str(tmp_path / "dev.jsonl"), "--backend", "kubernetes"],
+                             "is a folder: with --backend kubernetes the registry must be in the store")):
         result = ctune(*base, *extra)
         assert result.returncode == 2 and expected in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from controller.models.listing import utc_minute
+from controller.models.listing import evidence_lines, outcome, utc_minute
 
 LOADING_FINETUNED = """```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -58,7 +58,13 @@ def render_card(record: dict) -> str:
     }
     created = f"{utc_minute(record.get('created', 0))} UTC"
     current = gate.get("current") or {}
-    decision = ("promoted" if gate.get("promote") else "not promoted") + f": {gate.get('why', '')}"
+    word = outcome(record)
+    if word == "promote":
+        word = "promoted" if gate.get("moved") or "outcome" not in gate else "passed the gate (the pointer not yet moved)"
+    else:
+        word = {"refuse": "refused", "inconclusive": "inconclusive"}.get(word, word)
+    decision = f"{word}: {gate.get('why', '')}"
+    settings = gate.get("settings") or {"tolerance": gate.get("tolerance")}
     agreement = record.get("agreement") or {}
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "",
@@ -81,7 +87,8 @@ def render_card(record: dict) -> str:
         f"| this version | {_pct(new.get('accuracy'))} | {_pct(new.get('macro_f1'))} |",
         f"| current before ({gate.get('current_version') or 'none'}) | {_pct(current.get('accuracy'))} | "
         f"{_pct(current.get('macro_f1'))} |", "",
-        f"Gate (tolerance {gate.get('tolerance')} points): **{decision}**", "",
+        f"Gate ({', '.join(f'{k} {v}' for k, v in settings.items())}): **{decision}**", "",
+        *(f"- {line.strip()}" for line in evidence_lines(gate)), "",
         "## How to load it", "",
         "With cluster-tune: `ctune predict <registry>@" + record["version"] + " texts.jsonl`. With plain "
         "`transformers`, from the version's `model/` folder:", "",

@@ -1,10 +1,18 @@
 """Publish a trained model as a registry version and move the pointer through the gate.
 
-Both models, the new one and the current one, are evaluated on the same dev set in the same
-run. A version is written whole (``_COMPLETE`` last) before the pointer moves; the pointer
-moves with a conditional write, and a writer that finds it moved meanwhile evaluates the new
-current version and decides again. A crash anywhere leaves either no version, or a complete
-version and the old pointer: the next run finds the version and finishes the decision.
+The new version, the current one and the best one promoted on the same dev set are scored on
+that dev set (``evaluate`` steps; each version's per-text labels and probabilities are kept
+with it, ``versions/<v>/dev/<digest>.json``), and the gate decides on the paired evidence.
+A version is written whole (``_COMPLETE`` last) before the pointer moves; the pointer moves
+with a conditional write. A writer whose write is refused reads the pointer again: if it holds
+this version already (the write landed but its reply was lost, or a twin trainer on the same
+inputs moved it) the promotion is done; otherwise it decides again against the new current
+version. A crash anywhere leaves either no version, or a complete version and the old pointer,
+or the moved pointer and a record that says the move is pending: the next run finishes it.
+
+A decision is kept under the dev set's digest and the gate's settings: the same version run
+again on the same dev set with the same settings gives the same outcome (and exit code)
+without scoring anything; another dev set or other settings decide again.
 """
 
 from __future__ import annotations
@@ -17,14 +25,14 @@ from importlib import metadata
 from pathlib import Path
 
 from controller.models.card import render_card
-from controller.models.gate import Decision, DevScores, decide, score
+from controller.models.gate import PROMOTE, Decision, GateSettings, decide, score
 from controller.models.history import write_history
-from controller.models.registry import Pointer, Registry
+from controller.models.registry import Pointer, Registry, RegistryRaced
 from jobs.data import DataError, Examples, dump_jsonl
 
-Predict = Callable[[str], list[str]]
-"""A model folder's labels for the dev texts, from its store URI (an ``evaluate`` step: the
-controller loads no torch)."""
+Predict = Callable[[str], "dict | list[str]"]
+"""A model folder's labels for the dev texts, from its store URI: an ``evaluate`` step's output
+(``{"labels", "names", "probabilities"}``) or just the labels. The controller loads no torch."""
 
 MAX_RACES = 5
 
@@ -33,11 +41,15 @@ MAX_RACES = 5
 class Outcome:
     version: str
     new: bool
-    """False: this version was there and decided already (nothing new to train or publish)."""
+    """False: this version was decided already on this dev set with these settings (nothing scored)."""
     promoted: bool
+    """This version is current after this run."""
     current: str | None
     """The version in use after this run."""
-    decision: Decision | None
+    outcome: str
+    """``promote``, ``refuse`` or ``inconclusive``: the gate's word, now or when it was decided."""
+    why: str
+    decision: Decision | None = None
 
 
 def code_version() -> str:
@@ -56,61 +68,140 @@ def check_dev(dev: Examples, labels: Sequence[str], source: str) -> None:
                         f"({', '.join(labels)}): a dev set must be labeled as the training texts are")
 
 
-def _scores(predict: Predict, model_uri: str, dev: Examples) -> DevScores:
-    return score([str(y) for y in dev.labels], predict(model_uri))
+def dev_digest(dev: Examples) -> str:
+    return hashlib.sha256(dump_jsonl(dev)).hexdigest()
 
 
-def _decided(registry: Registry, version: str, pointer: Pointer) -> bool:
-    """Published, and its decision carried out: it is or was current, or the gate refused it."""
-    if not registry.has(version):
-        return False
-    gate = registry.record(version).get("gate") or {}
-    return pointer.was_current(version) or gate.get("promote") is False
+def _as_predictions(raw: dict | list[str]) -> dict:
+    return {"labels": [str(y) for y in raw]} if isinstance(raw, list) else dict(raw)
+
+
+class _Scorer:
+    """Each version's dev predictions: kept with the version, or scored once and kept."""
+
+    def __init__(self, registry: Registry, predict: Predict, digest: str, source: str, n: int):
+        self.registry, self.predict, self.digest, self.source, self.n = registry, predict, digest, source, n
+
+    def stored(self, version: str) -> dict | None:
+        found = self.registry.dev_predictions(version, self.digest)
+        return found if found is not None and len(found.get("labels", ())) == self.n else None
+
+    def labels(self, version: str, model_uri: str | None = None) -> list[str]:
+        found = self.stored(version)
+        if found is None:
+            found = _as_predictions(self.predict(model_uri or self.registry.model_uri(version)))
+            self.registry.put_dev_predictions(version, self.digest,
+                                              {"dev_digest": self.digest, "dev_source": self.source, **found})
+        return [str(y) for y in found["labels"]]
+
+
+def _prior(record: dict, key: str) -> dict | None:
+    """The decision this version already has on this dev set with these settings (not promoted)."""
+    return next((d for d in record.get("decisions", []) if d.get("key") == key and d.get("outcome") != PROMOTE), None)
+
+
+def _finish_move(registry: Registry, version: str, record: dict, at: float | None = None) -> None:
+    """The record and card say promoted once the pointer holds the version."""
+    gate = record.get("gate") or {}
+    if gate.get("outcome") == PROMOTE and not gate.get("moved"):
+        record = {**record, "gate": {**gate, "moved": at or time.time()}}
+        registry.update_record(version, record, render_card(record))
 
 
 def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str, info: dict, dev: Examples,
-            dev_source: str, tolerance: float, predict: Predict, say: Callable[[str], None]) -> Outcome:
+            dev_source: str, settings: GateSettings, predict: Predict, say: Callable[[str], None]) -> Outcome:
     """``fetch_model``: the new model's folder here (copied into the version; fetched only when
     the version is new); ``model_uri``: the same in the store, for its ``evaluate`` step."""
     version = info["steps"]["fit"][:16]
+    digest = dev_digest(dev)
+    key = settings.key(digest)
     pointer = registry.pointer()
-    if _decided(registry, version, pointer):
-        return Outcome(version, False, pointer.current == version, pointer.current, None)
+    earlier: list[dict] = []
+    if registry.has(version):
+        record = registry.record(version)
+        if pointer.was_current(version):
+            _finish_move(registry, version, record)
+            return Outcome(version, False, pointer.current == version, pointer.current, PROMOTE,
+                           "promoted earlier")
+        prior = _prior(record, key)
+        if prior is not None:
+            return Outcome(version, False, False, pointer.current, prior["outcome"], prior["why"])
+        earlier = [d for d in record.get("decisions", []) if d.get("key") != key]
     check_dev(dev, info["labels"], dev_source)
     model_dir = fetch_model()
-    new = _scores(predict, model_uri, dev)
-    say(f"version {version} on the dev set: {new.line()}")
+    gold = [str(y) for y in dev.labels]
+    scorer = _Scorer(registry, predict, digest, dev_source, len(dev))
+    mine_raw = _as_predictions(predict(model_uri))
+    mine = [str(y) for y in mine_raw["labels"]]
+    say(f"version {version} on the dev set: {score(gold, mine).line()}")
     record = {"version": version, "registry": registry.uri, "created": time.time(), "code_version": code_version(),
               "base_model": info.get("model"), "setting": info["setting"], "asked": info["asked"],
               "protocol": info.get("protocol"), "labels": info["labels"], "labeled": info["labeled"],
               "corpus": info["corpus"], "labeled_digest": info["labeled_digest"],
-              "corpus_digest": info["corpus_digest"], "dev_digest": hashlib.sha256(dump_jsonl(dev)).hexdigest(),
+              "corpus_digest": info["corpus_digest"], "dev_digest": digest,
               "dev_source": dev_source, "steps": info["steps"], "dataset": info["dataset"],
               "probe": (model_dir / "probe_head.json").is_file(),
               "agreement": {k: info[k] for k in ("labeled_ami", "labeled_nmi") if k in info}}
+    if registry.has(version):
+        record["created"] = registry.record(version).get("created", record["created"])
+    mine_payload = {"dev_digest": digest, "dev_source": dev_source, **mine_raw}
     for _ in range(MAX_RACES):
-        decision = _gate(registry, pointer, new, dev, tolerance, predict, say)
-        record["gate"] = decision.to_dict()
+        decision = _gate(scorer, pointer, gold, mine, digest, settings, say)
+        record["gate"] = {**decision.to_dict(), "moved": None}
+        record["decisions"] = [*earlier, record["gate"]]
+        registry.put_dev_predictions(version, digest, mine_payload)
         if registry.has(version):  # a crash or a race left it published: the decision is new
             registry.update_record(version, record, render_card(record))
         else:
             registry.publish(version, model_dir, record, render_card(record))
         if not decision.promote:
             write_history(registry)
-            return Outcome(version, True, False, pointer.current, decision)
-        if registry.move(pointer, "promote", version, decision.why):
+            return Outcome(version, True, False, pointer.current, decision.outcome, decision.why, decision)
+        moved = registry.move(pointer, "promote", version, decision.why)
+        if not moved:
+            pointer = registry.pointer()
+            moved = pointer.was_current(version)  # the write landed and its reply was lost, or a twin moved it
+        if moved:
+            _finish_move(registry, version, record)
             write_history(registry)
-            return Outcome(version, True, True, version, decision)
-        say("another trainer moved the pointer meanwhile: deciding again against its version")
-        pointer = registry.pointer()
-    raise DataError(f"{registry.uri}: the pointer kept moving under {MAX_RACES} tries; run again")
+            return Outcome(version, True, True, version, decision.outcome, decision.why, decision)
+        say(f"another trainer moved the pointer meanwhile (now {pointer.current}): deciding again against it")
+    raise RegistryRaced(f"{registry.uri}: the pointer moved under this trainer {MAX_RACES} times; "
+                        f"{version} is recorded, not current; run again to decide against the version then current")
 
 
-def _gate(registry: Registry, pointer: Pointer, new: DevScores, dev: Examples, tolerance: float, predict: Predict,
+def best_promoted(scorer: _Scorer, pointer: Pointer, gold: list[str]) -> tuple[str, list[str]] | None:
+    """The best version promoted and not rolled back whose labels on this dev set are kept
+    (every version scored on it when it was new or current is), by accuracy then macro-F1."""
+    found = []
+    for version in pointer.stack:
+        kept = scorer.stored(version)
+        if kept is not None:
+            labels = [str(y) for y in kept["labels"]]
+            s = score(gold, labels)
+            found.append(((s.accuracy, s.macro_f1), version, labels))
+    if not found:
+        return None
+    _, version, labels = max(found, key=lambda f: f[0])
+    return version, labels
+
+
+def _gate(scorer: _Scorer, pointer: Pointer, gold: list[str], mine: list[str], digest: str, settings: GateSettings,
           say: Callable[[str], None]) -> Decision:
     current = pointer.current
     if current is None:
-        return decide(new, None, None, tolerance)
-    theirs = _scores(predict, registry.model_uri(current), dev)
-    say(f"current version {current} on the same dev set: {theirs.line()}")
-    return decide(new, theirs, current, tolerance)
+        return decide(gold, mine, (), settings, digest)
+    theirs = scorer.labels(current)
+    say(f"current version {current} on the same dev set: {score(gold, theirs).line()}")
+    others: list[tuple[str, str, Sequence[str]]] = [(current, "current", theirs)]
+    best = best_promoted(scorer, pointer, gold)
+    if best is not None and best[0] != current:
+        b, now = score(gold, best[1]), score(gold, theirs)
+        if (b.accuracy, b.macro_f1) > (now.accuracy, now.macro_f1):
+            say(f"best version promoted on this dev set, {best[0]}: {b.line()}")
+            others.append((best[0], "best", best[1]))
+    decision = decide(gold, mine, others, settings, digest)
+    for comparison in decision.comparisons:
+        say(f"against {comparison.role} {comparison.against}: {comparison.evidence.line()}")
+    return decision
+

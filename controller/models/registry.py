@@ -4,6 +4,8 @@
     versions/<version>/record.json    inputs' digests, setting, step ids, dev metrics, counts,
                                       created, code version, the gate's decision and why
     versions/<version>/README.md      the model card (controller.models.card)
+    versions/<version>/dev/<digest>.json  its labels (and probabilities) for a dev set's texts,
+                                      kept when it was scored on that dev set (the gate reads them)
     versions/<version>/_COMPLETE      written last: a version without it is not there
     current.json                      the version in use, and every move of the pointer
 
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.contract.errors import CtuneError
+from jobs.contract.errors import EXIT_RACED, CtuneError
 from jobs.storage import Store, open_store
 
 VERSIONS = "versions"
@@ -29,10 +31,19 @@ RECORD = "record.json"
 CARD = "README.md"
 MODEL = "model"
 COMPLETE = "_COMPLETE"
+DEV = "dev"
 
 
 class RegistryError(CtuneError, ValueError):
     """A registry that cannot answer what was asked (one line)."""
+
+
+class RegistryRaced(CtuneError):
+    """Other writers kept moving the pointer: this version is recorded, not current; running
+    again decides against the version then current."""
+
+    retryable = True
+    exit_code = EXIT_RACED
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:
@@ -138,6 +149,15 @@ class Registry:
                  "current": stack[-1] if stack else None}
         body = {"current": stack[-1] if stack else None, "stack": stack, "log": [*seen.log, entry]}
         return self.store.replace_bytes(CURRENT, (json.dumps(body, indent=2) + "\n").encode(), seen.tag)
+
+    def dev_predictions(self, version: str, dev_digest: str) -> dict | None:
+        """The version's labels for the dev set of that digest, when it was scored on it."""
+        key = self._v(version, f"{DEV}/{dev_digest[:16]}.json")
+        return dict(json.loads(self.store.read_bytes(key))) if self.store.exists(key) else None
+
+    def put_dev_predictions(self, version: str, dev_digest: str, predictions: dict) -> None:
+        self.store.write_bytes(self._v(version, f"{DEV}/{dev_digest[:16]}.json"),
+                               (json.dumps(predictions) + "\n").encode())
 
     def model_uri(self, version: str) -> str:
         """Where a job reads the version's model folder from."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from controller.plan.spec import store_uri
 from controller.run.backends.base import Backend
 from controller.run.live import Progress, say
-from jobs.contract.errors import EXIT_NOT_PROMOTED, EXIT_OK
+from jobs.contract.errors import EXIT_INCONCLUSIVE, EXIT_NOT_PROMOTED, EXIT_OK
 from jobs.contract.params import ClusterParams
 from jobs.data import DataError, output_stream
 from jobs.storage import Store, open_store
@@ -44,8 +44,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from controller.plan.modelcheck import check_model
     from controller.practice.training import TrainRequest, run_training
 
-    check_model(args.model, local=args.backend == "local")
     registry = bool(args.dev) or is_registry(args.out)
+    if registry and args.backend == "kubernetes" and not str(args.out).startswith("s3://"):
+        raise DataError(f"--out {args.out} is a folder: with --backend kubernetes the registry must be in the "
+                        "store the pods read (s3://bucket/models/NAME)")
+    check_model(args.model, local=args.backend == "local")
     if registry and not args.dev:
         raise DataError(f"--out {args.out} is a model registry: --dev (labeled texts never trained on) is needed "
                         "to score a new version against the current one")
@@ -77,23 +80,36 @@ def _train_backend(store: Store, args: argparse.Namespace) -> Backend:
     return LocalBackend(store)
 
 
+def gate_settings(args: argparse.Namespace):
+    from controller.models.gate import GateSettings
+
+    return GateSettings(rule=args.gate_rule, tolerance=args.tolerance, label_margin=args.label_margin)
+
+
 def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Backend) -> int:
+    from controller.models.gate import INCONCLUSIVE, PROMOTE
     from controller.practice.training import train_to_registry
 
     t0 = time.time()
-    out = train_to_registry(store, req, args.out, args.dev, args.tolerance, Progress(), _announce_training, say,
-                            backend)
+    out = train_to_registry(store, req, args.out, args.dev, gate_settings(args), Progress(), _announce_training,
+                            say, backend)
+    code = {PROMOTE: EXIT_OK, INCONCLUSIVE: EXIT_INCONCLUSIVE}.get(out.outcome, EXIT_NOT_PROMOTED)
     if not out.new:
-        say(f"nothing new: version {out.version} of these inputs is in {args.out} already "
-            f"({'current' if out.promoted else 'not current'}; current: {out.current})")
-        return EXIT_OK
-    decision = out.decision
-    assert decision is not None
+        if out.outcome == PROMOTE:
+            say(f"nothing new: version {out.version} of these inputs is in {args.out} already and was promoted "
+                f"({'current' if out.promoted else 'not current now'}; current: {out.current})")
+        else:
+            say(f"nothing new: version {out.version} of these inputs is in {args.out} already, "
+                f"{'refused' if out.outcome != INCONCLUSIVE else 'inconclusive'} on this dev set with these gate "
+                f"settings ({out.why}); {out.current} stays current")
+        return code
     if out.promoted:
-        say(f"promoted {out.version} in {args.out} ({decision.why}) in {time.time() - t0:.0f} s")
-        return EXIT_OK
-    say(f"not promoted: {out.version} is recorded in {args.out} but {out.current} stays current ({decision.why})")
-    return EXIT_NOT_PROMOTED
+        say(f"promoted {out.version} in {args.out} ({out.why}) in {time.time() - t0:.0f} s")
+    elif out.outcome == INCONCLUSIVE:
+        say(f"inconclusive: {out.version} is recorded in {args.out} but {out.current} stays current ({out.why})")
+    else:
+        say(f"refused: {out.version} is recorded in {args.out} but {out.current} stays current ({out.why})")
+    return code
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from controller.analysis.advice import THRESHOLD, advise, sample_agreement
 from controller.analysis.agreement import nmi
+from controller.models.gate import GateSettings
 from controller.models.publish import Outcome
 from controller.plan.datasets import read_source
 from controller.plan.graph import Plan, cluster_step, evaluate_step, fit_step, intertrain_step
@@ -200,21 +201,22 @@ def _digest(examples: Examples) -> str:
     return hashlib.sha256(dump_jsonl(examples)).hexdigest()
 
 
-def dev_predictor(store: Store, backend: Backend, dev: Examples, names: list[str], on_event) -> Callable[[str], list[str]]:
-    """Labels for the dev texts from a model folder's store URI: an ``evaluate`` step run by
-    ``backend`` (cached: the same model on the same dev set is scored once)."""
+def dev_predictor(store: Store, backend: Backend, dev: Examples, names: list[str], on_event) -> Callable[[str], dict]:
+    """Labels (and each label's probability) for the dev texts from a model folder's store URI:
+    an ``evaluate`` step run by ``backend`` (cached: the same model on the same dev set is
+    scored once)."""
     dataset = staged_dataset("dev", {TRAIN: dev}, names, {"dev": len(dev)})
     stage(store, dataset)
 
-    def predict(model_uri: str) -> list[str]:
+    def predict(model_uri: str) -> dict:
         step = evaluate_step(model_uri, dataset.prefix, f"evaluate {model_uri.rsplit('/', 2)[-2]}")
         _run(backend, Plan({step.id: step}, (), {}), on_event)
-        return [str(y) for y in json.loads(store.read_bytes(f"{step.prefix}/{DEV_LABELS}"))["labels"]]
+        return dict(json.loads(store.read_bytes(f"{step.prefix}/{DEV_LABELS}")))
 
     return predict
 
 
-def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_source: str, tolerance: float,
+def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_source: str, settings: GateSettings,
                       on_event, announce: Callable[[dict], None], say: Callable[[str], None],
                       backend: Backend | None = None) -> Outcome:
     """Train (steps cached in ``store``, run by ``backend``: local processes by default), then
@@ -232,7 +234,7 @@ def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_so
     fit, info = train_steps(store, req, on_event, announce, backend, labeled)
     predict = dev_predictor(store, backend, dev, names, on_event)
     return publish(registry, lambda: store.fetch_dir(f"{fit.prefix}/{MODEL}"), f"{store.root}/{fit.prefix}/{MODEL}",
-                   {**info, "model": req.model}, dev, dev_source, tolerance, predict, say)
+                   {**info, "model": req.model}, dev, dev_source, settings, predict, say)
 
 
 def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterParams, text_field: str,

@@ -19,7 +19,9 @@ its input or environment (spec, data, model, store, cluster; nothing was run), `
 steps ran and some failed (:class:`StepsFailed`), ``3`` when the store stopped answering
 mid-run for longer than its outage window (``CTUNE_STORE_OUTAGE_S``), ``4`` when ``ctune
 train`` into a registry trained a version the promotion gate refused (it is recorded, not
-current), ``130`` when interrupted (Ctrl-C), ``143`` when terminated (SIGTERM).
+current; the same version run again on the same dev set exits 4 again), ``5`` when the gate
+found the dev set too small to tell (inconclusive: recorded, not current), ``6`` when other
+writers kept moving the registry's pointer (run again), ``130`` when interrupted (Ctrl-C), ``143`` when terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 EXIT_STORE_OUTAGE = 3
 EXIT_NOT_PROMOTED = 4
+"""The gate refused the version (evidence that it is worse)."""
+EXIT_INCONCLUSIVE = 5
+"""The gate could not tell on this dev set; the current version stays."""
+EXIT_RACED = 6
 EXIT_CLAIMED = 75
 
 
@@ -74,6 +80,8 @@ def job_exit_code(exc: BaseException) -> int:
 
 def cli_exit_code(exc: CtuneError) -> int:
     """The exit code of ``ctune`` for an error it reports."""
+    if getattr(exc, "exit_code", None) is not None:
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     if getattr(exc, "outage", False):
         return EXIT_STORE_OUTAGE
     return EXIT_FAILED if isinstance(exc, StepsFailed) else EXIT_BAD_INPUT
