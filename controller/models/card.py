@@ -42,6 +42,15 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
+def _word(record: dict) -> str:
+    """The gate's word as the card says it: promoted only once the pointer moved."""
+    gate = record.get("gate") or {}
+    word = outcome(record)
+    if word == "promote":
+        return "promoted" if gate.get("moved") or "outcome" not in gate else "passed the gate (the pointer not yet moved)"
+    return {"refuse": "refused", "inconclusive": "inconclusive"}.get(word, word)
+
+
 def render_card(record: dict) -> str:
     gate = record.get("gate") or {}
     new = gate.get("new") or {}
@@ -58,12 +67,7 @@ def render_card(record: dict) -> str:
     }
     created = f"{utc_minute(record.get('created', 0))} UTC"
     current = gate.get("current") or {}
-    word = outcome(record)
-    if word == "promote":
-        word = "promoted" if gate.get("moved") or "outcome" not in gate else "passed the gate (the pointer not yet moved)"
-    else:
-        word = {"refuse": "refused", "inconclusive": "inconclusive"}.get(word, word)
-    decision = f"{word}: {gate.get('why', '')}"
+    decision = f"{_word(record)}: {gate.get('why', '')}"
     settings = gate.get("settings") or {"tolerance": gate.get("tolerance")}
     agreement = record.get("agreement") or {}
     lines = [

@@ -25,7 +25,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from controller.models.evidence import Evidence, dev_labels, paired_evidence, texts_to_decide
+from controller.models.evidence import Evidence, Interval, dev_labels, paired_evidence, texts_to_decide
 
 PROMOTE, REFUSE, INCONCLUSIVE = "promote", "refuse", "inconclusive"
 NON_INFERIORITY, POINT_ESTIMATE = "non-inferiority", "point-estimate"
@@ -146,14 +146,26 @@ def score(gold: Sequence[str], predicted: Sequence[str]) -> DevScores:
 
 def judge(evidence: Evidence, settings: GateSettings) -> tuple[str, str]:
     """One comparison's outcome and why, from its evidence."""
-    tol, margin = settings.tolerance, settings.label_margin
-    metrics = {"accuracy": evidence.accuracy, "macro-F1": evidence.macro_f1}
     if settings.rule == POINT_ESTIMATE:
-        worse = [f"{name} {i.change:+.1f}" for name, i in metrics.items() if i.change < -tol]
-        if worse:
-            return REFUSE, f"point estimate below -{tol:g}: " + ", ".join(worse)
-        return PROMOTE, "point estimates within the tolerance: " + ", ".join(
-            f"{name} {i.change:+.1f}" for name, i in metrics.items())
+        return _judge_points(evidence, settings.tolerance)
+    return _judge_intervals(evidence, settings.tolerance, settings.label_margin)
+
+
+def _metrics(evidence: Evidence) -> dict[str, Interval]:
+    return {"accuracy": evidence.accuracy, "macro-F1": evidence.macro_f1}
+
+
+def _judge_points(evidence: Evidence, tol: float) -> tuple[str, str]:
+    metrics = _metrics(evidence)
+    worse = [f"{name} {i.change:+.1f}" for name, i in metrics.items() if i.change < -tol]
+    if worse:
+        return REFUSE, f"point estimate below -{tol:g}: " + ", ".join(worse)
+    return PROMOTE, "point estimates within the tolerance: " + ", ".join(
+        f"{name} {i.change:+.1f}" for name, i in metrics.items())
+
+
+def _judge_intervals(evidence: Evidence, tol: float, margin: float) -> tuple[str, str]:
+    metrics = _metrics(evidence)
     worse = [f"{name} {i.text()}" for name, i in metrics.items() if i.high < -tol]
     worse += [f"label {label} F1 {i.text()}" for label, i in evidence.labels.items() if i.high < -margin]
     if worse:

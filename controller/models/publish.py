@@ -100,6 +100,21 @@ def _prior(record: dict, key: str) -> dict | None:
     return next((d for d in record.get("decisions", []) if d.get("key") == key and d.get("outcome") != PROMOTE), None)
 
 
+def _decided(registry: Registry, version: str, pointer: Pointer, key: str) -> tuple[Outcome | None, list[dict]]:
+    """What this version came to already (promoted once, or decided on this dev set with these
+    settings), and its decisions on other dev sets or settings."""
+    if not registry.has(version):
+        return None, []
+    record = registry.record(version)
+    if pointer.was_current(version):
+        _finish_move(registry, version, record)
+        return Outcome(version, False, pointer.current == version, pointer.current, PROMOTE, "promoted earlier"), []
+    prior = _prior(record, key)
+    if prior is not None:
+        return Outcome(version, False, False, pointer.current, prior["outcome"], prior["why"]), []
+    return None, [d for d in record.get("decisions", []) if d.get("key") != key]
+
+
 def _finish_move(registry: Registry, version: str, record: dict, at: float | None = None) -> None:
     """The record and card say promoted once the pointer holds the version."""
     gate = record.get("gate") or {}
@@ -116,17 +131,9 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
     digest = dev_digest(dev)
     key = settings.key(digest)
     pointer = registry.pointer()
-    earlier: list[dict] = []
-    if registry.has(version):
-        record = registry.record(version)
-        if pointer.was_current(version):
-            _finish_move(registry, version, record)
-            return Outcome(version, False, pointer.current == version, pointer.current, PROMOTE,
-                           "promoted earlier")
-        prior = _prior(record, key)
-        if prior is not None:
-            return Outcome(version, False, False, pointer.current, prior["outcome"], prior["why"])
-        earlier = [d for d in record.get("decisions", []) if d.get("key") != key]
+    decided, earlier = _decided(registry, version, pointer, key)
+    if decided is not None:
+        return decided
     check_dev(dev, info["labels"], dev_source)
     model_dir = fetch_model()
     gold = [str(y) for y in dev.labels]
