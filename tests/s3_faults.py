@@ -23,6 +23,12 @@ class Faults:
     cut: float = 0.0
     slow: float = 0.0
     lost: float = 0.0
+    lose_puts_to: str | None = None
+    """Lose the reply of every other PUT (the 1st, 3rd, ...) whose path holds this: the write
+    lands, the client hears nothing and tries again."""
+    one_request_each: bool = False
+    """Answer every response with ``Connection: close``, so each request comes on a connection
+    of its own (the per-connection faults become per-request)."""
     slow_s: float = 0.5
     seed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -72,7 +78,28 @@ class FaultProxy:
             roll -= p
         return "pass"
 
+    def _targeted(self, client: socket.socket) -> bool:
+        """Whether this connection's first request is a PUT whose reply is to be lost."""
+        key = self.faults.lose_puts_to
+        if not key:
+            return False
+        try:
+            client.settimeout(5)
+            head = client.recv(4096, socket.MSG_PEEK).split(b"\r\n", 1)[0].decode(errors="replace")
+            client.settimeout(None)
+        except OSError:
+            return False
+        if not (head.startswith("PUT ") and key in head.split(" ")[1]):
+            return False
+        with self._lock:
+            self._puts = getattr(self, "_puts", 0) + 1
+            return self._puts % 2 == 1
+
     def _serve(self, client: socket.socket) -> None:
+        if self._targeted(client):
+            self._count(f"lost PUT {self.faults.lose_puts_to}")
+            self._forward(client, "lost")
+            return
         fault = "down" if self.down else self._choose()
         if fault != "pass":
             self._count(fault)
@@ -92,6 +119,9 @@ class FaultProxy:
                 except OSError:
                     pass
             return
+        self._forward(client, fault)
+
+    def _forward(self, client: socket.socket, fault: str) -> None:
         try:
             server = socket.create_connection(self.upstream, timeout=30)
         except OSError:
@@ -100,16 +130,23 @@ class FaultProxy:
         budget = self.rng.randint(200, 20_000) if fault == "cut" else None
         delay = self.faults.slow_s if fault == "slow" else 0.0
         threading.Thread(target=self._pipe, args=(client, server, budget, delay), daemon=True).start()
-        self._pipe(server, client, 0 if fault == "lost" else None, 0.0)
+        self._pipe(server, client, 0 if fault == "lost" else None, 0.0, self.faults.one_request_each)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, budget: int | None, delay: float) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, budget: int | None, delay: float,
+              close_after: bool = False) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data or self.down:
                     break
+                if close_after and data.startswith(b"HTTP/1.") and not data.startswith(b"HTTP/1.1 1"):
+                    line, rest = data.split(b"\r\n", 1)  # a final response's head: ask the client to close
+                    data = line + b"\r\nConnection: close\r\n" + rest
                 if delay:
                     time.sleep(delay)
+                if budget == 0 and data.startswith(b"HTTP/1.1 1"):  # "100 Continue": the body is yet to come
+                    dst.sendall(data)
+                    continue
                 if budget is not None:
                     if len(data) >= budget:
                         dst.sendall(data[:budget])

@@ -202,3 +202,42 @@ def test_the_real_server_killed_mid_run_and_restarted(baseline, own_server, tiny
         after = records("outage", prefix)
         assert all(after[k] == v for k, v in before.items()), "a finished step was computed again"
     assert outcome("outage", prefix) == baseline["results"]
+
+
+def test_train_into_a_registry_through_a_flaky_store_promotes_each_version_once(s3_server, bucket, tiny_model,
+                                                                                  data_dir, tmp_path):
+    # GIVEN a registry on S3 behind the fault proxy: resets, 500/503 answers, and replies lost
+    # after the write landed (a conditional PUT carried out, the client told nothing)
+    from conftest import put_training_texts
+
+    from jobs.storage import open_store
+
+    direct = open_store(f"s3://{bucket}")
+    name = f"flaky-{uuid.uuid4().hex[:6]}"
+    _, unlabeled = put_training_texts(direct, data_dir, f"{name}/labeled.jsonl", f"{name}/corpus/part-000.jsonl",
+                                      f"{name}/dev.jsonl", 100)
+    proxy = FaultProxy(s3_server, Faults(reset=0.04, error=0.04, lost=0.04, seed=11, one_request_each=True,
+                                         lose_puts_to="current.json"))
+    registry = f"s3://{bucket}/{name}/models/news"
+    train = ["train", f"s3://{bucket}/{name}/labeled.jsonl", "--corpus", f"s3://{bucket}/{name}/corpus/",
+             "--dev", f"s3://{bucket}/{name}/dev.jsonl", "--out", registry, "--model", tiny_model,
+             "--clusters", "4", "--store", str(tmp_path / "store"), "--tolerance", "100"]
+    versions = []
+    try:
+        for round_ in range(3):
+            if round_:  # new corpus texts: a new version
+                direct.write_bytes(f"{name}/corpus/part-{round_:03d}.jsonl",
+                                   ("\n".join(unlabeled[100 + 30 * round_:130 + 30 * round_]) + "\n").encode())
+            # WHEN ctune train publishes through it
+            done = ctune(*train, endpoint=proxy.url)
+            assert done.returncode == 0, done.stderr[-3000:]
+            # THEN the pointer is whole JSON, the new version promoted once, none twice
+            pointer = json.loads(direct.read_bytes(f"{name}/models/news/current.json"))
+            versions.append(pointer["current"])
+            assert pointer["stack"] == versions and len(set(versions)) == round_ + 1
+            assert [m["version"] for m in pointer["log"]] == versions
+    finally:
+        proxy.close()
+    counts = proxy.faults.counts
+    # every round's first write of the pointer landed and its reply was lost
+    assert counts.get("lost PUT current.json", 0) >= 3 and counts.get("reset") and counts.get("error"), counts
