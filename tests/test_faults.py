@@ -110,15 +110,18 @@ def test_a_killed_run_resumes_losslessly(trial, baseline):
             time.sleep(0.05)
             steps = job_processes(proc.pid)
         victim = steps[0] if steps else proc.pid
-    if proc.poll() is None:
+    signalled = proc.poll() is None
+    if signalled:
         os.kill(victim, sig)
     try:
         proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail(f"trial {trial}: the run did not end after {sig.name} to the {target}")
-    if target == "step" and victim != proc.pid and proc.returncode == 0:
-        pass  # the step had finished before the signal landed
+    if signalled and victim == proc.pid:
+        assert proc.returncode != 0, f"trial {trial}: the controller got {sig.name} and the run ended as a success"
+    if proc.returncode == 0:  # a run that says it is done is done, whatever was signalled
+        assert len(committed_steps(store)) == 6, f"trial {trial}: exit 0 with steps left"
     time.sleep(1.0)
     left = session_processes(proc.pid)
     assert not left, f"trial {trial} ({sig.name} to the {target} at {delay:.1f}s): left behind {left}"
