@@ -110,3 +110,23 @@ def test_a_first_version_is_promoted_and_a_decision_is_keyed_by_dev_set_and_sett
     keys = {GateSettings().key("d" * 64), GateSettings().key("e" * 64), GateSettings(tolerance=1.0).key("d" * 64),
             GateSettings(rule=POINT_ESTIMATE).key("d" * 64)}
     assert len(keys) == 4 and GateSettings().key("d" * 64) == first.key
+
+
+def test_the_gates_bench_counts_every_trial_and_makes_labels_wrong_as_asked():
+    from bench.gate import _noisy, measure, table
+
+    rng = np.random.default_rng(0)
+    gold = np.asarray([str(x) for x in rng.integers(0, 4, 400)])
+    current = np.where(rng.random(400) < 0.8, gold, "0")
+    worse = np.where(rng.random(400) < 0.6, current, "1")  # about 20 points worse
+    rows = measure(gold, {"current": current, "worse": worse}, trials=3, seed=1)
+    assert [r["size"] for r in rows] == [100, 300]  # 1,000 is more than the pool
+    for r in rows:
+        assert all(sum(c.values()) == 3 for c in r["counts"].values())
+        assert r["counts"]["tolerance 2"].get("promote", 0) == 0
+    assert "| x | worse |" in table({"x": rows})
+    labels = np.asarray(list("aabbccdd" * 8))
+    sample = np.arange(0, 64, 2)
+    noisy = _noisy(labels, sample, 0.25, 7)
+    changed = np.flatnonzero(noisy != labels)
+    assert len(changed) == 8 and set(changed) <= set(sample.tolist())

@@ -120,7 +120,7 @@ def dev_labels(gold: Sequence[str]) -> list[str]:
 def paired_evidence(gold: Sequence[str], new: Sequence[str], current: Sequence[str], confidence: float = 0.95,
                     resamples: int = RESAMPLES, seed: int = SEED) -> Evidence:
     """The change from ``current`` to ``new`` on the texts whose gold labels are ``gold``."""
-    if not (len(gold) == len(new) == len(current)) or not gold:
+    if not (len(gold) == len(new) == len(current)) or len(gold) == 0:
         raise ValueError(f"{len(gold)} gold labels, {len(new)} and {len(current)} predictions")
     labels = dev_labels(gold)
     g = np.asarray([str(x) for x in gold])
