@@ -133,10 +133,9 @@ def table(results: dict[str, list[dict]]) -> str:
     lines = ["| dataset | new version | change on all test texts (accuracy, 95%) | dev texts | "
              + " | ".join(f"{r}: promoted / refused / inconclusive %" for r in rules) + " |",
              "|---|---|---|---:|" + "---|" * len(rules)]
-    for dataset, rows in results.items():
-        for r in rows:
-            lines.append(f"| {dataset} | {r['version']} | {r['all_test']['accuracy']} on {r['all_test']['n']} | "
-                         f"{r['size']} | " + " | ".join(_share(r["counts"][k], r["trials"]) for k in rules) + " |")
+    lines += [f"| {dataset} | {r['version']} | {r['all_test']['accuracy']} on {r['all_test']['n']} | {r['size']} | "
+              + " | ".join(_share(r["counts"][k], r["trials"]) for k in rules) + " |"
+              for dataset, rows in results.items() for r in rows]
     return "\n".join(lines)
 
 
