@@ -177,9 +177,11 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
 def _models_commands(sub, commands: Mapping[str, Command]) -> None:
     m = sub.add_parser("models", help="a model registry: list, show, promote, roll back")
     msub = m.add_subparsers(dest="action", required=True)
-    ls = msub.add_parser("ls", help="versions, dates, counts, dev metrics; the current one marked")
+    ls = msub.add_parser("ls", help="versions, dates, counts, dev metrics, the gate's word and the accuracy's change "
+                                    "with its interval; the current one marked")
     ls.add_argument("registry", help="s3://bucket/models/NAME or a folder")
-    show = msub.add_parser("show", help="a version's record and model card")
+    show = msub.add_parser("show", help="a version's record: its inputs, the gate's evidence and decision, the "
+                                        "pointer's moves; and where its model card is")
     show.add_argument("ref", help="REGISTRY[@VERSION] (default: the current version)")
     promote = msub.add_parser("promote", help="make a version current (the pointer's history is kept)")
     promote.add_argument("registry")

@@ -4,7 +4,8 @@ Unlike moto (an in-process emulator that takes any key and forgets everything wh
 it enforces its one key pair, keeps its data on disk across a restart, and answers
 conditional writes as a real store does. One server is master, volume, filer and S3 gateway;
 it listens on 127.0.0.1 only, on free ports chosen with room for the gRPC port each also opens
-(its port + 10000). It needs SIGKILL to stop, and about 760 MB of memory.
+(its port + 10000). It needs SIGKILL to stop; it holds about 130 MB resident (measured
+2026-12-06 after 50 writes of 100 kB; docs/testing.md).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ def models_command(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     if args.action == "show":
         chosen = registry.resolve(version)
         print("\n".join(show_lines(registry.record(chosen), pointer)))
+        say(f"model card: {uri}/{VERSIONS}/{chosen}/README.md")
         return 0
     if args.action == "promote":
         registry.record(args.version)
