@@ -281,7 +281,8 @@ def test_the_history_page_shows_every_version_its_figures_and_the_gates_word(tmp
     assert "current: <b>aaaa</b>; 2 version(s); 1 move(s)" in page
     assert page.index("<td>bbbb</td>") < page.index("<td>aaaa</td>")  # newest first
     assert "<td>60.0</td>" in page and "<td>refused</td>" in page and "against current aaaa: worse" in page
-    assert "<td>acc -20.0 [" in page
+    assert "against current aaaa (refuse): accuracy -20.0 [" in page and "McNemar p = " in page
+    assert "80 broken (negative flips 20.0%)" in page and "F1 by label: a -" in page
     svg = page[page.index("<svg"):page.index("</svg>") + 6]
     circles = ET.fromstring(svg).findall("{http://www.w3.org/2000/svg}circle")
     assert len(circles) == 4  # accuracy and macro-F1 of each version
@@ -310,7 +311,7 @@ def test_a_chain_of_small_losses_stops_at_the_tolerance_below_the_best(tmp_path)
     assert d.current == "c" * 4
     a, b, c, d = chain("non-inferiority")
     assert a.promoted and b.promoted  # -1.0 [-1.4, -0.6] against a
-    assert c.outcome == "inconclusive" and "against best aaaa: cannot rule out" in c.why, c.why
-    assert "the change sits on the tolerance" in c.why  # -2.0 is the tolerance itself
-    # d: -2.0 against current b (inconclusive), -3.0 against the best a (its interval wholly below -2)
-    assert d.outcome == "refuse" and d.current == "b" * 4 and "against best aaaa: worse" in d.why, d.why
+    assert c.promoted, c.why  # -1.0 [-1.4, -0.6] against b; -2.0 against the best a: at the floor
+    # d: -1.0 against current c, -3.0 [-3.6, -2.4] against the best a: shown to be beyond the floor
+    assert d.outcome == "refuse" and d.current == "c" * 4 and "against best aaaa: worse than the best" in d.why, d.why
+    assert "against current" not in d.why

@@ -157,27 +157,13 @@ def paired_evidence(gold: Sequence[str], new: Sequence[str], current: Sequence[s
                     new_only, current_only, mcnemar_exact(new_only, current_only))
 
 
-def texts_to_decide(evidence: Evidence, margin: float) -> int | None:
-    """About how many dev texts would put the accuracy's interval clear of ``-margin`` at the
-    change and disagreement seen (the normal approximation of the paired difference); None
-    when the change sits on the margin itself (no dev set would decide)."""
-    delta = evidence.accuracy.change / 100
-    gap = abs(delta + margin / 100)
-    variance = max(evidence.disagreement - delta**2, 1.0 / evidence.n)
-    if gap < 1e-9:
+def texts_to_decide(interval: Interval, n: int, margin: float) -> int | None:
+    """About how many dev texts would put ``interval`` (seen on ``n`` texts) clear of
+    ``-margin`` at the change seen: its half-width toward the margin shrinks as one over the
+    square root of the number of texts. None when the change sits on the margin (no dev set
+    would decide) or the interval is clear of it already."""
+    gap = interval.change + margin
+    half = interval.change - interval.low if gap > 0 else interval.high - interval.change
+    if abs(gap) < 0.05 or half <= abs(gap):
         return None
-    z = _z(evidence.confidence)
-    return max(evidence.n + 1, math.ceil(z * z * variance / gap**2))
-
-
-def _z(confidence: float) -> float:
-    """The two-sided normal quantile of ``confidence`` (bisection on erf; no scipy here)."""
-    target = confidence
-    lo, hi = 0.0, 10.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if math.erf(mid / math.sqrt(2)) < target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    return math.ceil(n * (half / abs(gap)) ** 2)

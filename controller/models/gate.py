@@ -1,8 +1,7 @@
 """The promotion gate: whether a new version replaces the current one, decided on paired
 evidence from the same dev set (controller.models.evidence). Pure functions.
 
-The rule (``non-inferiority``, the default): for each comparison, the new version against the
-current one and against the best version promoted on the same dev set,
+The rule (``non-inferiority``, the default), the new version against the current one:
 
 * **promote** when the interval's lower bound of the change in accuracy and in macro-F1 is
   above ``-tolerance`` and no label's F1 fell by more than ``label_margin`` points;
@@ -10,9 +9,14 @@ current one and against the best version promoted on the same dev set,
   ``-tolerance``, or a label's F1 interval wholly below ``-label_margin``;
 * otherwise **inconclusive**: too few dev texts to tell; the current version stays.
 
-The version is promoted only when every comparison promotes it, refused when one refuses it.
-The best version's comparison is what stops a ratchet: a chain of versions each within the
-tolerance of the one before it cannot end more than the tolerance below the best.
+Against the best version promoted (and not rolled back) on the same dev set, when that is not
+the current one, a floor: refused when the interval's upper bound is below ``-tolerance``,
+held back (inconclusive) while the point estimate is, promoted otherwise. That stops a
+ratchet: a chain of versions each within the tolerance of the one before it cannot end more
+than the tolerance below the best. (Not the lower bound there: the best score of several is
+lucky by selection, and would hold equally good versions back.) The version is promoted only
+when every comparison promotes it, refused when one refuses it. Changes are compared with the
+tolerance as they are shown, to 0.1 point.
 
 ``point-estimate`` is the rule before this one, kept as an option: promote when neither point
 estimate fell by more than the tolerance, whatever the dev set's size.
@@ -144,11 +148,20 @@ def score(gold: Sequence[str], predicted: Sequence[str]) -> DevScores:
     return DevScores(100.0 * correct / len(g), 100.0 * sum(f1s) / len(f1s), len(g))
 
 
-def judge(evidence: Evidence, settings: GateSettings) -> tuple[str, str]:
-    """One comparison's outcome and why, from its evidence."""
+def judge(evidence: Evidence, settings: GateSettings, role: str = "current") -> tuple[str, str]:
+    """One comparison's outcome and why, from its evidence. Against the current version the
+    rule's own test; against the best version promoted on the dev set, a floor (see ``_judge_floor``)."""
     if settings.rule == POINT_ESTIMATE:
         return _judge_points(evidence, settings.tolerance)
+    if role == "best":
+        return _judge_floor(evidence, settings.tolerance)
     return _judge_intervals(evidence, settings.tolerance, settings.label_margin)
+
+
+def _shown(x: float) -> float:
+    """A change as it is shown (0.1 point): a rule compares what the user reads, so -1.0004
+    and -0.9996 get the same word."""
+    return round(x, 1)
 
 
 def _metrics(evidence: Evidence) -> dict[str, Interval]:
@@ -157,31 +170,56 @@ def _metrics(evidence: Evidence) -> dict[str, Interval]:
 
 def _judge_points(evidence: Evidence, tol: float) -> tuple[str, str]:
     metrics = _metrics(evidence)
-    worse = [f"{name} {i.change:+.1f}" for name, i in metrics.items() if i.change < -tol]
+    worse = [f"{name} {i.change:+.1f}" for name, i in metrics.items() if _shown(i.change) < -tol]
     if worse:
         return REFUSE, f"point estimate below -{tol:g}: " + ", ".join(worse)
     return PROMOTE, "point estimates within the tolerance: " + ", ".join(
         f"{name} {i.change:+.1f}" for name, i in metrics.items())
 
 
+def _judge_floor(evidence: Evidence, tol: float) -> tuple[str, str]:
+    """Against the best version: refused on evidence of being more than ``tol`` below it,
+    held back while the point estimate is, promoted otherwise. Not its lower bound: the best
+    version's score on the dev set is the highest of several, lucky by selection, and a
+    lower bound against it would hold back equally good versions for ever."""
+    metrics = _metrics(evidence)
+    worse = [f"{name} {i.text()}" for name, i in metrics.items() if _shown(i.high) < -tol]
+    if worse:
+        return REFUSE, f"worse than the best beyond the tolerance ({tol:g}): " + ", ".join(worse)
+    below = [f"{name} {i.text()}" for name, i in metrics.items() if _shown(i.change) < -tol]
+    if below:
+        return INCONCLUSIVE, f"more than {tol:g} below the best, not yet shown to be: " + ", ".join(below)
+    return PROMOTE, f"within {tol:g} of the best: " + ", ".join(f"{name} {i.change:+.1f}" for name, i in metrics.items())
+
+
 def _judge_intervals(evidence: Evidence, tol: float, margin: float) -> tuple[str, str]:
     metrics = _metrics(evidence)
-    worse = [f"{name} {i.text()}" for name, i in metrics.items() if i.high < -tol]
-    worse += [f"label {label} F1 {i.text()}" for label, i in evidence.labels.items() if i.high < -margin]
+    worse = [f"{name} {i.text()}" for name, i in metrics.items() if _shown(i.high) < -tol]
+    worse += [f"label {label} F1 {i.text()}" for label, i in evidence.labels.items() if _shown(i.high) < -margin]
     if worse:
         return REFUSE, f"worse beyond the tolerance ({tol:g}; labels {margin:g}): " + ", ".join(worse)
-    unclear = [f"{name} {i.text()}" for name, i in metrics.items() if i.low <= -tol]
-    fallen = [f"label {label} F1 {i.change:+.1f}" for label, i in evidence.labels.items() if i.change < -margin]
+    unclear = [f"{name} {i.text()}" for name, i in metrics.items() if _shown(i.low) <= -tol]
+    fallen = [f"label {label} F1 {i.change:+.1f}" for label, i in evidence.labels.items()
+              if _shown(i.change) < -margin]
     if unclear or fallen:
         return INCONCLUSIVE, ("cannot rule out a loss beyond the tolerance: " if unclear else "") + ", ".join(
             unclear + fallen)
     return PROMOTE, "no worse within the tolerance: " + ", ".join(f"{name} {i.text()}" for name, i in metrics.items())
 
 
+def needed_texts(comparisons: Sequence[Comparison], tolerance: float) -> int | None:
+    """About how many dev texts would decide the inconclusive comparisons' accuracy and
+    macro-F1 at the changes seen (None: no count is known, e.g. only a label's F1 fell)."""
+    counts = [texts_to_decide(i, c.evidence.n, tolerance) for c in comparisons if c.outcome == INCONCLUSIVE
+              for i in _metrics(c.evidence).values() if _shown(i.low) <= -tolerance]
+    known = [n for n in counts if n is not None]
+    return max(known) if known else None
+
+
 def compare(gold: Sequence[str], new: Sequence[str], other: Sequence[str], against: str, role: str,
             settings: GateSettings) -> Comparison:
     evidence = paired_evidence(gold, new, other, settings.confidence)
-    outcome, why = judge(evidence, settings)
+    outcome, why = judge(evidence, settings, role)
     return Comparison(against, role, score(gold, other), evidence, outcome, why)
 
 
@@ -197,12 +235,9 @@ def decide(gold: Sequence[str], new: Sequence[str], others: Sequence[tuple[str, 
         hit = [c for c in comparisons if c.outcome == outcome]
         if hit:
             why = "; ".join(f"against {c.role} {c.against}: {c.why}" for c in hit)
-            needed = None
-            if outcome == INCONCLUSIVE:
-                counts = [texts_to_decide(c.evidence, settings.tolerance) for c in hit]
-                needed = max((n for n in counts if n is not None), default=None)
-                why += (f"; about {needed} dev texts would decide at the disagreement seen" if needed
-                        else "; the change sits on the tolerance: no dev set size would decide")
+            needed = needed_texts(hit, settings.tolerance) if outcome == INCONCLUSIVE else None
+            if needed:
+                why += f"; about {needed} dev texts would decide at the changes seen"
             return Decision(outcome, why, mine, comparisons, settings, dev_digest, needed)
     why = "; ".join(f"against {c.role} {c.against}: {c.why}" for c in comparisons)
     return Decision(PROMOTE, why, mine, comparisons, settings, dev_digest)

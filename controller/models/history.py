@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from controller.models.listing import accuracy_change, status, utc_minute
+from controller.models.listing import evidence_lines, status, utc_minute
 from controller.models.registry import Pointer, Registry
 
 PAGE = "history.html"
@@ -52,9 +52,9 @@ def history_page(uri: str, records: list[dict], pointer: Pointer) -> str:
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in (
             r["version"], utc_minute(r.get("created", 0)), r.get("setting", ""), r.get("labeled", ""), r.get("corpus", ""),
             f"{new.get('accuracy', 0):.1f}", f"{new.get('macro_f1', 0):.1f}", status(r, pointer),
-            accuracy_change(r), gate.get("why", ""))) + "</tr>")
+            gate.get("why", ""))) + f"<td>{'<br>'.join(escape(line) for line in evidence_lines(gate))}</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("version", "created (UTC)", "setting", "labeled", "corpus",
-                                              "dev accuracy", "dev macro-F1", "status", "accuracy change [interval]", "gate"))
+                                              "dev accuracy", "dev macro-F1", "status", "gate", "evidence (changes, 95% intervals)"))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(uri)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;"
             "text-align:left}</style></head><body>"

@@ -43,7 +43,7 @@ class Outcome:
     new: bool
     """False: this version was decided already on this dev set with these settings (nothing scored)."""
     promoted: bool
-    """This version is current after this run."""
+    """This version was promoted (now or earlier); ``current`` says whether it still is."""
     current: str | None
     """The version in use after this run."""
     outcome: str
@@ -112,6 +112,8 @@ def _decided(registry: Registry, version: str, pointer: Pointer, key: str) -> tu
     prior = _prior(record, key)
     if prior is not None:
         return Outcome(version, False, False, pointer.current, prior["outcome"], prior["why"]), []
+    if "decisions" not in record and record.get("gate"):  # a record from before decisions were kept
+        return None, [{**record["gate"], "key": None}]
     return None, [d for d in record.get("decisions", []) if d.get("key") != key]
 
 
@@ -164,14 +166,15 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
         if not decision.promote:
             write_history(registry)
             return Outcome(version, True, False, pointer.current, decision.outcome, decision.why, decision)
-        moved = registry.move(pointer, "promote", version, decision.why)
-        if not moved:
+        now: str | None = version
+        if not registry.move(pointer, "promote", version, decision.why):
             pointer = registry.pointer()
-            moved = pointer.was_current(version)  # the write landed and its reply was lost, or a twin moved it
-        if moved:
+            # the write landed and its reply was lost, or a twin moved it (a third writer may have moved it since)
+            now = pointer.current if pointer.was_current(version) else None
+        if now is not None:
             _finish_move(registry, version, record)
             write_history(registry)
-            return Outcome(version, True, True, version, decision.outcome, decision.why, decision)
+            return Outcome(version, True, True, now, decision.outcome, decision.why, decision)
         say(f"another trainer moved the pointer meanwhile (now {pointer.current}): deciding again against it")
     raise RegistryRaced(f"{registry.uri}: the pointer moved under this trainer {MAX_RACES} times; "
                         f"{version} is recorded, not current; run again to decide against the version then current")

@@ -101,7 +101,7 @@ def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Bac
         else:
             say(f"nothing new: version {out.version} of these inputs is in {args.out} already, "
                 f"{'refused' if out.outcome != INCONCLUSIVE else 'inconclusive'} on this dev set with these gate "
-                f"settings ({out.why}); {out.current} stays current")
+                f"settings when it was decided ({out.why}); current now: {out.current}")
         return code
     if out.promoted:
         say(f"promoted {out.version} in {args.out} ({out.why}) in {time.time() - t0:.0f} s")

@@ -19,7 +19,8 @@ its input or environment (spec, data, model, store, cluster; nothing was run), `
 steps ran and some failed (:class:`StepsFailed`), ``3`` when the store stopped answering
 mid-run for longer than its outage window (``CTUNE_STORE_OUTAGE_S``), ``4`` when ``ctune
 train`` into a registry trained a version the promotion gate refused (it is recorded, not
-current; the same version run again on the same dev set exits 4 again), ``5`` when the gate
+current; the same version run again on the same dev set with the same gate settings exits 4
+again), ``5`` when the gate
 found the dev set too small to tell (inconclusive: recorded, not current), ``6`` when other
 writers kept moving the registry's pointer (run again), ``130`` when interrupted (Ctrl-C), ``143`` when terminated (SIGTERM).
 """
