@@ -704,7 +704,8 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
     assert len(refused) == 2 and refused[0].exit_code == 4, controller_log(third)[-3000:]
     assert refused[0].output.splitlines()[-1].startswith("refused: ") and "worse beyond the tolerance" in refused[0].output
     # AND the Job's retry pod (no podFailurePolicy on 1.20) gives the same answer and code, scoring nothing
-    assert refused[1].exit_code == 4 and "refused on this dev set with these gate settings when it was decided" in refused[1].output
+    assert refused[1].exit_code == 4
+    assert "refused on this dev set with these gate settings when it was decided" in refused[1].output
     assert third.status.failed == 2 and not third.status.succeeded
     pointer = json.loads(bucket.read_bytes("models/news/current.json"))
     now = {k for k in bucket.list("models/news/versions") if k.endswith("/_COMPLETE")}

@@ -52,7 +52,7 @@ def history_page(uri: str, records: list[dict], pointer: Pointer) -> str:
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in (
             r["version"], utc_minute(r.get("created", 0)), r.get("setting", ""), r.get("labeled", ""), r.get("corpus", ""),
             f"{new.get('accuracy', 0):.1f}", f"{new.get('macro_f1', 0):.1f}", status(r, pointer),
-            gate.get("why", ""))) + f"<td>{'<br>'.join(escape(line) for line in evidence_lines(gate))}</td></tr>")
+            gate.get("why", ""))) + "<td>" + "<br>".join(escape(line) for line in evidence_lines(gate)) + "</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("version", "created (UTC)", "setting", "labeled", "corpus",
                                               "dev accuracy", "dev macro-F1", "status", "gate", "evidence (changes, 95% intervals)"))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(uri)}</title>"
