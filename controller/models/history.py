@@ -54,7 +54,7 @@ def history_page(uri: str, records: list[dict], pointer: Pointer) -> str:
             f"{new.get('accuracy', 0):.1f}", f"{new.get('macro_f1', 0):.1f}", status(r, pointer),
             gate.get("why", ""))) + "<td>" + "<br>".join(escape(line) for line in evidence_lines(gate)) + "</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("version", "created (UTC)", "setting", "labeled", "corpus",
-                                              "dev accuracy", "dev macro-F1", "status", "gate", "evidence (changes, 95% intervals)"))
+                                              "dev accuracy", "dev macro-F1", "status", "gate", "evidence (changes, intervals)"))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(uri)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;"
             "text-align:left}</style></head><body>"
