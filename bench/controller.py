@@ -51,9 +51,10 @@ def _stage(spec_path: Path) -> tuple[object, object]:
 
 
 def _ready_units(spec, plan) -> int:
+    from controller.run.kube.config import kube_config
     from controller.run.kube.render import pack_units, unit_sizes
 
-    units = pack_units(list(plan.steps.values()), unit_sizes(spec.kubernetes))
+    units = pack_units(list(plan.steps.values()), unit_sizes(kube_config(spec)))
     own = {u.name: {s.id for s in u.steps} for u in units}
     return sum(1 for u in units if not ({d for s in u.steps for d in s.deps()} - own[u.name]))
 
