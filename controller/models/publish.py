@@ -123,6 +123,7 @@ def _finish_move(registry: Registry, version: str, record: dict, at: float | Non
     if gate.get("outcome") == PROMOTE and not gate.get("moved"):
         record = {**record, "gate": {**gate, "moved": at or time.time()}}
         registry.update_record(version, record, render_card(record))
+        write_history(registry)
 
 
 def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str, info: dict, dev: Examples,
@@ -176,6 +177,7 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
             write_history(registry)
             return Outcome(version, True, True, now, decision.outcome, decision.why, decision)
         say(f"another trainer moved the pointer meanwhile (now {pointer.current}): deciding again against it")
+    write_history(registry)
     raise RegistryRaced(f"{registry.uri}: the pointer moved under this trainer {MAX_RACES} times; "
                         f"{version} is recorded, not current; run again to decide against the version then current")
 
