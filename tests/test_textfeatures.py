@@ -47,3 +47,22 @@ def test_single_character_tokens_are_dropped():
     bow = StemmedBagOfWords()
     bow.fit_transform(["x yy zz"])
     assert list(bow.vocabulary_) == ["yy", "zz"]
+
+
+def test_counting_worded_texts_at_a_glance_agrees_with_normalizing_each():
+    import json
+
+    from conftest import shared_data
+
+    from jobs.contract.texts import _TERM, _surely_worded, count_worded, normalize
+
+    texts = ["he'd", "he'd ll", "the_x", "a_b", "_", "I'M", "let's go", "x", "é é", "the the", "he's_x", "d'", "'s",
+             "1 2", "it's", "ÉTÉ", "i've i'd", "don't"]
+    for name in ("ag_news", "isear", "sms_spam", "20newsgroups"):
+        lines = (shared_data() / name / "train.jsonl").read_text(encoding="utf-8").splitlines()
+        texts += [json.loads(line)["text"] for line in lines[::20]]
+    slow = [bool(_TERM.search(normalize(t))) for t in texts]
+    # the quick look only ever says yes where normalizing says yes, and the count is the same
+    assert all(s for t, s in zip(texts, slow) if _surely_worded(t.lower()))
+    assert count_worded(texts) == sum(slow)
+    assert sum(slow) < len(texts)  # some texts have no term: the slow path is exercised
