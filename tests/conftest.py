@@ -129,6 +129,22 @@ def put_training_texts(bucket, data_dir: Path, labeled_key: str, corpus_key: str
     return lines[:40], unlabeled
 
 
+def check_pointer_moves_only_from_what_was_read(uri: str) -> None:
+    """A registry's pointer on S3 moves only from the ETag its writer read (``If-None-Match: *``
+    for the first write, ``If-Match`` after): the moto and the SeaweedFS tiers both run this."""
+    from controller.models.registry import Registry
+
+    registry = Registry(uri)
+    seen = registry.pointer()
+    assert registry.move(seen, "promote", "v1", "first")
+    assert not registry.move(seen, "promote", "v2", "stale read")  # If-None-Match: * refused
+    now = registry.pointer()
+    assert registry.move(now, "promote", "v2", "second")
+    assert not registry.move(now, "rollback", "v2", "stale read")  # If-Match on the old ETag refused
+    assert not registry.move(now, "promote", "v3", "stale read")
+    assert registry.pointer().stack == ("v1", "v2") and len(registry.pointer().log) == 2
+
+
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     """A data dir with a small slice of the real ag_news: 240 train, 60 test texts."""

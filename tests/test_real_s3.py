@@ -85,17 +85,9 @@ def test_racing_claimants_on_a_real_server_get_one_generation_each(s3_env, seawe
 
 
 def test_the_registry_pointer_moves_only_from_what_was_read_on_a_real_server(s3_env, seaweed):
-    from controller.models.registry import Registry
+    from conftest import check_pointer_moves_only_from_what_was_read
 
-    registry = Registry(f"s3://{s3_env}/models/news")
-    seen = registry.pointer()
-    assert registry.move(seen, "promote", "v1", "first")
-    assert not registry.move(seen, "promote", "v2", "stale read")  # If-None-Match: * refused
-    now = registry.pointer()
-    assert registry.move(now, "promote", "v2", "second")
-    assert not registry.move(now, "rollback", "v2", "stale read")  # If-Match on the old ETag refused
-    assert not registry.move(now, "promote", "v3", "stale read")
-    assert registry.pointer().stack == ("v1", "v2") and len(registry.pointer().log) == 2
+    check_pointer_moves_only_from_what_was_read(f"s3://{s3_env}/models/news")
 
 
 def test_racing_processes_move_the_pointer_each_from_what_it_read_on_a_real_server(s3_env, seaweed):

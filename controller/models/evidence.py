@@ -117,6 +117,14 @@ def dev_labels(gold: Sequence[str]) -> list[str]:
     return sorted({str(g) for g in gold})
 
 
+def accuracy_and_macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> tuple[float, float]:
+    """One version's accuracy and macro-F1 (over the dev set's labels), points."""
+    labels = dev_labels(gold)
+    totals = _counts(np.asarray([str(x) for x in gold]), np.asarray([str(x) for x in predicted]), labels).sum(0)
+    accuracy, _, macro = _scores(totals.astype(np.float64), len(gold), len(labels))
+    return float(accuracy), float(macro)
+
+
 def paired_evidence(gold: Sequence[str], new: Sequence[str], current: Sequence[str], confidence: float = 0.95,
                     resamples: int = RESAMPLES, seed: int = SEED) -> Evidence:
     """The change from ``current`` to ``new`` on the texts whose gold labels are ``gold``."""

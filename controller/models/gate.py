@@ -29,7 +29,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from controller.models.evidence import Evidence, Interval, dev_labels, paired_evidence, texts_to_decide
+from controller.models.evidence import Evidence, Interval, accuracy_and_macro_f1, paired_evidence, texts_to_decide
 
 PROMOTE, REFUSE, INCONCLUSIVE = "promote", "refuse", "inconclusive"
 NON_INFERIORITY, POINT_ESTIMATE = "non-inferiority", "point-estimate"
@@ -139,15 +139,7 @@ class Decision:
 def score(gold: Sequence[str], predicted: Sequence[str]) -> DevScores:
     if len(gold) != len(predicted) or not gold:
         raise ValueError(f"{len(gold)} gold labels against {len(predicted)} predictions")
-    g, p = [str(x) for x in gold], [str(x) for x in predicted]
-    correct = sum(a == b for a, b in zip(g, p))
-    f1s = []
-    for label in dev_labels(g):
-        tp = sum(a == b == label for a, b in zip(g, p))
-        fp = sum(b == label != a for a, b in zip(g, p))
-        fn = sum(a == label != b for a, b in zip(g, p))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return DevScores(100.0 * correct / len(g), 100.0 * sum(f1s) / len(f1s), len(g))
+    return DevScores(*accuracy_and_macro_f1(gold, predicted), len(gold))
 
 
 def judge(evidence: Evidence, settings: GateSettings, role: str = "current") -> tuple[str, str]:

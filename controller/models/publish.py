@@ -86,10 +86,10 @@ class _Scorer:
         found = self.registry.dev_predictions(version, self.digest)
         return found if found is not None and len(found.get("labels", ())) == self.n else None
 
-    def labels(self, version: str, model_uri: str | None = None) -> list[str]:
+    def labels(self, version: str) -> list[str]:
         found = self.stored(version)
         if found is None:
-            found = _as_predictions(self.predict(model_uri or self.registry.model_uri(version)))
+            found = _as_predictions(self.predict(self.registry.model_uri(version)))
             self.registry.put_dev_predictions(version, self.digest,
                                               {"dev_digest": self.digest, "dev_source": self.source, **found})
         return [str(y) for y in found["labels"]]
