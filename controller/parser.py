@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 
 from controller.models.gate import DEFAULT_LABEL_MARGIN, DEFAULT_TOLERANCE, NON_INFERIORITY, RULES
 from controller.plan.packing import AUTO_PACK
-from controller.plan.settings import DEFAULT_SETTING, TRAIN_SETTINGS
+from controller.plan.settings import CORPUS_PICKS, DEFAULT_CORPUS_LIMIT, DEFAULT_SETTING, TRAIN_SETTINGS
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -140,6 +140,16 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
                    help="non-inferiority (default): decide on the paired bootstrap interval of the change (95%%); "
                         "point-estimate: promote when neither point estimate fell by more than the tolerance, "
                         "whatever the dev set's size (never inconclusive)")
+    t.add_argument("--corpus-limit", type=at_least(0), default=DEFAULT_CORPUS_LIMIT,
+                   help=f"corpus texts (besides the labeled ones) a round clusters and inter-trains on at most; 0: all "
+                        f"(default {DEFAULT_CORPUS_LIMIT}: see docs/performance.md, Bounded cost). The corpus is read "
+                        "as a stream either way")
+    t.add_argument("--corpus-pick", choices=CORPUS_PICKS, default="sample",
+                   help="which texts when the corpus has more: sample (default: a uniform sample that keeps its "
+                        "texts as the corpus grows) or newest (the last in reading order: objects in key order)")
+    t.add_argument("--batch", type=at_least(1), default=50,
+                   help="with a registry: how many texts the round proposes to label next (default 50; "
+                        "`ctune suggest --registry` gives them)")
     t.add_argument("--model", default="minilm")
     t.add_argument("--setting", choices=TRAIN_SETTINGS, default=DEFAULT_SETTING,
                    help="clust+concat+self (default): cluster inter-training, then a logistic regression on the "
@@ -158,9 +168,14 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
     t.add_argument("--label-field", default="label")
     _corpus_options(t)
     t.set_defaults(fn=commands["train"])
-    sg = sub.add_parser("suggest", help="propose which texts to label first (spread over clusters by size)")
-    sg.add_argument("corpus", help="unlabeled texts (.jsonl or .csv with a text field)")
-    sg.add_argument("--budget", type=at_least(1), required=True, help="how many texts to propose")
+    sg = sub.add_parser("suggest", help="propose which texts to label first (spread over clusters by size), or give "
+                                        "the texts a retraining round proposed (--registry)")
+    sg.add_argument("corpus", nargs="?", help="unlabeled texts (.jsonl or .csv with a text field)")
+    sg.add_argument("--budget", type=at_least(1), help="how many texts to propose (needed with a corpus)")
+    sg.add_argument("--registry", metavar="REGISTRY[@VERSION]",
+                    help="give the texts the round of that version proposed to label (default: the newest "
+                         "version's), in the labeled files' format: fill each label and put the file under the "
+                         "labeled prefix for the next round")
     sg.add_argument("--output", help="JSONL file to write (default: standard output)")
     _corpus_options(sg)
     sg.set_defaults(fn=commands["suggest"])

@@ -125,7 +125,7 @@ def test_every_kind_declares_its_inputs():
     # inputs.py cannot import staging or steps (they import it): its prefixes must match theirs
     assert SOURCE[DATASET] == DATASETS
     for role, source in SOURCE.items():
-        assert role == DATASET or source in {step_prefix(kind, "x").rsplit("/", 1)[0] for kind in KINDS}
+        assert source == DATASETS or source in {step_prefix(kind, "x").rsplit("/", 1)[0] for kind in KINDS}
     for kind in KINDS.values():
         roles = kind.roles
         assert DATASET in roles.required and set(roles.required) | set(roles.optional) <= set(SOURCE)
@@ -136,7 +136,7 @@ def test_every_kind_has_a_parameter_class_a_job_module_and_outputs():
     import importlib
 
     assert list(KINDS) == ["cluster", "intertrain", "finetune", "embed", "classic", "fit", "analyze", "setfit",
-                          "evaluate"]
+                          "evaluate", "drift"]
     for name, kind in KINDS.items():
         assert kind.params.kind == name and kind.outputs
         assert callable(importlib.import_module(kind.job_module).run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import yaml
 
 from controller.models.listing import evidence_lines, outcome, utc_minute
+from controller.models.round_text import round_lines
 
 LOADING_FINETUNED = """```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -93,6 +94,9 @@ def render_card(record: dict) -> str:
         f"{_pct(current.get('macro_f1'))} |", "",
         f"Gate ({', '.join(f'{k} {v}' for k, v in settings.items())}): **{decision}**", "",
         *(f"- {line.strip()}" for line in evidence_lines(gate)), "",
+        "## This round", "",
+        *(f"- {line.strip()}" for line in round_lines(record) or ["nothing recorded (a version from before rounds "
+                                                                   "were reported)"]), "",
         "## How to load it", "",
         "With cluster-tune: `ctune predict <registry>@" + record["version"] + " texts.jsonl`. With plain "
         "`transformers`, from the version's `model/` folder:", "",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import asdict, dataclass
 
 from controller.models.evidence import Evidence, Interval, accuracy_and_macro_f1, paired_evidence, texts_to_decide
@@ -94,15 +94,19 @@ class Comparison:
     evidence: Evidence
     outcome: str
     why: str
+    left_out: tuple[str, ...] = ()
+    """Dev labels one of the two versions does not know: their texts are not compared."""
 
     def to_dict(self) -> dict:
         return {"against": self.against, "role": self.role, "scores": asdict(self.scores),
-                "evidence": self.evidence.to_dict(), "outcome": self.outcome, "why": self.why}
+                "evidence": self.evidence.to_dict(), "outcome": self.outcome, "why": self.why,
+                "left_out": list(self.left_out)}
 
     @staticmethod
     def from_dict(raw: dict) -> Comparison:
         return Comparison(raw["against"], raw["role"], DevScores(**raw["scores"]),
-                          Evidence.from_dict(raw["evidence"]), raw["outcome"], raw["why"])
+                          Evidence.from_dict(raw["evidence"]), raw["outcome"], raw["why"],
+                          tuple(raw.get("left_out", ())))
 
 
 @dataclass(frozen=True)
@@ -211,20 +215,44 @@ def needed_texts(comparisons: Sequence[Comparison], tolerance: float) -> int | N
 
 
 def compare(gold: Sequence[str], new: Sequence[str], other: Sequence[str], against: str, role: str,
-            settings: GateSettings) -> Comparison:
+            settings: GateSettings, shared: Set[str] | None = None) -> Comparison:
+    """``shared``: the labels both versions know (None: all); dev texts of other labels are left
+    out of this comparison, and its ``why`` says so."""
+    left_out: tuple[str, ...] = ()
+    if shared is not None and not set(gold) <= shared:
+        left_out = tuple(sorted(set(gold) - shared))
+        keep = [i for i, y in enumerate(gold) if y in shared]
+        if not keep:
+            raise ValueError(f"the dev set holds no text of a label both versions know ({', '.join(sorted(shared))})")
+        gold, new, other = ([seq[i] for i in keep] for seq in (gold, new, other))
     evidence = paired_evidence(gold, new, other, settings.confidence)
     outcome, why = judge(evidence, settings, role)
-    return Comparison(against, role, score(gold, other), evidence, outcome, why)
+    if left_out:
+        why = f"on the {evidence.n} dev texts of labels both know (not {', '.join(left_out)}): {why}"
+    return Comparison(against, role, score(gold, other), evidence, outcome, why, left_out)
 
 
-def decide(gold: Sequence[str], new: Sequence[str], others: Sequence[tuple[str, str, Sequence[str]]],
-           settings: GateSettings, dev_digest: str) -> Decision:
-    """``others``: (version, role, its dev labels) for the current version and, when another,
-    the best promoted on this dev set. None of them: the first version, promoted."""
+Other = tuple[str, str, Sequence[str]]
+"""(version, role, its dev labels)."""
+
+
+def decide(gold: Sequence[str], new: Sequence[str], others: Sequence[Other], settings: GateSettings,
+           dev_digest: str, known: Mapping[str, Sequence[str]] | None = None) -> Decision:
+    """``others``: the current version and, when another, the best promoted on this dev set.
+    None of them: the first version, promoted. ``known``: each version's labels (the new one's
+    under ``""``), when the versions may know different labels: each comparison is then on the
+    dev texts of labels both know."""
     mine = score(gold, new)
     if not others:
         return Decision(PROMOTE, "no current version", mine, (), settings, dev_digest)
-    comparisons = tuple(compare(gold, new, labels, version, role, settings) for version, role, labels in others)
+
+    def shared(version: str) -> Set[str] | None:
+        if known is None or version not in known or "" not in known:
+            return None
+        return set(known[""]) & set(known[version])
+
+    comparisons = tuple(compare(gold, new, labels, version, role, settings, shared(version))
+                        for version, role, labels in others)
     for outcome in (REFUSE, INCONCLUSIVE):
         hit = [c for c in comparisons if c.outcome == outcome]
         if hit:

@@ -9,6 +9,7 @@ from html import escape
 
 from controller.models.listing import evidence_lines, status, utc_minute
 from controller.models.registry import Pointer, Registry
+from controller.models.round_text import round_lines
 
 PAGE = "history.html"
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 260, 48, 16, 20, 40
@@ -52,9 +53,11 @@ def history_page(uri: str, records: list[dict], pointer: Pointer) -> str:
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in (
             r["version"], utc_minute(r.get("created", 0)), r.get("setting", ""), r.get("labeled", ""), r.get("corpus", ""),
             f"{new.get('accuracy', 0):.1f}", f"{new.get('macro_f1', 0):.1f}", status(r, pointer),
-            gate.get("why", ""))) + "<td>" + "<br>".join(escape(line) for line in evidence_lines(gate)) + "</td></tr>")
+            gate.get("why", ""))) + "<td>" + "<br>".join(escape(line) for line in evidence_lines(gate)) + "</td>"
+            + "<td>" + "<br>".join(escape(line) for line in round_lines(r)) + "</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("version", "created (UTC)", "setting", "labeled", "corpus",
-                                              "dev accuracy", "dev macro-F1", "status", "gate", "evidence (changes, intervals)"))
+                                              "dev accuracy", "dev macro-F1", "status", "gate", "evidence (changes, intervals)",
+                                              "what changed, what to label next"))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(uri)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;"
             "text-align:left}</style></head><body>"

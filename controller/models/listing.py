@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from controller.models.registry import Pointer
+from controller.models.round_text import round_lines
 
 
 def utc_minute(ts: float) -> str:
@@ -104,6 +105,7 @@ def show_lines(record: dict, pointer: Pointer) -> list[str]:
     earlier = [d for d in record.get("decisions", []) if d.get("key") != gate.get("key")]
     lines += [f"  earlier decision (dev {str(d.get('dev_digest'))[:12]}, {d.get('settings')}): {d.get('outcome')}: "
               f"{d.get('why')}" for d in earlier]
+    lines += [f"  {line}" for line in round_lines(record)]
     lines += [f"  step {kind}: {sid}" for kind, sid in record.get("steps", {}).items()]
     moves = [m for m in pointer.log if m["version"] == record["version"]]
     lines += [f"  {utc_minute(m['at'])} UTC {m['action']}: {m['why']}" for m in moves]

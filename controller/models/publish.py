@@ -27,7 +27,8 @@ from pathlib import Path
 from controller.models.card import render_card
 from controller.models.gate import PROMOTE, Decision, GateSettings, decide, score
 from controller.models.history import write_history
-from controller.models.registry import Pointer, Registry, RegistryRaced
+from controller.models.registry import INDEX, TO_LABEL, Pointer, Registry, RegistryRaced, RoundFiles
+from controller.models.round_text import round_lines
 from jobs.data import DataError, Examples, dump_jsonl
 
 Predict = Callable[[str], "dict | list[str]"]
@@ -35,6 +36,7 @@ Predict = Callable[[str], "dict | list[str]"]
 (``{"labels", "names", "probabilities"}``) or just the labels. The controller loads no torch."""
 
 MAX_RACES = 5
+CORPUS_KEYS = ("corpus_read", "corpus_kept", "corpus_limit", "corpus_pick")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ def check_dev(dev: Examples, labels: Sequence[str], source: str) -> None:
     if unknown:
         raise DataError(f"--dev {source}: labels {', '.join(unknown)} are not the model's "
                         f"({', '.join(labels)}): a dev set must be labeled as the training texts are")
+
+
+def labels_of(registry: Registry, version: str | None) -> list[str]:
+    """The labels a version knows (none for no version, or one the registry does not hold)."""
+    return list(registry.record(version).get("labels", [])) if version and registry.has(version) else []
 
 
 def dev_digest(dev: Examples) -> str:
@@ -127,9 +134,11 @@ def _finish_move(registry: Registry, version: str, record: dict, at: float | Non
 
 
 def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str, info: dict, dev: Examples,
-            dev_source: str, settings: GateSettings, predict: Predict, say: Callable[[str], None]) -> Outcome:
+            dev_source: str, settings: GateSettings, predict: Predict, say: Callable[[str], None],
+            report: Callable[[], RoundFiles] | None = None) -> Outcome:
     """``fetch_model``: the new model's folder here (copied into the version; fetched only when
-    the version is new); ``model_uri``: the same in the store, for its ``evaluate`` step."""
+    the version is new); ``model_uri``: the same in the store, for its ``evaluate`` step;
+    ``report``: the round's report and files (run only when the version is new)."""
     version = info["steps"]["fit"][:16]
     digest = dev_digest(dev)
     key = settings.key(digest)
@@ -137,7 +146,9 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
     decided, earlier = _decided(registry, version, pointer, key)
     if decided is not None:
         return decided
-    check_dev(dev, info["labels"], dev_source)
+    known = labels_of(registry, pointer.current)
+    check_dev(dev, sorted({*info["labels"], *known}), dev_source)
+    files = report() if report is not None else None
     model_dir = fetch_model()
     gold = [str(y) for y in dev.labels]
     scorer = _Scorer(registry, predict, digest, dev_source, len(dev))
@@ -151,19 +162,26 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
               "corpus_digest": info["corpus_digest"], "dev_digest": digest,
               "dev_source": dev_source, "steps": info["steps"], "dataset": info["dataset"],
               "probe": (model_dir / "probe_head.json").is_file(),
-              "agreement": {k: info[k] for k in ("labeled_ami", "labeled_nmi") if k in info}}
+              "agreement": {k: info[k] for k in ("labeled_ami", "labeled_nmi") if k in info},
+              **{k: info[k] for k in CORPUS_KEYS if k in info},
+              "labels_added": sorted(set(info["labels"]) - set(known)) if known else [],
+              "labels_dropped": sorted(set(known) - set(info["labels"])),
+              "drift": files.drift if files else None}
     if registry.has(version):
         record["created"] = registry.record(version).get("created", record["created"])
+    for line in round_lines(record):
+        say(line)
     mine_payload = {"dev_digest": digest, "dev_source": dev_source, **mine_raw}
     for _ in range(MAX_RACES):
-        decision = _gate(scorer, pointer, gold, mine, digest, settings, say)
+        decision = _gate(scorer, pointer, gold, mine, digest, settings, say, info["labels"])
         record["gate"] = {**decision.to_dict(), "moved": None}
         record["decisions"] = [*earlier, record["gate"]]
         registry.put_dev_predictions(version, digest, mine_payload)
         if registry.has(version):  # a crash or a race left it published: the decision is new
             registry.update_record(version, record, render_card(record))
         else:
-            registry.publish(version, model_dir, record, render_card(record))
+            registry.publish(version, model_dir, record, render_card(record),
+                             {INDEX: files.index, TO_LABEL: files.to_label} if files else None)
         if not decision.promote:
             write_history(registry)
             return Outcome(version, True, False, pointer.current, decision.outcome, decision.why, decision)
@@ -199,7 +217,9 @@ def best_promoted(scorer: _Scorer, pointer: Pointer, gold: list[str]) -> tuple[s
 
 
 def _gate(scorer: _Scorer, pointer: Pointer, gold: list[str], mine: list[str], digest: str, settings: GateSettings,
-          say: Callable[[str], None]) -> Decision:
+          say: Callable[[str], None], labels: Sequence[str] = ()) -> Decision:
+    """``labels``: the new version's; a comparison with a version that knows other labels is
+    made on the dev texts of the labels both know."""
     current = pointer.current
     if current is None:
         return decide(gold, mine, (), settings, digest)
@@ -212,7 +232,8 @@ def _gate(scorer: _Scorer, pointer: Pointer, gold: list[str], mine: list[str], d
         if (b.accuracy, b.macro_f1) > (now.accuracy, now.macro_f1):
             say(f"best version promoted on this dev set, {best[0]}: {b.line()}")
             others.append((best[0], "best", best[1]))
-    decision = decide(gold, mine, others, settings, digest)
+    known = {"": list(labels), **{v: labels_of(scorer.registry, v) for v, _, _ in others if scorer.registry.has(v)}}
+    decision = decide(gold, mine, others, settings, digest, known if labels else None)
     for comparison in decision.comparisons:
         say(f"against {comparison.role} {comparison.against}: {comparison.evidence.line()}")
     return decision

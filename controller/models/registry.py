@@ -2,10 +2,14 @@
 
     versions/<version>/model/...      the model folder, as ``ctune train`` writes it; never changed
     versions/<version>/record.json    inputs' digests, setting, step ids, dev metrics, counts,
-                                      created, code version, the gate's decision and why
+                                      created, code version, the gate's decision and why, what
+                                      changed in the corpus since the version then in use
     versions/<version>/README.md      the model card (controller.models.card)
     versions/<version>/dev/<digest>.json  its labels (and probabilities) for a dev set's texts,
                                       kept when it was scored on that dev set (the gate reads them)
+    versions/<version>/corpus_index.npy  a digest per corpus text its round read (the next
+                                      round tells new texts from these)
+    versions/<version>/to_label.jsonl the texts its round proposes to label next
     versions/<version>/_COMPLETE      written last: a version without it is not there
     current.json                      the version in use, and every move of the pointer
 
@@ -32,6 +36,9 @@ CARD = "README.md"
 MODEL = "model"
 COMPLETE = "_COMPLETE"
 DEV = "dev"
+INDEX = "corpus_index.npy"
+TO_LABEL = "to_label.jsonl"
+ROUND_FILES = (INDEX, TO_LABEL)
 
 
 class RegistryError(CtuneError, ValueError):
@@ -60,6 +67,18 @@ def is_registry(uri: str) -> bool:
         return True
     path = Path(uri).expanduser()
     return (path / CURRENT).is_file() or (path / VERSIONS).is_dir()
+
+
+@dataclass(frozen=True)
+class RoundFiles:
+    """What a retraining round keeps with its version (``controller.practice.rounds``)."""
+
+    drift: dict
+    """What changed since the version then in use (kept in the record)."""
+    to_label: bytes
+    """``TO_LABEL``: the texts to label next."""
+    index: bytes
+    """``INDEX``: a digest per corpus text read."""
 
 
 @dataclass(frozen=True)
@@ -125,13 +144,16 @@ class Registry:
                                 f"{self.uri} holds no model (no current.json, no versions)")
         return current
 
-    def publish(self, version: str, model_dir: Path, record: dict, card: str) -> None:
-        """Write a version: its model folder, card and record, then ``_COMPLETE``. A version
-        already complete is left as it is."""
+    def publish(self, version: str, model_dir: Path, record: dict, card: str,
+                files: dict[str, bytes] | None = None) -> None:
+        """Write a version: its model folder, ``files`` (its round's, ``ROUND_FILES``), card
+        and record, then ``_COMPLETE``. A version already complete is left as it is."""
         if self.has(version):
             return
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
             self.store.upload_file(path, self._v(version, f"{MODEL}/{path.relative_to(model_dir)}"))
+        for name, data in (files or {}).items():
+            self.store.write_bytes(self._v(version, name), data)
         self.update_record(version, record, card)
         self.store.create_bytes(self._v(version, COMPLETE), b"ok\n")
 
@@ -158,6 +180,16 @@ class Registry:
     def put_dev_predictions(self, version: str, dev_digest: str, predictions: dict) -> None:
         self.store.write_bytes(self._v(version, f"{DEV}/{dev_digest[:16]}.json"),
                                (json.dumps(predictions) + "\n").encode())
+
+    def corpus_index_uri(self, version: str) -> str | None:
+        """Where a job reads the version's corpus index from; None when it keeps none."""
+        return f"{self.uri}/{self._v(version, INDEX)}" if self.store.exists(self._v(version, INDEX)) else None
+
+    def round_file(self, version: str, name: str) -> bytes | None:
+        """One of the version's ``ROUND_FILES``, or None when its round wrote none."""
+        self.record(version)
+        key = self._v(version, name)
+        return self.store.read_bytes(key) if self.store.exists(key) else None
 
     def model_uri(self, version: str) -> str:
         """Where a job reads the version's model folder from."""

@@ -97,3 +97,10 @@ settings measured on all six (before it, ``clust+concat``); where the clusters c
 the labels (ISEAR, polarity) SetFit does better. The advice rule (``auto``, controller.analysis.advice)
 lost more points than always inter-training when judged the same way; the AMI is still
 measured and reported."""
+
+CORPUS_PICKS = ("sample", "newest")
+"""Which corpus texts a bounded ``ctune train`` clusters and inter-trains on (controller.practice.corpus)."""
+
+DEFAULT_CORPUS_LIMIT = 10_000
+"""Corpus texts (besides the labeled ones) ``ctune train`` clusters and inter-trains on at most;
+see docs/performance.md, "Bounded cost", for the measurement it was chosen from."""

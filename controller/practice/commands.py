@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from controller.plan.spec import store_uri
+from controller.practice.corpus import CorpusBound
 from controller.run.backends.base import Backend
 from controller.run.live import Progress, say
 from jobs.contract.errors import EXIT_INCONCLUSIVE, EXIT_NOT_PROMOTED, EXIT_OK
@@ -56,7 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     req = TrainRequest(labeled=args.labeled, out=Path(args.out), corpus=args.corpus, model=args.model,
                        setting=args.setting, protocol=args.protocol,
                        text_field=args.text_field, label_field=args.label_field,
-                       clustering=ClusterParams(n_clusters=args.clusters))
+                       clustering=ClusterParams(n_clusters=args.clusters),
+                       bound=CorpusBound(args.corpus_limit, args.corpus_pick))
     backend = _train_backend(store, args)
     if registry:
         return _train_to_registry(store, req, args, backend)
@@ -92,7 +94,7 @@ def _train_to_registry(store: Store, req, args: argparse.Namespace, backend: Bac
 
     t0 = time.time()
     out = train_to_registry(store, req, args.out, args.dev, gate_settings(args), Progress(), _announce_training,
-                            say, backend)
+                            say, backend, args.batch)
     code = {PROMOTE: EXIT_OK, INCONCLUSIVE: EXIT_INCONCLUSIVE}.get(out.outcome, EXIT_NOT_PROMOTED)
     if not out.new:
         if out.outcome == PROMOTE:
@@ -141,6 +143,12 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
     from controller.practice.training import suggest
 
+    if args.registry:
+        if args.corpus or args.budget:
+            raise DataError("ctune suggest: give a corpus and --budget, or --registry, not both")
+        return _suggest_from_registry(args)
+    if not args.corpus or not args.budget:
+        raise DataError("ctune suggest: a corpus and --budget are needed (or --registry REGISTRY[@VERSION])")
     store = _practitioner_store(args)
     rows = suggest(store, Path(args.corpus), args.budget, ClusterParams(n_clusters=args.clusters),
                    args.text_field, Progress())
@@ -148,4 +156,28 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     say(f"{len(rows)} texts to label, from {len({r['cluster'] for r in rows})} clusters")
+    return EXIT_OK
+
+
+def _suggest_from_registry(args: argparse.Namespace) -> int:
+    """The texts a round proposed, as its version keeps them (``to_label.jsonl``)."""
+    from controller.models.registry import TO_LABEL, Registry, RegistryError, split_ref
+
+    uri, version = split_ref(args.registry)
+    registry = Registry(uri)
+    registry.store.check()
+    if version is None:
+        versions = registry.versions()
+        if not versions:
+            raise RegistryError(f"{uri} holds no version")
+        version = versions[-1]["version"]
+    data = registry.round_file(version, TO_LABEL)
+    if data is None:
+        raise RegistryError(f"{uri}@{version}: its round proposed no texts to label (a version from before rounds "
+                            "did, or one trained outside a registry)")
+    with output_stream(args.output) as out:
+        out.write(data.decode("utf-8"))
+    n = data.count(b"\n")
+    say(f"{n} texts to label from the round of {version}: fill each \"label\" and put the file under the labeled "
+        "prefix for the next round")
     return EXIT_OK

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from controller.analysis.advice import THRESHOLD, advise, sample_agreement
 from controller.analysis.agreement import nmi
 from controller.models.gate import GateSettings
@@ -25,11 +27,13 @@ from controller.models.publish import Outcome
 from controller.plan.datasets import read_source
 from controller.plan.graph import Plan, cluster_step, evaluate_step, fit_step, intertrain_step
 from controller.plan.settings import DEFAULT_SETTING, SETTINGS
+from controller.practice.corpus import CorpusBound, bounded_corpus, corpus_texts
+from controller.practice.rounds import RoundFiles, against_current, round_files
 from controller.run.backends.base import Backend, RunResult
 from controller.run.backends.local import LocalBackend, job_env
 from jobs.contract.errors import StepsFailed
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS
-from jobs.contract.outputs import DEV_LABELS, MODEL, read_cluster_ids
+from jobs.contract.outputs import DEV_LABELS, MODEL, npy_bytes, read_cluster_ids
 from jobs.contract.params import (
     ClusterParams,
     IntertrainOptimization,
@@ -39,8 +43,9 @@ from jobs.contract.params import (
     clustering_problem,
 )
 from jobs.contract.sampling import cluster_sample_indices
-from jobs.contract.staging import LABELED, TRAIN, corpus, labeled_cluster_ids, stage, staged_dataset
+from jobs.contract.staging import LABELED, TRAIN, StagedDataset, corpus, labeled_cluster_ids, stage, staged_dataset
 from jobs.contract.steps import StepSpec
+from jobs.contract.texts import digests
 from jobs.data import DataError, Examples, dump_jsonl, label_names, read_examples
 from jobs.storage import Store
 
@@ -68,10 +73,26 @@ class TrainRequest:
     """Which corpus texts a self-training probe (``clust+concat+self``) learns from again."""
     intertrain: IntertrainOptimization = field(default_factory=IntertrainOptimization)
     seed: int = 0
+    bound: CorpusBound = field(default_factory=CorpusBound)
+    """How many corpus texts (besides the labeled ones) the round clusters and inter-trains on,
+    and which."""
 
     @property
     def fine_tuning(self) -> Optimization:
         return StrongOptimization() if self.protocol == "strong" else Optimization()
+
+
+@dataclass(frozen=True)
+class StagedCorpus:
+    index: str
+    """The staged corpus index (``INDEX_FILE``: a digest per corpus text read, labeled ones first)."""
+    read: int
+    """Corpus texts read (besides the labeled ones)."""
+    kept: int
+    """Of them, those the round clusters and inter-trains on."""
+
+
+INDEX_FILE = "index.npy"
 
 
 def _quiet(info: dict) -> None:
@@ -79,19 +100,28 @@ def _quiet(info: dict) -> None:
 
 
 def stage_training_data(store: Store, req: TrainRequest,
-                        labeled: Examples | None = None) -> tuple[str, Examples, Examples]:
-    """``labeled``: ``req.labeled`` when the caller has read it already."""
+                        labeled: Examples | None = None) -> tuple[str, Examples, Examples, StagedCorpus]:
+    """``labeled``: ``req.labeled`` when the caller has read it already. The corpus is read as
+    a stream and bounded (``req.bound``); its index (a digest per text) is staged beside."""
     if labeled is None:
         labeled = read_source(str(req.labeled), req.text_field, req.label_field)
-    extra = read_source(str(req.corpus), req.text_field, None) if req.corpus is not None else None
     names = label_names(labeled.labels)
     if len(names) < 2:
         raise DataError(f"{req.labeled}: at least two different labels are needed, found {len(names)}")
+    extra = None
+    if req.corpus is not None:
+        bounded = bounded_corpus(corpus_texts(str(req.corpus), req.text_field), req.bound, str(req.corpus))
+        extra, total = Examples(bounded.texts, (None,) * len(bounded.texts)), bounded.total
+        index = np.concatenate([digests(labeled.texts), bounded.index])
+    else:
+        total, index = 0, digests(labeled.texts)
     texts = corpus(labeled, extra)
     dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, names,
-                             {"corpus": len(texts), "labeled": len(labeled)})
+                             {"corpus": len(texts), "labeled": len(labeled), "corpus_read": total})
     stage(store, dataset)
-    return dataset.prefix, texts, labeled
+    kept = StagedDataset("corpus-index", {INDEX_FILE: npy_bytes(index)}, {"texts": len(index)})
+    stage(store, kept)
+    return dataset.prefix, texts, labeled, StagedCorpus(kept.prefix, total, len(texts) - len(labeled))
 
 
 def corpus_clustering(clustering: ClusterParams, prefix: str) -> StepSpec:
@@ -171,7 +201,7 @@ def train_steps(store: Store, req: TrainRequest, on_event, announce: Callable[[d
                 backend: Backend | None = None, labeled: Examples | None = None) -> tuple[StepSpec, dict]:
     """Run (or find done) the training's steps, with ``backend`` (local processes by default):
     the fit step, and what was measured and chosen."""
-    prefix, texts, labeled = stage_training_data(store, req, labeled)
+    prefix, texts, labeled, read = stage_training_data(store, req, labeled)
     backend = backend or LocalBackend(store)
     agreement: dict = {}
     setting = req.setting
@@ -184,7 +214,10 @@ def train_steps(store: Store, req: TrainRequest, on_event, announce: Callable[[d
         agreement = labeled_agreement(store, clust, labeled)
         if setting == "auto":
             setting = advise(agreement["labeled_ami"])
-    announce({"setting": setting, "asked": req.setting, "labeled": len(labeled), "corpus": len(texts), **agreement})
+    bounded = {"corpus_read": read.read, "corpus_kept": read.kept, "corpus_limit": req.bound.limit,
+               "corpus_pick": req.bound.pick, "corpus_index": read.index}
+    announce({"setting": setting, "asked": req.setting, "labeled": len(labeled), "corpus": len(texts),
+              **bounded, **agreement})
     plan = training_plan(req, setting, prefix)
     _run(backend, plan, on_event)
     fit = next(s for s in plan.steps.values() if s.kind == "fit")
@@ -193,7 +226,7 @@ def train_steps(store: Store, req: TrainRequest, on_event, announce: Callable[[d
             "protocol": req.protocol if SETTINGS[setting].fine_tunes else None, **agreement,
             "advice_threshold": THRESHOLD if req.setting == "auto" else None,
             "steps": {st.kind: sid for sid, st in plan.steps.items()}, "dataset": prefix,
-            "labeled_digest": _digest(labeled), "corpus_digest": _digest(texts)}
+            "labeled_digest": _digest(labeled), "corpus_digest": _digest(texts), **bounded}
     return fit, info
 
 
@@ -201,15 +234,19 @@ def _digest(examples: Examples) -> str:
     return hashlib.sha256(dump_jsonl(examples)).hexdigest()
 
 
-def dev_predictor(store: Store, backend: Backend, dev: Examples, names: list[str], on_event) -> Callable[[str], dict]:
-    """Labels (and each label's probability) for the dev texts from a model folder's store URI:
-    an ``evaluate`` step run by ``backend`` (cached: the same model on the same dev set is
-    scored once)."""
+def stage_dev(store: Store, dev: Examples, names: list[str]) -> str:
     dataset = staged_dataset("dev", {TRAIN: dev}, names, {"dev": len(dev)})
     stage(store, dataset)
+    return dataset.prefix
+
+
+def dev_predictor(store: Store, backend: Backend, dev_prefix: str, on_event) -> Callable[[str], dict]:
+    """Labels (and each label's probability) for the staged dev texts from a model folder's
+    store URI: an ``evaluate`` step run by ``backend`` (cached: the same model on the same dev
+    set is scored once)."""
 
     def predict(model_uri: str) -> dict:
-        step = evaluate_step(model_uri, dataset.prefix, f"evaluate {model_uri.rsplit('/', 2)[-2]}")
+        step = evaluate_step(model_uri, dev_prefix, f"evaluate {model_uri.rsplit('/', 2)[-2]}")
         _run(backend, Plan({step.id: step}, (), {}), on_event)
         return dict(json.loads(store.read_bytes(f"{step.prefix}/{DEV_LABELS}")))
 
@@ -218,10 +255,11 @@ def dev_predictor(store: Store, backend: Backend, dev: Examples, names: list[str
 
 def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_source: str, settings: GateSettings,
                       on_event, announce: Callable[[dict], None], say: Callable[[str], None],
-                      backend: Backend | None = None) -> Outcome:
+                      backend: Backend | None = None, batch: int = 50) -> Outcome:
     """Train (steps cached in ``store``, run by ``backend``: local processes by default), then
-    publish a version in the registry through the gate."""
-    from controller.models.publish import check_dev, publish
+    publish a version in the registry through the gate, with its round's report and the
+    ``batch`` texts it proposes to label next."""
+    from controller.models.publish import check_dev, labels_of, publish
     from controller.models.registry import Registry
 
     registry = Registry(registry_uri)
@@ -229,12 +267,20 @@ def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_so
     dev = read_source(dev_source, req.text_field, req.label_field)
     labeled = read_source(str(req.labeled), req.text_field, req.label_field)
     names = label_names(labeled.labels)
-    check_dev(dev, names, dev_source)  # before hours of training, not after
+    known = labels_of(registry, registry.pointer().current)
+    check_dev(dev, sorted({*names, *known}), dev_source)  # before hours of training, not after
     backend = backend or LocalBackend(store)
     fit, info = train_steps(store, req, on_event, announce, backend, labeled)
-    predict = dev_predictor(store, backend, dev, names, on_event)
+    dev_prefix = stage_dev(store, dev, sorted({str(y) for y in dev.labels}))
+    params = against_current(registry, batch, req.seed)
+
+    def report() -> RoundFiles:
+        return round_files(store, backend, on_event, params, req.clustering, info["dataset"], info["corpus_index"],
+                           INDEX_FILE, fit, dev_prefix)
+
     return publish(registry, lambda: store.fetch_dir(f"{fit.prefix}/{MODEL}"), f"{store.root}/{fit.prefix}/{MODEL}",
-                   {**info, "model": req.model}, dev, dev_source, settings, predict, say)
+                   {**info, "model": req.model}, dev, dev_source, settings,
+                   dev_predictor(store, backend, dev_prefix, on_event), say, report)
 
 
 def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterParams, text_field: str,

@@ -27,11 +27,16 @@ EMBEDDINGS = "embeddings"
 """An ``embed`` step: the vectors a probe or a dense clustering reads."""
 BESIDE = "beside"
 """A second ``embed`` step, concatenated to ``embeddings`` (the ``clust+concat`` probe)."""
+CLASSIFIER = "classifier"
+"""A ``fit`` step: the trained model a retraining round's ``drift`` step labels texts with."""
+DEV = "dev"
+"""A staged dev set (its ``train`` split): placed among a round's clusters by the ``drift`` step."""
 
 # ``staging.DATASETS`` and ``steps.step_prefix(kind, ...)`` spelled out: this module cannot import them
 # (steps imports it; staging -> integrity -> steps); tests/test_step_contract.py checks they agree
 SOURCE: dict[str, str] = {DATASET: "datasets", CLUSTERS: "steps/cluster", ENCODER: "steps/intertrain",
-                          EMBEDDINGS: "steps/embed", BESIDE: "steps/embed"}
+                          EMBEDDINGS: "steps/embed", BESIDE: "steps/embed",
+                          CLASSIFIER: "steps/fit", DEV: "datasets"}
 """Per role, the store prefix its input lies under."""
 
 

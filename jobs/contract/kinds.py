@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 from jobs.contract import outputs
 from jobs.contract.errors import JobError
-from jobs.contract.inputs import BESIDE, CLUSTERS, DATASET, EMBEDDINGS, ENCODER, Roles
+from jobs.contract.inputs import BESIDE, CLASSIFIER, CLUSTERS, DATASET, DEV, EMBEDDINGS, ENCODER, Roles
 from jobs.contract.params import (
     AnalyzeParams,
     ClassicParams,
     ClusterParams,
+    DriftParams,
     EmbedParams,
     EvaluateParams,
     FinetuneParams,
@@ -91,6 +92,8 @@ KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("setfit", SetFitParams, Roles((DATASET,), (ENCODER, CLUSTERS)), outputs.CELL, gpu=True, cell=True,
              packages=_setfit),
     StepKind("evaluate", EvaluateParams, Roles((DATASET,)), (outputs.DEV_LABELS,), gpu=True),
+    StepKind("drift", DriftParams, Roles((DATASET, CLUSTERS, CLASSIFIER), (DEV,)), (outputs.DRIFT, outputs.TO_LABEL),
+             gpu=True),
 )}
 """Every step kind, by name, in the order they are listed to a user."""
 

@@ -326,6 +326,39 @@ class EvaluateParams(Params):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DriftParams(Params):
+    """The ``drift`` step of a retraining round (``jobs.kinds.drift``): what changed in the
+    corpus since the version in use, and which texts to label next.
+
+    ``current_model`` and ``current_index``: the version in use's model folder and corpus index
+    (store URIs; empty on a first round, or when that version keeps no index)."""
+
+    kind: ClassVar[str] = "drift"
+    current_version: str = ""
+    current_model: str = ""
+    current_index: str = ""
+    batch: int = 50
+    """Texts to label next."""
+    pool: int = 1000
+    """At most this many new and this many old clustered texts are labeled by both versions
+    (the label shift and the batch are drawn from them): the step's cost does not grow with
+    the corpus."""
+    alpha: float = 0.01
+    """Significance of each test (over all clusters together: Bonferroni)."""
+    min_dev: int = 5
+    """A cluster the dev set holds fewer texts of than this is one the gate barely sees."""
+    emerging_weight: float = 3.0
+    """How much more of the batch an emerging cluster gets than its size alone would give it."""
+    examples: int = 3
+    max_length: int = 128
+    seed: int = 0
+
+    def problems(self) -> list[str]:
+        return (_at_least("batch", self.batch, 1) + _at_least("pool", self.pool, 10) + _rate("alpha", self.alpha)
+                + _at_least("emerging_weight", self.emerging_weight, 1) + _tokens(self.max_length))
+
+
+@dataclass(frozen=True, kw_only=True)
 class FitParams(Optimization, SelfTraining):
     """The ``fit`` step (``ctune train``): learn from every labeled text and keep the model; a
     probe head may self-train on the corpus (``clust+concat+self``)."""

@@ -4,11 +4,14 @@ words), punctuation to spaces."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
+
+import numpy as np
 
 _PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))
 _TERM = re.compile(r"(?u)\b\w\w+\b")
@@ -58,3 +61,14 @@ def count_worded(texts: Iterable[str]) -> int:
     show one at a glance (``_surely_worded``); the rest are normalized (the stop-word pattern
     is slow: it made planning the paper's grid 3 s slower)."""
     return sum(1 for t in texts if _surely_worded(str(t).lower()) or _TERM.search(normalize(t)))
+
+
+def text_digest(text: str) -> int:
+    """A text's 64-bit digest: what a registry version's corpus index keeps, one per corpus
+    text, so that the next round can tell which of its texts are new."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def digests(texts: Iterable[str]) -> np.ndarray:
+    """Each text's ``text_digest``, as unsigned 64-bit integers."""
+    return np.fromiter((text_digest(t) for t in texts), dtype=np.uint64)

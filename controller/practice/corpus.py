@@ -1,0 +1,149 @@
+"""A training round's corpus, read as a stream and bounded.
+
+The corpus (a local .jsonl/.csv file, an ``s3://`` object, or every .jsonl/.csv under an
+``s3://`` prefix, in key order) is read one file or object at a time and never held whole: what
+is kept is at most ``limit`` texts and one 8-byte digest per text (the round's corpus index,
+kept with the version so that the next round can tell which texts are new).
+
+Which texts a bounded round clusters and inter-trains on (the labeled texts are always in,
+ahead of them):
+
+* ``sample`` (the default): the ``limit`` texts of smallest seeded digest, a uniform sample
+  that keeps its texts as the corpus grows (a text in this round's sample stays in the next
+  one's unless smaller digests push it out), so new texts enter in proportion to their number;
+* ``newest``: the last ``limit`` texts in reading order (objects are read in key order: name
+  them by date and the newest come last).
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import json
+from array import array
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controller.plan.settings import CORPUS_PICKS, DEFAULT_CORPUS_LIMIT
+from jobs.contract.texts import text_digest
+from jobs.data import FORMATS, DataError, _text
+
+
+@dataclass(frozen=True)
+class CorpusBound:
+    limit: int = DEFAULT_CORPUS_LIMIT
+    """0: every text."""
+    pick: str = "sample"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise DataError(f"--corpus-limit must be 0 (every text) or more, got {self.limit}")
+        if self.pick not in CORPUS_PICKS:
+            raise DataError(f"--corpus-pick: unknown {self.pick!r} (known: {', '.join(CORPUS_PICKS)})")
+
+
+@dataclass(frozen=True)
+class BoundedCorpus:
+    texts: tuple[str, ...]
+    """What the round clusters and inter-trains on besides the labeled texts, in reading order."""
+    index: np.ndarray
+    """The digest (``jobs.lib.drift.text_digest``) of every corpus text read, kept or not."""
+
+    @property
+    def total(self) -> int:
+        return len(self.index)
+
+
+def _rows(raw: Iterable[str], source: str, suffix: str, text_field: str) -> Iterator[str]:
+    if suffix == ".csv":
+        reader = csv.DictReader(raw)
+        if reader.fieldnames is None:
+            raise DataError(f"{source}: file is empty")
+        if text_field not in reader.fieldnames:
+            raise DataError(f"{source}:1: missing field {text_field!r} in the CSV header")
+        for row in reader:
+            yield _text(row, text_field, source, reader.line_num)
+        return
+    for lineno, line in enumerate(raw, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.removeprefix("\ufeff") if lineno == 1 else line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{source}:{lineno}: malformed JSON line ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{source}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        yield _text(row, text_field, source, lineno)
+
+
+def _local_texts(path: Path, text_field: str) -> Iterator[str]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix not in FORMATS:
+        raise DataError(f"{path}: not a {' or '.join(FORMATS)} file")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            yield from _rows(f, str(path), path.suffix, text_field)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def _s3_texts(src: str, text_field: str) -> Iterator[str]:
+    from jobs.storage import open_store, split_s3_uri
+
+    root, key = split_s3_uri(src)
+    store = open_store(root)
+    keys = [key] if key and store.exists(key) else [
+        k for k in sorted(store.list(key)) if k.endswith((".jsonl", ".csv"))]
+    if not keys:
+        raise DataError(f"{src}: no .jsonl or .csv objects there")
+    for k in keys:  # one object in memory at a time
+        try:
+            raw = store.read_bytes(k).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{root}/{k}: not UTF-8 text ({exc.reason})") from None
+        yield from _rows(io.StringIO(raw, newline=""), f"{root}/{k}", Path(k).suffix, text_field)
+
+
+def corpus_texts(src: str, text_field: str) -> Iterator[str]:
+    """Every text of a corpus source, in reading order, one file or object at a time."""
+    return _s3_texts(src, text_field) if src.startswith("s3://") else _local_texts(Path(src).expanduser(), text_field)
+
+
+def _sample_key(text: str, seed: int) -> int:
+    return text_digest(f"{seed}\0{text}")
+
+
+def bounded_corpus(texts: Iterable[str], bound: CorpusBound, source: str = "corpus") -> BoundedCorpus:
+    """Read ``texts`` once: keep at most ``bound.limit`` of them (all when 0) and every text's
+    digest. Memory: the texts kept and 8 bytes a text read."""
+    index = array("Q")
+    kept_all: list[str] = []
+    newest: deque[tuple[int, str]] = deque(maxlen=bound.limit or None)
+    smallest: list[tuple[int, int, str]] = []  # a max-heap by key, as (-key, -position, text)
+    for i, text in enumerate(texts):
+        index.append(text_digest(text))
+        if not bound.limit:
+            kept_all.append(text)
+        elif bound.pick == "newest":
+            newest.append((i, text))
+        else:
+            key = _sample_key(text, bound.seed)
+            if len(smallest) < bound.limit:
+                heapq.heappush(smallest, (-key, -i, text))
+            elif -smallest[0][0] > key:
+                heapq.heapreplace(smallest, (-key, -i, text))
+    if not index:
+        raise DataError(f"{source}: no texts")
+    digests = np.frombuffer(index, dtype=np.uint64).copy()
+    if not bound.limit:
+        return BoundedCorpus(tuple(kept_all), digests)
+    if bound.pick == "newest":
+        return BoundedCorpus(tuple(t for _, t in newest), digests)
+    return BoundedCorpus(tuple(t for _, _, t in sorted(smallest, key=lambda e: -e[1])), digests)

@@ -1,0 +1,52 @@
+"""A retraining round's report: what changed in the corpus since the version in use, and the
+texts to label next (a ``drift`` step, run by the round's backend like its other steps: in the
+job image on a cluster).
+
+What the round keeps with its version (``controller.models.registry``): the corpus index (a
+digest per corpus text read, so that the next round can tell which texts are new), the report
+(``drift.json``, its summary in the record) and the batch to label (``to_label.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from controller.models.registry import Registry, RoundFiles
+from controller.plan.graph import Plan, cluster_step
+from controller.run.backends.base import Backend
+from jobs.contract.errors import StepsFailed
+from jobs.contract.inputs import CLASSIFIER, CLUSTERS, DATASET, DEV
+from jobs.contract.outputs import DRIFT, TO_LABEL
+from jobs.contract.params import ClusterParams, DriftParams
+from jobs.contract.steps import StepSpec
+from jobs.storage import Store
+
+
+def drift_step(params: DriftParams, dataset: str, clusters: str, fit: str, dev: str | None) -> StepSpec:
+    inputs = {DATASET: dataset, CLUSTERS: clusters, CLASSIFIER: fit, **({DEV: dev} if dev else {})}
+    return StepSpec("drift", params, inputs, "what changed, what to label next")
+
+
+def against_current(registry: Registry, batch: int, seed: int = 0) -> DriftParams:
+    """The drift step's parameters for a round into ``registry``: against the version in use
+    (none on a first round; no index to compare with when it was published without one)."""
+    current = registry.pointer().current
+    if current is None:
+        return DriftParams(batch=batch, seed=seed)
+    index = registry.corpus_index_uri(current)
+    return DriftParams(current_version=current, current_model=registry.model_uri(current),
+                       current_index=index or "", batch=batch, seed=seed)
+
+
+def round_files(store: Store, backend: Backend, on_event, params: DriftParams, clustering: ClusterParams,
+                dataset: str, index_prefix: str, index_file: str, fit: StepSpec, dev: str | None) -> RoundFiles:
+    """Run (or find done) the round's clustering and drift step; what to keep with the version."""
+    clust = cluster_step(clustering, dataset, "corpus")
+    step = drift_step(params, dataset, clust.prefix, fit.prefix, dev)
+    result = backend.run(Plan({clust.id: clust, step.id: step}, (), {}), on_event)
+    if not result.ok:
+        raise StepsFailed(f"{len(result.failed)} step(s) failed")
+    return RoundFiles(json.loads(store.read_bytes(f"{step.prefix}/{DRIFT}")),
+                      store.read_bytes(f"{step.prefix}/{TO_LABEL}"),
+                      store.read_bytes(f"{index_prefix}/{index_file}"))
+
