@@ -239,9 +239,11 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
 
     real = practitioner.dev_predictor
 
-    def the_new_model_gets_everything_wrong(store_, backend, dev, names, on_event):
-        predict = real(store_, backend, dev, names, on_event)
-        return lambda uri: ["nonsense"] * len(dev) if uri.startswith(str(store)) else predict(uri)
+    n_dev = len(bucket.read_bytes("data/dev.jsonl").splitlines())
+
+    def the_new_model_gets_everything_wrong(store_, backend, dev_prefix, on_event):
+        predict = real(store_, backend, dev_prefix, on_event)
+        return lambda uri: ["nonsense"] * n_dev if uri.startswith(str(store)) else predict(uri)
 
     monkeypatch.setattr(practitioner, "dev_predictor", the_new_model_gets_everything_wrong)
     bucket.write_bytes("data/corpus/part-002.jsonl", (unlabeled[0] + "\n").encode())

@@ -147,3 +147,10 @@ def bounded_corpus(texts: Iterable[str], bound: CorpusBound, source: str = "corp
     if bound.pick == "newest":
         return BoundedCorpus(tuple(t for _, t in newest), digests)
     return BoundedCorpus(tuple(t for _, _, t in sorted(smallest, key=lambda e: -e[1])), digests)
+
+
+def index_bytes(index: np.ndarray) -> bytes:
+    """A corpus index as a version keeps it: ``.npy``, unsigned 64-bit digests."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(index, dtype=np.uint64), allow_pickle=False)
+    return buf.getvalue()

@@ -43,7 +43,8 @@ def round_files(store: Store, backend: Backend, on_event, params: DriftParams, c
     """Run (or find done) the round's clustering and drift step; what to keep with the version."""
     clust = cluster_step(clustering, dataset, "corpus")
     step = drift_step(params, dataset, clust.prefix, fit.prefix, dev)
-    result = backend.run(Plan({clust.id: clust, step.id: step}, (), {}), on_event)
+    # every step it reads is in the plan (found done), or the scheduler would wait for it
+    result = backend.run(Plan({clust.id: clust, fit.id: fit, step.id: step}, (), {}), on_event)
     if not result.ok:
         raise StepsFailed(f"{len(result.failed)} step(s) failed")
     return RoundFiles(json.loads(store.read_bytes(f"{step.prefix}/{DRIFT}")),

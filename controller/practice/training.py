@@ -27,13 +27,13 @@ from controller.models.publish import Outcome
 from controller.plan.datasets import read_source
 from controller.plan.graph import Plan, cluster_step, evaluate_step, fit_step, intertrain_step
 from controller.plan.settings import DEFAULT_SETTING, SETTINGS
-from controller.practice.corpus import CorpusBound, bounded_corpus, corpus_texts
+from controller.practice.corpus import CorpusBound, bounded_corpus, corpus_texts, index_bytes
 from controller.practice.rounds import RoundFiles, against_current, round_files
 from controller.run.backends.base import Backend, RunResult
 from controller.run.backends.local import LocalBackend, job_env
 from jobs.contract.errors import StepsFailed
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS
-from jobs.contract.outputs import DEV_LABELS, MODEL, npy_bytes, read_cluster_ids
+from jobs.contract.outputs import DEV_LABELS, MODEL, read_cluster_ids
 from jobs.contract.params import (
     ClusterParams,
     IntertrainOptimization,
@@ -119,7 +119,7 @@ def stage_training_data(store: Store, req: TrainRequest,
     dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, names,
                              {"corpus": len(texts), "labeled": len(labeled), "corpus_read": total})
     stage(store, dataset)
-    kept = StagedDataset("corpus-index", {INDEX_FILE: npy_bytes(index)}, {"texts": len(index)})
+    kept = StagedDataset("corpus-index", {INDEX_FILE: index_bytes(index)}, {"texts": len(index)})
     stage(store, kept)
     return dataset.prefix, texts, labeled, StagedCorpus(kept.prefix, total, len(texts) - len(labeled))
 

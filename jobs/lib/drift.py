@@ -122,13 +122,18 @@ def _quotas(sizes: dict[int, float], budget: int, room: dict[int, int]) -> dict[
             break
         total = sum(open_.values())
         shares = {c: left * w / total for c, w in open_.items()}
-        step = {c: min(int(s), room[c] - quota[c]) for c, s in shares.items()}
-        if sum(step.values()) == 0:  # fewer seats than open clusters: largest remainders
-            for c in sorted(open_, key=lambda c: (-shares[c], c))[:left]:
-                step[c] = 1
-        for c, n in step.items():
-            quota[c] += n
-        left -= sum(step.values())
+        capped = [c for c in open_ if int(shares[c]) >= room[c] - quota[c]]
+        if capped:  # fill those and share what is left among the others
+            for c in capped:
+                left -= room[c] - quota[c]
+                quota[c] = room[c]
+            continue
+        for c in open_:
+            quota[c] += int(shares[c])
+        rest = left - sum(int(shares[c]) for c in open_)
+        for c in sorted(open_, key=lambda c: (-(shares[c] - int(shares[c])), c))[:rest]:
+            quota[c] += 1
+        break
     return quota
 
 
