@@ -123,6 +123,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def _peak_rss_mb() -> float:
+    """The job process's peak resident memory so far (a packed process: over its cells so far)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _check_inputs(store: Store, spec: StepSpec) -> None:
     for role, dep in spec.inputs.items():
         if not is_done(store, dep):
@@ -190,5 +197,6 @@ def _compute(store: Store, spec: StepSpec, prefix: str, kind: str, handler: Hand
         "started": started,
         "finished": time.time(),
         "seconds": round(time.time() - started, 3),
+        "peak_rss_mb": _peak_rss_mb(),
         "timings": ctx.timings,
     }
