@@ -18,6 +18,7 @@ Usage: python -m bench.scale --data-dir ../shared/data --out .scale [--sizes 100
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -104,7 +105,7 @@ def main() -> None:
         bucket.write_bytes("dev.jsonl", _jsonl(dev))
         for size in sorted(args.sizes):
             cuts = sorted({0, size, *(c for c in range(0, size, PART)), *(s for s in args.sizes if s < size)})
-            for start, end in zip(cuts, cuts[1:]):  # the corpus grows by objects after the last
+            for start, end in itertools.pairwise(cuts):  # the corpus grows by objects after the last
                 key = f"corpus/part-{start:08d}.jsonl"
                 if not bucket.exists(key):
                     bucket.write_bytes(key, _jsonl({"text": t} for t in texts[start:end]))

@@ -626,6 +626,8 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
                 # two tiny random models on 60 dev texts: their difference cannot be told from a
                 # 2-point loss (inconclusive); this test is about the loop, so version 2 is let through
                 "MODEL": s3_model, "TOLERANCE": "100", "LABEL_MARGIN": "100", "GATE_RULE": "non-inferiority",
+                # a bounded round: 50 of the corpus' texts clustered and inter-trained on
+                "CORPUS_LIMIT": "50", "CORPUS_PICK": "sample", "BATCH": "10",
                 "kubernetes.yaml": yaml.safe_dump({"namespace": ns, "image": JOB_IMAGE, **ON_THE_NODE})}
     docs = []
     for doc in (d for d in yaml.safe_load_all(kubectl("kustomize", "k8s/base", kubeconfig=admin).stdout) if d):
@@ -670,8 +672,9 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
     pointer = json.loads(bucket.read_bytes("models/news/current.json"))
     v1 = pointer["current"]
     steps = [r for r in pods.of(ns) if r.job in train_jobs()]
-    assert {r.job.split("-")[1] for r in steps} == {"cluster", "intertrain", "fit", "evaluate"}
+    assert {r.job.split("-")[1] for r in steps} == {"cluster", "intertrain", "fit", "evaluate", "drift"}
     assert all(r.exit_code == 0 for r in steps), [(r.job, r.output[-300:]) for r in steps]
+    assert "a uniform sample of 50 of 60 texts read" in controller_log(first)
 
     def fire(name: str, failures: int = 1):
         template = cron["spec"]["jobTemplate"]["spec"]
@@ -691,6 +694,13 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
     v2 = pointer["current"]
     assert v2 != v1 and pointer["stack"] == [v1, v2]
     assert f"current version {v1} on the same dev set" in controller_log(second)
+    # AND its round, run as a drift Job, says what changed since version 1 and what to label next
+    report = json.loads(bucket.read_bytes(f"models/news/versions/{v2}/record.json"))["drift"]
+    assert report["against"] == v1 and report["compared"] and 0 < report["new"] < report["texts"] == 90
+    assert f"what changed since {v1}: {report['new']} of 90 clustered texts are new" in controller_log(second)
+    batch_file = bucket.read_bytes(f"models/news/versions/{v2}/to_label.jsonl").decode().splitlines()
+    assert len(batch_file) == 10 and all(json.loads(x)["label"] is None for x in batch_file)
+    assert bucket.exists(f"models/news/versions/{v2}/corpus_index.npy")
     # WHEN the labels are corrupted (each text given the next label) and the tolerance is 1 point
     labels = sorted({json.loads(x)["label"] for x in labeled})
     rotated = [json.dumps({**json.loads(x), "label": labels[(labels.index(json.loads(x)["label"]) + 1) % len(labels)]})

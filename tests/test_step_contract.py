@@ -124,7 +124,7 @@ def test_every_kind_declares_its_inputs():
 
     # inputs.py cannot import staging or steps (they import it): its prefixes must match theirs
     assert SOURCE[DATASET] == DATASETS
-    for role, source in SOURCE.items():
+    for source in SOURCE.values():
         assert source == DATASETS or source in {step_prefix(kind, "x").rsplit("/", 1)[0] for kind in KINDS}
     for kind in KINDS.values():
         roles = kind.roles

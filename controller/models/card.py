@@ -52,6 +52,11 @@ def _word(record: dict) -> str:
     return {"refuse": "refused", "inconclusive": "inconclusive"}.get(word, word)
 
 
+def _round_section(record: dict) -> list[str]:
+    lines = round_lines(record) or ["nothing recorded (a version from before rounds were reported)"]
+    return [f"- {line.strip()}" for line in lines]
+
+
 def render_card(record: dict) -> str:
     gate = record.get("gate") or {}
     new = gate.get("new") or {}
@@ -95,8 +100,7 @@ def render_card(record: dict) -> str:
         f"Gate ({', '.join(f'{k} {v}' for k, v in settings.items())}): **{decision}**", "",
         *(f"- {line.strip()}" for line in evidence_lines(gate)), "",
         "## This round", "",
-        *(f"- {line.strip()}" for line in round_lines(record) or ["nothing recorded (a version from before rounds "
-                                                                   "were reported)"]), "",
+        *_round_section(record), "",
         "## How to load it", "",
         "With cluster-tune: `ctune predict <registry>@" + record["version"] + " texts.jsonl`. With plain "
         "`transformers`, from the version's `model/` folder:", "",

@@ -84,6 +84,12 @@ def accuracy_change(record: dict) -> str:
     return ""
 
 
+def _earlier_decisions(record: dict, gate: dict) -> list[str]:
+    earlier = [d for d in record.get("decisions", []) if d.get("key") != gate.get("key")]
+    return [f"  earlier decision (dev {str(d.get('dev_digest'))[:12]}, {d.get('settings')}): {d.get('outcome')}: "
+            f"{d.get('why')}" for d in earlier]
+
+
 def show_lines(record: dict, pointer: Pointer) -> list[str]:
     gate = record.get("gate") or {}
     new, cur = gate.get("new") or {}, gate.get("current") or {}
@@ -102,9 +108,7 @@ def show_lines(record: dict, pointer: Pointer) -> list[str]:
     lines.append(f"  gate ({', '.join(f'{k} {v}' for k, v in settings.items())}): {gate_word(record, pointer)}: "
                  f"{gate.get('why')}")
     lines += [f"    {line}" for line in evidence_lines(gate)]
-    earlier = [d for d in record.get("decisions", []) if d.get("key") != gate.get("key")]
-    lines += [f"  earlier decision (dev {str(d.get('dev_digest'))[:12]}, {d.get('settings')}): {d.get('outcome')}: "
-              f"{d.get('why')}" for d in earlier]
+    lines += _earlier_decisions(record, gate)
     lines += [f"  {line}" for line in round_lines(record)]
     lines += [f"  step {kind}: {sid}" for kind, sid in record.get("steps", {}).items()]
     moves = [m for m in pointer.log if m["version"] == record["version"]]

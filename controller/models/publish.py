@@ -133,6 +133,30 @@ def _finish_move(registry: Registry, version: str, record: dict, at: float | Non
         write_history(registry)
 
 
+def _round_files(files: RoundFiles | None) -> dict[str, bytes]:
+    return {INDEX: files.index, TO_LABEL: files.to_label} if files else {}
+
+
+def _record(registry: Registry, version: str, info: dict, digest: str, dev_source: str, model_dir: Path,
+            known: list[str], files: RoundFiles | None) -> dict:
+    """The version's record before the gate decides (``known``: the labels of the version in use)."""
+    record = {"version": version, "registry": registry.uri, "created": time.time(), "code_version": code_version(),
+              "base_model": info.get("model"), "setting": info["setting"], "asked": info["asked"],
+              "protocol": info.get("protocol"), "labels": info["labels"], "labeled": info["labeled"],
+              "corpus": info["corpus"], "labeled_digest": info["labeled_digest"],
+              "corpus_digest": info["corpus_digest"], "dev_digest": digest,
+              "dev_source": dev_source, "steps": info["steps"], "dataset": info["dataset"],
+              "probe": (model_dir / "probe_head.json").is_file(),
+              "agreement": {k: info[k] for k in ("labeled_ami", "labeled_nmi") if k in info},
+              **{k: info[k] for k in CORPUS_KEYS if k in info},
+              "labels_added": sorted(set(info["labels"]) - set(known)) if known else [],
+              "labels_dropped": sorted(set(known) - set(info["labels"])),
+              "drift": files.drift if files else None}
+    if registry.has(version):
+        record["created"] = registry.record(version).get("created", record["created"])
+    return record
+
+
 def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str, info: dict, dev: Examples,
             dev_source: str, settings: GateSettings, predict: Predict, say: Callable[[str], None],
             report: Callable[[], RoundFiles] | None = None) -> Outcome:
@@ -155,20 +179,7 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
     mine_raw = _as_predictions(predict(model_uri))
     mine = [str(y) for y in mine_raw["labels"]]
     say(f"version {version} on the dev set: {score(gold, mine).line()}")
-    record = {"version": version, "registry": registry.uri, "created": time.time(), "code_version": code_version(),
-              "base_model": info.get("model"), "setting": info["setting"], "asked": info["asked"],
-              "protocol": info.get("protocol"), "labels": info["labels"], "labeled": info["labeled"],
-              "corpus": info["corpus"], "labeled_digest": info["labeled_digest"],
-              "corpus_digest": info["corpus_digest"], "dev_digest": digest,
-              "dev_source": dev_source, "steps": info["steps"], "dataset": info["dataset"],
-              "probe": (model_dir / "probe_head.json").is_file(),
-              "agreement": {k: info[k] for k in ("labeled_ami", "labeled_nmi") if k in info},
-              **{k: info[k] for k in CORPUS_KEYS if k in info},
-              "labels_added": sorted(set(info["labels"]) - set(known)) if known else [],
-              "labels_dropped": sorted(set(known) - set(info["labels"])),
-              "drift": files.drift if files else None}
-    if registry.has(version):
-        record["created"] = registry.record(version).get("created", record["created"])
+    record = _record(registry, version, info, digest, dev_source, model_dir, known, files)
     for line in round_lines(record):
         say(line)
     mine_payload = {"dev_digest": digest, "dev_source": dev_source, **mine_raw}
@@ -180,8 +191,7 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
         if registry.has(version):  # a crash or a race left it published: the decision is new
             registry.update_record(version, record, render_card(record))
         else:
-            registry.publish(version, model_dir, record, render_card(record),
-                             {INDEX: files.index, TO_LABEL: files.to_label} if files else None)
+            registry.publish(version, model_dir, record, render_card(record), _round_files(files))
         if not decision.promote:
             write_history(registry)
             return Outcome(version, True, False, pointer.current, decision.outcome, decision.why, decision)

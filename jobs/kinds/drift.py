@@ -79,6 +79,31 @@ def _dev_coverage(ctx: StepContext[DriftParams], texts: tuple[str, ...], ids: np
     return drift.dev_coverage(ids, new, placed, ctx.params.min_dev)
 
 
+def _emerging(ctx: StepContext[DriftParams], data, ids: np.ndarray, new: np.ndarray,
+              rng: np.random.Generator) -> list[dict]:
+    top = read_cluster_summary(ctx.store, ctx.input(CLUSTERS)).get("top_terms", {})
+    emerging = drift.emerging_clusters(ids, new, ctx.params.alpha)
+    for e in emerging:
+        e["top_stems"] = list(top.get(str(e["cluster"]), []))[:10]
+        e["examples"] = _examples(data.texts, ids, new, e["cluster"], ctx.params.examples, rng)
+    return emerging
+
+
+def _batch_rows(data, ids: np.ndarray, pool: np.ndarray, mine: list[str], confidence: list[float],
+                theirs: list[str], emerging: set[int], p: DriftParams) -> tuple[list[dict], int]:
+    """The texts to label next, as ``to_label.jsonl`` rows, and how many the versions disagree on."""
+    unlabeled = {int(i) for i, y in enumerate(data.labels) if y is None}
+    candidates = [drift.Candidate(int(i), int(ids[i]), bool(theirs) and theirs[j] != mine[j], confidence[j])
+                  for j, i in enumerate(pool) if int(i) in unlabeled]
+    batch = drift.pick_batch(candidates, p.batch, emerging, p.emerging_weight)
+    at = {int(i): j for j, i in enumerate(pool)}
+    rows = [{"text": data.texts[c.index], "label": None, "suggested": mine[at[c.index]],
+             "current": theirs[at[c.index]] if theirs else None, "confidence": round(c.confidence, 4),
+             "cluster": c.cluster, "emerging": c.cluster in emerging,
+             "why": "the versions disagree" if c.disagree else "least confident"} for c in batch]
+    return rows, sum(c.disagree for c in batch)
+
+
 def run(ctx: StepContext[DriftParams]) -> dict:
     models.configure_threads()
     p = ctx.params
@@ -86,43 +111,30 @@ def run(ctx: StepContext[DriftParams]) -> dict:
     ids = np.asarray(read_cluster_ids(ctx.store, ctx.input(CLUSTERS)), dtype=int)
     if len(ids) != len(data):
         raise JobError(f"{len(ids)} cluster ids for {len(data)} corpus texts")
-    top = read_cluster_summary(ctx.store, ctx.input(CLUSTERS)).get("top_terms", {})
     previous = _previous_index(p)
+    compared = previous is not None
     new = drift.is_new(data.texts, previous)
     rng = np.random.default_rng(p.seed)
-    emerging = drift.emerging_clusters(ids, new, p.alpha) if previous is not None else []
-    for e in emerging:
-        e["top_stems"] = list(top.get(str(e["cluster"]), []))[:10]
-        e["examples"] = _examples(data.texts, ids, new, e["cluster"], p.examples, rng)
+    emerging = _emerging(ctx, data, ids, new, rng) if compared else []
     fresh, old = _pool(new, p.pool, rng)
     pool = np.concatenate([fresh, old])
     pool_texts = [data.texts[i] for i in pool]
     ctx.progress("labeling the pool with the new version", "texts")
     mine, confidence = _labels(str(ctx.store.fetch_dir(f"{ctx.input(CLASSIFIER)}/{MODEL}")), pool_texts, p.max_length)
     theirs: list[str] = []
-    shift = None
     if p.current_model:
         ctx.progress("labeling the pool with the version in use", "texts")
         theirs, _ = _labels(models.resolve_model(p.current_model), pool_texts, p.max_length)
-        names = sorted(set(theirs) | set(mine))
-        shift = drift.label_shift(theirs[len(fresh):], theirs[:len(fresh)], names, p.alpha)
-    unlabeled = {int(i) for i, y in enumerate(data.labels) if y is None}
-    candidates = [drift.Candidate(int(i), int(ids[i]), bool(theirs) and theirs[j] != mine[j], confidence[j])
-                  for j, i in enumerate(pool) if int(i) in unlabeled]
-    batch = drift.pick_batch(candidates, p.batch, {e["cluster"] for e in emerging}, p.emerging_weight)
-    at = {int(i): j for j, i in enumerate(pool)}
-    rows = [{"text": data.texts[c.index], "label": None, "suggested": mine[at[c.index]],
-             "current": theirs[at[c.index]] if theirs else None, "confidence": round(c.confidence, 4),
-             "cluster": c.cluster, "emerging": c.cluster in {e["cluster"] for e in emerging},
-             "why": "the versions disagree" if c.disagree else "least confident"} for c in batch]
-    report = {"against": p.current_version or None, "compared": previous is not None,
+    shift = drift.label_shift(theirs[len(fresh):], theirs[:len(fresh)], sorted(set(theirs) | set(mine)),
+                              p.alpha) if theirs else None
+    rows, disagree = _batch_rows(data, ids, pool, mine, confidence, theirs, {e["cluster"] for e in emerging}, p)
+    report = {"against": p.current_version or None, "compared": compared,
               "texts": len(data), "new": int(new.sum()), "new_share": round(float(new.mean()), 4),
               "clusters": int(ids.max()) + 1, "alpha": p.alpha, "emerging": emerging, "labels": shift,
-              "dev_coverage": _dev_coverage(ctx, data.texts, ids, new) if previous is not None else None,
+              "dev_coverage": _dev_coverage(ctx, data.texts, ids, new) if compared else None,
               "pool": {"new": len(fresh), "old": len(old)},
-              "batch": {"texts": len(rows), "disagree": sum(c.disagree for c in batch),
-                        "emerging": sum(bool(r["emerging"]) for r in rows), "clusters": len({c.cluster for c in batch})}}
+              "batch": {"texts": len(rows), "disagree": disagree, "emerging": sum(bool(r["emerging"]) for r in rows),
+                        "clusters": len({r["cluster"] for r in rows})}}
     ctx.put_json(DRIFT, report)
     ctx.put_bytes(TO_LABEL, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
     return {"new": report["new"], "emerging": len(emerging), "batch": len(rows), **models.device_record()}
-
