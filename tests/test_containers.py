@@ -60,13 +60,15 @@ def run_step(step, store_root: str, scratch: Path) -> subprocess.CompletedProces
 
 
 def every_kind(write_spec, s3_model, bucket: str):
-    """A tiny grid's steps covering every kind but fit and evaluate, then ctune train's fit and a
-    registry's evaluate: in order."""
+    """A tiny grid's steps covering every kind but fit, evaluate and drift, then ctune train's fit,
+    a registry's evaluate and a round's drift: in order."""
     from controller.plan.datasets import prepare_all, resolve_data_dir, stage_prepared
     from controller.plan.graph import build_plan, evaluate_step
     from controller.plan.spec import load_spec
+    from controller.practice.rounds import drift_step
     from controller.practice.training import TrainRequest, training_plan
     from controller.run.backends.base import write_step_files
+    from jobs.contract.params import DriftParams
     from jobs.contract.staging import LABELED, TRAIN, corpus, stage, staged_dataset
     from jobs.data import Examples
     from jobs.storage import open_store
@@ -91,6 +93,10 @@ def every_kind(write_spec, s3_model, bucket: str):
     steps = [*plan.steps.values(), *(s for fit in fits for s in fit.steps.values())]
     fitted = next(s for s in steps if s.kind == "fit")  # scored on a dev set, as a registry's gate does
     steps.append(evaluate_step(f"{store.root}/{fitted.prefix}/model", dataset.prefix, "evaluate"))
+    # a retraining round's report on the grid's clustered corpus, the same model standing in for the one in use
+    clust = next(s for s in plan.steps.values() if s.kind == "cluster")
+    steps.append(drift_step(DriftParams(current_version="v0", current_model=f"{store.root}/{fitted.prefix}/model",
+                                        batch=5, pool=20), clust.inputs["dataset"], clust.prefix, fitted.prefix, None))
     write_step_files(store, steps)
     return store, steps
 
@@ -100,7 +106,7 @@ def test_every_step_kind_runs_in_the_hardened_job_image(images, write_spec, s3_m
 
     store, steps = every_kind(write_spec, s3_model, s3_env)
     assert {s.kind for s in steps} == {"cluster", "intertrain", "finetune", "embed", "classic", "analyze", "fit",
-                                       "setfit", "evaluate"}
+                                       "setfit", "evaluate", "drift"}
     seconds: dict[str, list[float]] = {}
     for step in steps:  # in dependency order
         t0 = time.time()
