@@ -34,6 +34,22 @@ def test_the_same_mix_of_new_texts_flags_no_cluster_but_an_injected_topic_is_fla
     assert drift.emerging_clusters(ids, np.zeros(len(ids), bool), 0.01) == []  # nothing new: nothing to test
 
 
+def test_an_old_topic_that_stops_getting_texts_does_not_make_the_others_emerge():
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(10), 5000)
+    new = (rng.random(len(ids)) < 0.25) & (ids != 0)  # 25% new everywhere but the topic that died
+    share = new.mean()
+    p = min(stats_p(new[ids == c], share) for c in range(1, 10))
+    assert p * 10 < 0.01  # each other cluster is above the share (22.5%) beyond chance ...
+    assert drift.emerging_clusters(ids, new, 0.01) == []  # ... but none holds 1.5 times it
+
+
+def stats_p(new: np.ndarray, share: float) -> float:
+    from scipy import stats
+
+    return float(stats.binomtest(int(new.sum()), len(new), share, alternative="greater").pvalue)
+
+
 def test_the_label_shift_names_the_labels_that_moved():
     names = ["Business", "Sports", "World"]
     old = ["Business"] * 50 + ["Sports"] * 50 + ["World"] * 50

@@ -142,3 +142,26 @@ def test_the_gates_bench_counts_every_trial_and_makes_labels_wrong_as_asked():
     noisy = _noisy(labels, sample, 0.25, 7)
     changed = np.flatnonzero(noisy != labels)
     assert len(changed) == 8 and set(changed) <= set(sample.tolist())
+
+
+def test_versions_that_know_other_labels_are_compared_on_the_dev_texts_of_labels_both_know():
+    from controller.models.gate import Comparison
+    from jobs.data import DataError
+
+    gold = ["a"] * 100 + ["b"] * 100 + ["new"] * 50
+    current = ["a"] * 100 + ["b"] * 100 + ["a"] * 50  # cannot say "new": all 50 wrong
+    mine = ["a"] * 100 + ["b"] * 100 + ["new"] * 50
+    unfair = decide(gold, mine, [("v1", "current", current)], GateSettings(), "d")
+    assert unfair.comparisons[0].left_out == () and unfair.comparisons[0].evidence.accuracy.change == 20.0
+    fair = decide(gold, mine, [("v1", "current", current)], GateSettings(), "d",
+                  {"": ["a", "b", "new"], "v1": ["a", "b"]})
+    c = fair.comparisons[0]
+    assert c.left_out == ("new",) and c.evidence.n == 200 and c.evidence.accuracy.change == 0.0
+    assert c.scores.n == c.new_scores.n == 200 and c.new_scores.accuracy == 100.0 and fair.new.n == 250
+    assert fair.promote and "on the 200 dev texts of labels both know (not new)" in c.why
+    assert Comparison.from_dict(c.to_dict()) == c
+    # a label dropped: the new version does not know "b"; the current one does
+    dropped = decide(gold, mine, [("v1", "current", current)], GateSettings(), "d", {"": ["a", "new"], "v1": ["a", "b"]})
+    assert dropped.comparisons[0].left_out == ("b", "new") and dropped.comparisons[0].evidence.n == 100
+    with pytest.raises(DataError, match="no text of a label both versions know"):
+        decide(["b"] * 10, ["b"] * 10, [("v1", "current", ["b"] * 10)], GateSettings(), "d", {"": ["a"], "v1": ["a"]})

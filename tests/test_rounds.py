@@ -95,15 +95,22 @@ def test_a_round_reports_an_injected_topic_proposes_texts_and_compares_on_the_la
     assert ctune("suggest", "--registry", f"{registry}@{v1}").stdout.count("\n") == 12
     unlabeled = ctune("train", str(out), "--out", str(tmp_path / "m"), "--model", tiny_model)
     assert unlabeled.returncode == 2 and "to_label.jsonl:1: missing field 'label'" in unlabeled.stderr
-    # AND a third round adding texts of the same mix as the corpus flags no topic
+    # AND a third round: the batch labeled (gold) and added to the labeled texts, the corpus left as it was
+    # plus texts of the same mix as it: no topic emerges, and no labeled text is proposed again
+    labeled3 = labeled2 + [{"text": r["text"], "label": gold[r["text"]]} for r in batch]
     mix = others[440:540] + topic[162:200]
-    third = ctune("train", _write(tmp_path / "l2.jsonl", labeled2), "--corpus",
+    third = ctune("train", _write(tmp_path / "l3.jsonl", labeled3), "--corpus",
                   _write(tmp_path / "c3.jsonl", corpus_old + topic[12:162] + mix, ("text",)), "--dev",
                   str(tmp_path / "d2.jsonl"), *base, "--tolerance", "100")
     assert third.returncode == 0, third.stderr
-    report3 = _record(registry, _newest(registry))["drift"]
+    record3 = _record(registry, _newest(registry))
+    report3 = record3["drift"]
     assert report3["against"] == v2 and report3["new"] == 138 and report3["emerging"] == [], report3["emerging"]
-    assert "emerging topics: none" in third.stderr
+    assert record3["corpus_also_labeled"] == 12 and record3["corpus"] == len(labeled3) + 688 - 12
+    assert "emerging topics: none" in third.stderr and "12 of them labeled texts too" in third.stderr
+    again = [json.loads(line) for line in
+             ctune("suggest", "--registry", str(registry)).stdout.splitlines()]
+    assert len(again) == 12 and not {r["text"] for r in again} & {r["text"] for r in labeled3}
 
 
 def test_a_bounded_round_clusters_a_sample_and_keeps_every_texts_digest(tmp_path, tiny_model, ctune):

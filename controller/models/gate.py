@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import asdict, dataclass
 
 from controller.models.evidence import Evidence, Interval, accuracy_and_macro_f1, paired_evidence, texts_to_decide
+from jobs.data import DataError
 
 PROMOTE, REFUSE, INCONCLUSIVE = "promote", "refuse", "inconclusive"
 NON_INFERIORITY, POINT_ESTIMATE = "non-inferiority", "point-estimate"
@@ -96,17 +97,20 @@ class Comparison:
     why: str
     left_out: tuple[str, ...] = ()
     """Dev labels one of the two versions does not know: their texts are not compared."""
+    new_scores: DevScores | None = None
+    """The new version's on the texts compared, when some were left out."""
 
     def to_dict(self) -> dict:
         return {"against": self.against, "role": self.role, "scores": asdict(self.scores),
                 "evidence": self.evidence.to_dict(), "outcome": self.outcome, "why": self.why,
-                "left_out": list(self.left_out)}
+                "left_out": list(self.left_out), "new_scores": asdict(self.new_scores) if self.new_scores else None}
 
     @staticmethod
     def from_dict(raw: dict) -> Comparison:
+        mine = raw.get("new_scores")
         return Comparison(raw["against"], raw["role"], DevScores(**raw["scores"]),
                           Evidence.from_dict(raw["evidence"]), raw["outcome"], raw["why"],
-                          tuple(raw.get("left_out", ())))
+                          tuple(raw.get("left_out", ())), DevScores(**mine) if mine else None)
 
 
 @dataclass(frozen=True)
@@ -223,13 +227,14 @@ def compare(gold: Sequence[str], new: Sequence[str], other: Sequence[str], again
         left_out = tuple(sorted(set(gold) - shared))
         keep = [i for i, y in enumerate(gold) if y in shared]
         if not keep:
-            raise ValueError(f"the dev set holds no text of a label both versions know ({', '.join(sorted(shared))})")
+            raise DataError(f"the dev set holds no text of a label both versions know ({', '.join(sorted(shared))})")
         gold, new, other = ([seq[i] for i in keep] for seq in (gold, new, other))
     evidence = paired_evidence(gold, new, other, settings.confidence)
     outcome, why = judge(evidence, settings, role)
     if left_out:
         why = f"on the {evidence.n} dev texts of labels both know (not {', '.join(left_out)}): {why}"
-    return Comparison(against, role, score(gold, other), evidence, outcome, why, left_out)
+    return Comparison(against, role, score(gold, other), evidence, outcome, why, left_out,
+                      score(gold, new) if left_out else None)
 
 
 Other = tuple[str, str, Sequence[str]]

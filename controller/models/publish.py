@@ -36,7 +36,7 @@ Predict = Callable[[str], "dict | list[str]"]
 (``{"labels", "names", "probabilities"}``) or just the labels. The controller loads no torch."""
 
 MAX_RACES = 5
-CORPUS_KEYS = ("corpus_read", "corpus_kept", "corpus_limit", "corpus_pick")
+CORPUS_KEYS = ("corpus_read", "corpus_kept", "corpus_also_labeled", "corpus_limit", "corpus_pick")
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,9 @@ def _record(registry: Registry, version: str, info: dict, digest: str, dev_sourc
               "labels_dropped": sorted(set(known) - set(info["labels"])),
               "drift": files.drift if files else None}
     if registry.has(version):
-        record["created"] = registry.record(version).get("created", record["created"])
+        before = registry.record(version)
+        record["created"] = before.get("created", record["created"])
+        record["drift"] = before.get("drift")
     return record
 
 
@@ -162,7 +164,8 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
             report: Callable[[], RoundFiles] | None = None) -> Outcome:
     """``fetch_model``: the new model's folder here (copied into the version; fetched only when
     the version is new); ``model_uri``: the same in the store, for its ``evaluate`` step;
-    ``report``: the round's report and files (run only when the version is new)."""
+    ``report``: the round's report and files (asked only when the version is not recorded yet:
+    one recorded already keeps its own)."""
     version = info["steps"]["fit"][:16]
     digest = dev_digest(dev)
     key = settings.key(digest)
@@ -172,7 +175,8 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
         return decided
     known = labels_of(registry, pointer.current)
     check_dev(dev, sorted({*info["labels"], *known}), dev_source)
-    files = report() if report is not None else None
+    # a version recorded already (decided again on another dev set, or after a race) keeps its round's report
+    files = report() if report is not None and not registry.has(version) else None
     model_dir = fetch_model()
     gold = [str(y) for y in dev.labels]
     scorer = _Scorer(registry, predict, digest, dev_source, len(dev))
@@ -245,6 +249,9 @@ def _gate(scorer: _Scorer, pointer: Pointer, gold: list[str], mine: list[str], d
     known = {"": list(labels), **{v: labels_of(scorer.registry, v) for v, _, _ in others if scorer.registry.has(v)}}
     decision = decide(gold, mine, others, settings, digest, known if labels else None)
     for comparison in decision.comparisons:
+        if comparison.new_scores is not None:
+            say(f"on the dev texts of labels both know (not {', '.join(comparison.left_out)}): this version "
+                f"{comparison.new_scores.line()}; {comparison.against} {comparison.scores.line()}")
         say(f"against {comparison.role} {comparison.against}: {comparison.evidence.line()}")
     return decision
 

@@ -13,11 +13,13 @@ def corpus_line(record: dict) -> str | None:
     read = record.get("corpus_read")
     if read is None:
         return None
-    kept, limit = record.get("corpus_kept", read), record.get("corpus_limit", 0)
-    if not limit or kept >= read:
-        return f"corpus: all {read} texts read (besides the labeled ones) clustered and inter-trained on"
+    kept, limit, also = record.get("corpus_kept", read), record.get("corpus_limit", 0), record.get("corpus_also_labeled", 0)
+    both = f"; {also} of them labeled texts too, in the round as such" if also else ""
+    if not limit or kept + also >= read:
+        return f"corpus: all {read} texts read (besides the labeled ones) clustered and inter-trained on{both}"
     how = "the newest" if record.get("corpus_pick") == "newest" else "a uniform sample of"
-    return f"corpus: {how} {kept} of {read} texts read (--corpus-limit {limit}) clustered and inter-trained on"
+    return (f"corpus: {how} {kept} of {read} texts read (--corpus-limit {limit}) clustered and inter-trained "
+            f"on{both}")
 
 
 def labels_line(record: dict) -> str | None:
@@ -33,6 +35,8 @@ def drift_lines(drift: dict | None) -> list[str]:
     """What changed since the version in use: new texts, emerging topics, label shift, dev coverage."""
     if not drift:
         return []
+    if drift.get("error"):
+        return [f"what changed: {drift['error']}"]
     if not drift.get("compared"):
         why = ("no version in use" if not drift.get("against")
                else f"version {drift['against']} keeps no corpus index")

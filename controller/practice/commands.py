@@ -161,6 +161,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 def _suggest_from_registry(args: argparse.Namespace) -> int:
     """The texts a round proposed, as its version keeps them (``to_label.jsonl``)."""
+    import json
+
     from controller.models.registry import TO_LABEL, Registry, RegistryError, split_ref
 
     uri, version = split_ref(args.registry)
@@ -175,9 +177,12 @@ def _suggest_from_registry(args: argparse.Namespace) -> int:
     if data is None:
         raise RegistryError(f"{uri}@{version}: its round proposed no texts to label (a version from before rounds "
                             "did, or one trained outside a registry)")
+    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
     with output_stream(args.output) as out:
-        out.write(data.decode("utf-8"))
-    n = data.count(b"\n")
+        for row in rows:  # under your field name for the text, as the labeled files have it
+            row = {args.text_field: row.pop("text"), **row}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    n = len(rows)
     say(f"{n} texts to label from the round of {version}: fill each \"label\" and put the file under the labeled "
         "prefix for the next round")
     return EXIT_OK

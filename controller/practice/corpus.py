@@ -1,9 +1,11 @@
 """A training round's corpus, read as a stream and bounded.
 
 The corpus (a local .jsonl/.csv file, an ``s3://`` object, or every .jsonl/.csv under an
-``s3://`` prefix, in key order) is read one file or object at a time and never held whole: what
-is kept is at most ``limit`` texts and one 8-byte digest per text (the round's corpus index,
-kept with the version so that the next round can tell which texts are new).
+``s3://`` prefix, in key order) is read one line at a time: a local file from disk, an object
+from its bytes, one object in memory at a time. What is kept is at most ``limit`` texts
+(every text with ``limit`` 0) and one 8-byte digest per text (the round's corpus index, kept
+with the version so that the next round can tell which texts are new). A corpus text that is
+also a labeled text is indexed, not kept: the round has it, labeled.
 
 Which texts a bounded round clusters and inter-trains on (the labeled texts are always in,
 ahead of them):
@@ -23,7 +25,7 @@ import io
 import json
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +55,9 @@ class BoundedCorpus:
     texts: tuple[str, ...]
     """What the round clusters and inter-trains on besides the labeled texts, in reading order."""
     index: np.ndarray
-    """The digest (``jobs.lib.drift.text_digest``) of every corpus text read, kept or not."""
+    """The digest (``jobs.contract.texts.text_digest``) of every corpus text read, kept or not."""
+    labeled: int = 0
+    """Texts read that are labeled texts too (indexed, not kept)."""
 
     @property
     def total(self) -> int:
@@ -104,11 +108,12 @@ def _s3_texts(src: str, text_field: str) -> Iterator[str]:
     if not keys:
         raise DataError(f"{src}: no .jsonl or .csv objects there")
     for k in keys:  # one object in memory at a time
+        # the object's bytes, decoded a line at a time (a str of it would take up to 4 bytes a character)
+        lines = io.TextIOWrapper(io.BytesIO(store.read_bytes(k)), encoding="utf-8-sig", newline="")
         try:
-            raw = store.read_bytes(k).decode("utf-8-sig")
+            yield from _rows(lines, f"{root}/{k}", Path(k).suffix, text_field)
         except UnicodeDecodeError as exc:
             raise DataError(f"{root}/{k}: not UTF-8 text ({exc.reason})") from None
-        yield from _rows(io.StringIO(raw, newline=""), f"{root}/{k}", Path(k).suffix, text_field)
 
 
 def corpus_texts(src: str, text_field: str) -> Iterator[str]:
@@ -120,15 +125,22 @@ def _sample_key(text: str, seed: int) -> int:
     return text_digest(f"{seed}\0{text}")
 
 
-def bounded_corpus(texts: Iterable[str], bound: CorpusBound, source: str = "corpus") -> BoundedCorpus:
+def bounded_corpus(texts: Iterable[str], bound: CorpusBound, source: str = "corpus",
+                   labeled: Collection[int] = ()) -> BoundedCorpus:
     """Read ``texts`` once: keep at most ``bound.limit`` of them (all when 0) and every text's
-    digest. Memory: the texts kept and 8 bytes a text read."""
+    digest. A text whose digest is in ``labeled`` (a labeled text the corpus holds too: it is in
+    the round already, labeled) is indexed, not kept. Memory: the texts kept and 8 bytes a text read."""
     index = array("Q")
+    also = 0
     kept_all: list[str] = []
     newest: deque[tuple[int, str]] = deque(maxlen=bound.limit or None)
     smallest: list[tuple[int, int, str]] = []  # a max-heap by key, as (-key, -position, text)
     for i, text in enumerate(texts):
-        index.append(text_digest(text))
+        digest = text_digest(text)
+        index.append(digest)
+        if digest in labeled:
+            also += 1
+            continue
         if not bound.limit:
             kept_all.append(text)
         elif bound.pick == "newest":
@@ -143,10 +155,10 @@ def bounded_corpus(texts: Iterable[str], bound: CorpusBound, source: str = "corp
         raise DataError(f"{source}: no texts")
     digests = np.frombuffer(index, dtype=np.uint64).copy()
     if not bound.limit:
-        return BoundedCorpus(tuple(kept_all), digests)
+        return BoundedCorpus(tuple(kept_all), digests, also)
     if bound.pick == "newest":
-        return BoundedCorpus(tuple(t for _, t in newest), digests)
-    return BoundedCorpus(tuple(t for _, _, t in sorted(smallest, key=lambda e: -e[1])), digests)
+        return BoundedCorpus(tuple(t for _, t in newest), digests, also)
+    return BoundedCorpus(tuple(t for _, _, t in sorted(smallest, key=lambda e: -e[1])), digests, also)
 
 
 def index_bytes(index: np.ndarray) -> bytes:

@@ -14,10 +14,10 @@ import json
 from controller.models.registry import Registry, RoundFiles
 from controller.plan.graph import Plan, cluster_step
 from controller.run.backends.base import Backend
-from jobs.contract.errors import StepsFailed
 from jobs.contract.inputs import CLASSIFIER, CLUSTERS, DATASET, DEV
+from jobs.contract.layout import MARKER
 from jobs.contract.outputs import DRIFT, TO_LABEL
-from jobs.contract.params import ClusterParams, DriftParams
+from jobs.contract.params import ClusterParams, DriftParams, clustering_problem
 from jobs.contract.steps import StepSpec
 from jobs.storage import Store
 
@@ -29,9 +29,10 @@ def drift_step(params: DriftParams, dataset: str, clusters: str, fit: str, dev: 
 
 def against_current(registry: Registry, batch: int, seed: int = 0) -> DriftParams:
     """The drift step's parameters for a round into ``registry``: against the version in use
-    (none on a first round; no index to compare with when it was published without one)."""
+    (none on a first round, or when the registry no longer holds it; no index to compare with
+    when it was published without one)."""
     current = registry.pointer().current
-    if current is None:
+    if current is None or not registry.has(current):
         return DriftParams(batch=batch, seed=seed)
     index = registry.corpus_index_uri(current)
     return DriftParams(current_version=current, current_model=registry.model_uri(current),
@@ -40,14 +41,21 @@ def against_current(registry: Registry, batch: int, seed: int = 0) -> DriftParam
 
 def round_files(store: Store, backend: Backend, on_event, params: DriftParams, clustering: ClusterParams,
                 dataset: str, index_prefix: str, index_file: str, fit: StepSpec, dev: str | None) -> RoundFiles:
-    """Run (or find done) the round's clustering and drift step; what to keep with the version."""
+    """Run (or find done) the round's clustering and drift step; what to keep with the version.
+    The report is advice: a round whose corpus is too small to cluster, or whose drift step
+    failed, keeps the version's index and says why in place of the report."""
+    index = store.read_bytes(f"{index_prefix}/{index_file}")
+    texts = int(json.loads(store.read_bytes(f"{dataset}/{MARKER}")).get("corpus", 0))
+    problem = clustering_problem(texts, clustering.n_clusters)
+    if problem:
+        return RoundFiles({"error": f"not computed: the round's corpus has {problem}"}, b"", index)
     clust = cluster_step(clustering, dataset, "corpus")
     step = drift_step(params, dataset, clust.prefix, fit.prefix, dev)
     # every step it reads is in the plan (found done), or the scheduler would wait for it
     result = backend.run(Plan({clust.id: clust, fit.id: fit, step.id: step}, (), {}), on_event)
     if not result.ok:
-        raise StepsFailed(f"{len(result.failed)} step(s) failed")
+        failed = step if step.id in result.failed else clust
+        return RoundFiles({"error": f"not computed: the {failed.kind} step failed (its log: {failed.prefix}/log.txt "
+                                    "in the store)"}, b"", index)
     return RoundFiles(json.loads(store.read_bytes(f"{step.prefix}/{DRIFT}")),
-                      store.read_bytes(f"{step.prefix}/{TO_LABEL}"),
-                      store.read_bytes(f"{index_prefix}/{index_file}"))
-
+                      store.read_bytes(f"{step.prefix}/{TO_LABEL}"), index)

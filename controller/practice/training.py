@@ -90,6 +90,8 @@ class StagedCorpus:
     """Corpus texts read (besides the labeled ones)."""
     kept: int
     """Of them, those the round clusters and inter-trains on."""
+    labeled: int = 0
+    """Of them, those that are labeled texts too (in the round as labeled texts)."""
 
 
 INDEX_FILE = "index.npy"
@@ -110,18 +112,20 @@ def stage_training_data(store: Store, req: TrainRequest,
         raise DataError(f"{req.labeled}: at least two different labels are needed, found {len(names)}")
     extra = None
     if req.corpus is not None:
-        bounded = bounded_corpus(corpus_texts(str(req.corpus), req.text_field), req.bound, str(req.corpus))
-        extra, total = Examples(bounded.texts, (None,) * len(bounded.texts)), bounded.total
-        index = np.concatenate([digests(labeled.texts), bounded.index])
+        mine = digests(labeled.texts)
+        bounded = bounded_corpus(corpus_texts(str(req.corpus), req.text_field), req.bound, str(req.corpus),
+                                 set(mine.tolist()))
+        extra, total, also = Examples(bounded.texts, (None,) * len(bounded.texts)), bounded.total, bounded.labeled
+        index = np.concatenate([mine, bounded.index])
     else:
-        total, index = 0, digests(labeled.texts)
+        total, also, index = 0, 0, digests(labeled.texts)
     texts = corpus(labeled, extra)
     dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, names,
                              {"corpus": len(texts), "labeled": len(labeled), "corpus_read": total})
     stage(store, dataset)
     kept = StagedDataset("corpus-index", {INDEX_FILE: index_bytes(index)}, {"texts": len(index)})
     stage(store, kept)
-    return dataset.prefix, texts, labeled, StagedCorpus(kept.prefix, total, len(texts) - len(labeled))
+    return dataset.prefix, texts, labeled, StagedCorpus(kept.prefix, total, len(texts) - len(labeled), also)
 
 
 def corpus_clustering(clustering: ClusterParams, prefix: str) -> StepSpec:
@@ -214,7 +218,8 @@ def train_steps(store: Store, req: TrainRequest, on_event, announce: Callable[[d
         agreement = labeled_agreement(store, clust, labeled)
         if setting == "auto":
             setting = advise(agreement["labeled_ami"])
-    bounded = {"corpus_read": read.read, "corpus_kept": read.kept, "corpus_limit": req.bound.limit,
+    bounded = {"corpus_read": read.read, "corpus_kept": read.kept, "corpus_also_labeled": read.labeled,
+               "corpus_limit": req.bound.limit,
                "corpus_pick": req.bound.pick, "corpus_index": read.index}
     announce({"setting": setting, "asked": req.setting, "labeled": len(labeled), "corpus": len(texts),
               **bounded, **agreement})

@@ -42,7 +42,10 @@ def read_uri(uri: str) -> bytes:
 def _previous_index(params: DriftParams) -> np.ndarray | None:
     if not params.current_index:
         return None
-    return np.load(io.BytesIO(read_uri(params.current_index)), allow_pickle=False)
+    index = np.load(io.BytesIO(read_uri(params.current_index)), allow_pickle=False)
+    if index.dtype != np.uint64 or index.ndim != 1:
+        raise JobError(f"{params.current_index}: not a corpus index (unsigned 64-bit digests), {index.dtype}")
+    return index
 
 
 def _labels(folder: str, texts: list[str], max_length: int) -> tuple[list[str], list[float]]:

@@ -3,8 +3,9 @@ Pure functions over arrays (the ``drift`` step, ``jobs.kinds.drift``, reads and 
 
 * Emerging topics: a cluster whose share of texts new since the version in use is above the
   corpus' share of new texts, by a one-sided binomial test at ``alpha`` over all clusters
-  together (Bonferroni). With the same mix of old and new texts in every cluster, the chance
-  that any cluster is flagged is at most ``alpha``.
+  together (Bonferroni), and at least 1.5 times that share (or half its texts). With the same
+  mix of old and new texts in every cluster, the chance that any cluster is flagged is at most
+  ``alpha``.
 * Label shift: the version in use's predicted labels on new texts against old ones, a
   chi-square test of homogeneity, and the labels whose share moved most.
 * Dev coverage: dev texts placed among the clusters (the multinomial likelihood of a text's
@@ -32,9 +33,16 @@ def is_new(texts: Sequence[str], previous: np.ndarray | None) -> np.ndarray:
     return ~np.isin(digests(texts), previous)
 
 
+EFFECT = 1.5
+"""An emerging cluster's share of new texts is at least this many times the corpus' (or half
+its texts): with many texts a cluster a little above the share is significant without being a
+new topic (the share rises a little everywhere when an old topic stops getting texts)."""
+
+
 def emerging_clusters(cluster_ids: np.ndarray, new: np.ndarray, alpha: float) -> list[dict]:
     """Clusters holding more new texts than the corpus' share of new texts explains (one-sided
-    binomial test, Bonferroni over the clusters), most significant first."""
+    binomial test, Bonferroni over the clusters) and at least ``EFFECT`` times that share (or
+    half their texts), most significant first."""
     k = int(cluster_ids.max()) + 1 if len(cluster_ids) else 0
     total = np.bincount(cluster_ids, minlength=k)
     fresh = np.bincount(cluster_ids, weights=new.astype(float), minlength=k).astype(int)
@@ -44,6 +52,8 @@ def emerging_clusters(cluster_ids: np.ndarray, new: np.ndarray, alpha: float) ->
     found = []
     for c in range(k):
         if total[c] == 0:
+            continue
+        if fresh[c] / total[c] < min(0.5, EFFECT * share):
             continue
         p = float(stats.binomtest(int(fresh[c]), int(total[c]), share, alternative="greater").pvalue)
         if p * k < alpha:
