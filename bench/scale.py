@@ -12,7 +12,7 @@ bounding it, the index, writing the staged dataset), and each step's seconds and
 corpus, were it not bounded.
 
 Usage: python -m bench.scale --data-dir ../shared/data --out .scale [--sizes 10000 100000 1000000]
-       [--limit 10000]
+       [--limit 5000]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument("--out", default=".scale")
     ap.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--limit", type=int, default=10_000)
+    ap.add_argument("--limit", type=int, default=5_000)
     ap.add_argument("--model", default="minilm")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

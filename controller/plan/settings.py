@@ -101,6 +101,6 @@ measured and reported."""
 CORPUS_PICKS = ("sample", "newest")
 """Which corpus texts a bounded ``ctune train`` clusters and inter-trains on (controller.practice.corpus)."""
 
-DEFAULT_CORPUS_LIMIT = 10_000
+DEFAULT_CORPUS_LIMIT = 5_000
 """Corpus texts (besides the labeled ones) ``ctune train`` clusters and inter-trains on at most;
 see docs/performance.md, "Bounded cost", for the measurement it was chosen from."""
