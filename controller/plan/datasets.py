@@ -43,12 +43,9 @@ class PreparedDataset:
         return self.summary.corpus_prefix
 
 
-def read_source(src: str, text_field: str, label_field: str | None) -> Examples:
-    """A local .jsonl/.csv file, an ``s3://`` object, or every .jsonl/.csv under an ``s3://``
-    prefix (in key order: new files appended under the prefix add texts at the end)."""
-    if not src.startswith("s3://"):
-        return read_examples(Path(src).expanduser(), text_field, label_field)
-    from jobs.data import parse_csv, parse_jsonl
+def source_objects(src: str) -> tuple[Store, str, list[str]]:
+    """An ``s3://`` source's store, root and keys: the object, or every .jsonl/.csv under the
+    prefix in key order."""
     from jobs.storage import open_store, split_s3_uri
 
     root, key = split_s3_uri(src)
@@ -57,6 +54,17 @@ def read_source(src: str, text_field: str, label_field: str | None) -> Examples:
         k for k in sorted(store.list(key)) if k.endswith((".jsonl", ".csv"))]
     if not keys:
         raise DataError(f"{src}: no .jsonl or .csv objects there")
+    return store, root, keys
+
+
+def read_source(src: str, text_field: str, label_field: str | None) -> Examples:
+    """A local .jsonl/.csv file, an ``s3://`` object, or every .jsonl/.csv under an ``s3://``
+    prefix (in key order: new files appended under the prefix add texts at the end)."""
+    if not src.startswith("s3://"):
+        return read_examples(Path(src).expanduser(), text_field, label_field)
+    from jobs.data import parse_csv, parse_jsonl
+
+    store, root, keys = source_objects(src)
     texts: list[str] = []
     labels: list[str | None] = []
     for k in keys:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.plan.datasets import source_objects
 from controller.plan.settings import CORPUS_PICKS, DEFAULT_CORPUS_LIMIT
 from jobs.contract.texts import text_digest
 from jobs.data import FORMATS, DataError, _text
@@ -99,14 +100,7 @@ def _local_texts(path: Path, text_field: str) -> Iterator[str]:
 
 
 def _s3_texts(src: str, text_field: str) -> Iterator[str]:
-    from jobs.storage import open_store, split_s3_uri
-
-    root, key = split_s3_uri(src)
-    store = open_store(root)
-    keys = [key] if key and store.exists(key) else [
-        k for k in sorted(store.list(key)) if k.endswith((".jsonl", ".csv"))]
-    if not keys:
-        raise DataError(f"{src}: no .jsonl or .csv objects there")
+    store, root, keys = source_objects(src)
     for k in keys:  # one object in memory at a time
         # the object's bytes, decoded a line at a time (a str of it would take up to 4 bytes a character)
         lines = io.TextIOWrapper(io.BytesIO(store.read_bytes(k)), encoding="utf-8-sig", newline="")
