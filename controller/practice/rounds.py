@@ -4,7 +4,8 @@ job image on a cluster).
 
 What the round keeps with its version (``controller.models.registry``): the corpus index (a
 digest per corpus text read, so that the next round can tell which texts are new), the report
-(``drift.json``, its summary in the record) and the batch to label (``to_label.jsonl``).
+(the drift step's ``drift.json``, kept in the version's record) and the batch to label
+(``to_label.jsonl``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from controller.models.registry import Registry, RoundFiles
 from controller.plan.graph import Plan, cluster_step
 from controller.run.backends.base import Backend
 from jobs.contract.inputs import CLASSIFIER, CLUSTERS, DATASET, DEV
-from jobs.contract.layout import MARKER
 from jobs.contract.outputs import DRIFT, TO_LABEL
 from jobs.contract.params import ClusterParams, DriftParams, clustering_problem
 from jobs.contract.steps import StepSpec
@@ -40,12 +40,12 @@ def against_current(registry: Registry, batch: int, seed: int = 0) -> DriftParam
 
 
 def round_files(store: Store, backend: Backend, on_event, params: DriftParams, clustering: ClusterParams,
-                dataset: str, index_prefix: str, index_file: str, fit: StepSpec, dev: str | None) -> RoundFiles:
-    """Run (or find done) the round's clustering and drift step; what to keep with the version.
-    The report is advice: a round whose corpus is too small to cluster, or whose drift step
-    failed, keeps the version's index and says why in place of the report."""
-    index = store.read_bytes(f"{index_prefix}/{index_file}")
-    texts = int(json.loads(store.read_bytes(f"{dataset}/{MARKER}")).get("corpus", 0))
+                dataset: str, texts: int, index_key: str, fit: StepSpec, dev: str | None) -> RoundFiles:
+    """Run (or find done) the round's clustering and drift step on the staged ``dataset`` (of
+    ``texts`` corpus texts); what to keep with the version, the corpus index read from
+    ``index_key``. The report is advice: a round whose corpus is too small to cluster, or whose
+    drift step failed, keeps the version's index and says why in place of the report."""
+    index = store.read_bytes(index_key)
     problem = clustering_problem(texts, clustering.n_clusters)
     if problem:
         return RoundFiles({"error": f"not computed: the round's corpus has {problem}"}, b"", index)

@@ -110,15 +110,12 @@ def stage_training_data(store: Store, req: TrainRequest,
     names = label_names(labeled.labels)
     if len(names) < 2:
         raise DataError(f"{req.labeled}: at least two different labels are needed, found {len(names)}")
-    extra = None
+    extra, total, also, index = None, 0, 0, digests(labeled.texts)
     if req.corpus is not None:
-        mine = digests(labeled.texts)
         bounded = bounded_corpus(corpus_texts(str(req.corpus), req.text_field), req.bound, str(req.corpus),
-                                 set(mine.tolist()))
+                                 set(index.tolist()))
         extra, total, also = Examples(bounded.texts, (None,) * len(bounded.texts)), bounded.total, bounded.labeled
-        index = np.concatenate([mine, bounded.index])
-    else:
-        total, also, index = 0, 0, digests(labeled.texts)
+        index = np.concatenate([index, bounded.index])
     texts = corpus(labeled, extra)
     dataset = staged_dataset("train", {TRAIN: texts, LABELED: labeled}, names,
                              {"corpus": len(texts), "labeled": len(labeled), "corpus_read": total})
@@ -280,8 +277,8 @@ def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_so
     params = against_current(registry, batch, req.seed)
 
     def report() -> RoundFiles:
-        return round_files(store, backend, on_event, params, req.clustering, info["dataset"], info["corpus_index"],
-                           INDEX_FILE, fit, dev_prefix)
+        return round_files(store, backend, on_event, params, req.clustering, info["dataset"], info["corpus"],
+                           f"{info['corpus_index']}/{INDEX_FILE}", fit, dev_prefix)
 
     return publish(registry, lambda: store.fetch_dir(f"{fit.prefix}/{MODEL}"), f"{store.root}/{fit.prefix}/{MODEL}",
                    {**info, "model": req.model}, dev, dev_source, settings,
