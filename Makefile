@@ -46,6 +46,14 @@ $(STAMP): pyproject.toml constraints.txt lock/dev.txt
 
 install: $(STAMP) ## create .venv and install everything from the lock (CPU torch)
 
+# a virtual environment with onnxruntime and tokenizers only (at the lock's versions): the test
+# that a version's ONNX folder loads with nothing of ours, no torch and no transformers
+ONNX_ONLY := $(VENV)/onnx-only/.installed
+$(ONNX_ONLY): constraints.txt
+	rm -rf $(VENV)/onnx-only && python3 -m venv $(VENV)/onnx-only
+	$(VENV)/onnx-only/bin/python -m pip install --quiet -c constraints.txt onnxruntime tokenizers
+	touch $@
+
 # (not after $(STAMP): a changed pyproject.toml would first be installed from the stale lock)
 UV_READY = test -x $(VENV)/bin/uv || { python3 -m venv $(VENV) && $(PY) -m pip install --quiet -c constraints.txt uv; }
 
@@ -100,10 +108,10 @@ CHROMIUM_DEPS = command -v chromium >/dev/null \
 browser: ## Debian's chromium, for the report page's browser test
 	$(CHROMIUM_DEPS)
 
-test: $(STAMP) $(KUBE_STAMP) $(VENV)/.images-test lint browser ## lint, images (VERSION=test), chromium, then every test tier
+test: $(STAMP) $(ONNX_ONLY) $(KUBE_STAMP) $(VENV)/.images-test lint browser ## lint, images (VERSION=test), chromium, then every test tier
 	PATH=$(TEST_PATH) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-unit: $(STAMP) ## the unit tier alone (no job processes, no control plane)
+test-unit: $(STAMP) $(ONNX_ONLY) ## the unit tier alone (no job processes, no control plane)
 	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
 
 test-faults: $(STAMP) ## 20 seeded kill trials of a run (controller or step; SIGKILL, SIGTERM, Ctrl-C), each resumed

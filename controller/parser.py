@@ -182,10 +182,25 @@ def _practitioner_commands(sub, commands: Mapping[str, Command]) -> None:
     pr = sub.add_parser("predict", help="label texts with a trained model folder or a registry's version")
     pr.add_argument("model", help="model folder written by ctune train, or a registry URI[@VERSION] (default: the "
                                   "current version; fetched once into the local cache)")
-    pr.add_argument("texts", help="texts: .jsonl/.csv with a text field, or .txt with one text per line")
+    pr.add_argument("texts", help="texts: .jsonl/.csv with a text field, or .txt with one text per line; with --out, "
+                                  "a prefix (s3://bucket/texts/ or a folder) of such files")
     pr.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     pr.add_argument("--output", help="file to write (default: standard output)")
+    pr.add_argument("--out", help="batch scoring: a prefix (s3://bucket/predictions/ or a folder) that gets "
+                                  "VERSION/<file>.jsonl for every text file under TEXTS not scored by that version yet")
+    _backend_options(pr, "batch scoring: here (default), or as Jobs in the controller image on the cluster")
+    pr.add_argument("--kubernetes", metavar="FILE", help="batch scoring on the cluster: YAML with a spec's kubernetes: "
+                                                         "settings (namespace, node selector, ...; the Jobs run the "
+                                                         "controller image: controller_image)")
+    _kubeconfig_option(pr)
+    pr.add_argument("--jobs", type=int, default=1, help="batch scoring on the cluster: the input files split over "
+                                                        "this many Jobs")
+    pr.add_argument("--shard", metavar="I/N", help=argparse.SUPPRESS)
     pr.add_argument("--text-field", default="text")
+    pr.add_argument("--runtime", choices=["auto", "onnx", "onnx-int8", "torch"], default="auto",
+                    help="auto (default): a version's ONNX graph with onnxruntime, its int8 graph where the gate "
+                         "accepted it; torch: the model folder with torch (versions published before graphs were "
+                         "exported always run so)")
     pr.set_defaults(fn=commands["predict"])
 
 

@@ -183,6 +183,7 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
                                       "data/dev.jsonl", 120)
     registry = f"s3://{s3_env}/models/news"
     store = str(tmp_path / "store")
+    n_dev = len(bucket.read_bytes("data/dev.jsonl").splitlines())
     train = ["train", f"s3://{s3_env}/data/labeled.jsonl", "--corpus", f"s3://{s3_env}/data/corpus/",
              "--dev", f"s3://{s3_env}/data/dev.jsonl", "--out", registry, "--model", tiny_model, "--clusters", "4",
              "--store", store]
@@ -218,10 +219,19 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     assert ctune("models", "promote", registry, v2).returncode == 0
     pointer = json.loads(bucket.read_bytes("models/news/current.json"))
     assert [m["action"] for m in pointer["log"]] == ["promote", "promote", "rollback", "promote"]
-    # AND predicting from the registry gives what the same model exported to a folder gives
+    # AND each version holds its classifier as one ONNX graph, checked against the model on the dev set
+    record = json.loads(bucket.read_bytes(f"models/news/versions/{v1}/record.json"))
+    assert record["onnx"]["agreement"] >= 0.999 and record["onnx"]["max_difference"] <= 1e-4
+    assert record["onnx"]["texts"] == n_dev and "accepted" in record["onnx"]["int8"]
+    assert {f"models/news/versions/{v1}/onnx/{f}" for f in ("model.onnx", "model.int8.onnx", "tokenizer.json",
+                                                              "labels.json")} <= set(bucket.list(f"models/news/versions/{v1}/onnx"))
+    # AND predicting from the registry (its ONNX graph, with onnxruntime) gives the labels the same
+    # model exported to a folder gives with torch, and --runtime torch gives exactly what the folder gives
     texts = tmp_path / "texts.txt"
-    texts.write_text("stocks fell on wall street\nthe team won the cup final\n")
+    texts.write_text("stocks fell on wall street\nthe team won the cup final\nrain again\n")
     from_registry = ctune("predict", f"{registry}@{v1}", str(texts))
+    assert from_registry.returncode == 0 and f"version {v1}: onnx" in from_registry.stderr, from_registry.stderr
+    with_torch = ctune("predict", f"{registry}@{v1}", str(texts), "--runtime", "torch")
     folder = ctune("train", str(tmp_path / "l.jsonl"), "--out", str(tmp_path / "m"), "--model", tiny_model)
     assert folder.returncode == 2  # (a local file that is not there: one line)
     bucket_file = tmp_path / "labeled.jsonl"
@@ -232,14 +242,15 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
                      "--model", tiny_model, "--clusters", "4", "--store", store)
     assert exported.returncode == 0, exported.stderr
     from_folder = ctune("predict", str(tmp_path / "v1"), str(texts))
-    assert from_registry.returncode == 0 and from_registry.stdout == from_folder.stdout != ""
+    assert with_torch.returncode == 0 and with_torch.stdout == from_folder.stdout != ""
+    onnx_rows, torch_rows = ([json.loads(x) for x in out.stdout.splitlines()] for out in (from_registry, from_folder))
+    assert [r["label"] for r in onnx_rows] == [r["label"] for r in torch_rows] and len(onnx_rows) == 3
+    assert max(abs(a["scores"][k] - b["scores"][k]) for a, b in zip(onnx_rows, torch_rows) for k in a["scores"]) <= 1e-4
     # AND a new version the gate refuses is recorded, not current, and ends with exit code 4
     from controller import cli
     from controller.practice import training as practitioner
 
     real = practitioner.dev_predictor
-
-    n_dev = len(bucket.read_bytes("data/dev.jsonl").splitlines())
 
     def the_new_model_gets_everything_wrong(store_, backend, dev_prefix, on_event):
         predict = real(store_, backend, dev_prefix, on_event)

@@ -136,12 +136,12 @@ def test_every_kind_has_a_parameter_class_a_job_module_and_outputs():
     import importlib
 
     assert list(KINDS) == ["cluster", "intertrain", "finetune", "embed", "classic", "fit", "analyze", "setfit",
-                          "evaluate", "drift"]
+                          "evaluate", "export", "drift"]
     for name, kind in KINDS.items():
         assert kind.params.kind == name and kind.outputs
         assert callable(importlib.import_module(kind.job_module).run)
     assert [k for k in KINDS if KINDS[k].cell] == ["finetune", "classic", "setfit"]
-    assert [k for k in KINDS if not KINDS[k].gpu] == ["cluster", "classic"]
+    assert [k for k in KINDS if not KINDS[k].gpu] == ["cluster", "classic", "export"]
 
 
 def test_split_step_uri():

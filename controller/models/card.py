@@ -8,15 +8,28 @@ import yaml
 from controller.models.listing import evidence_lines, outcome, utc_minute
 from controller.models.round_text import round_lines
 
-LOADING_FINETUNED = """```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-import torch
+LOADING_ONNX = """```python
+import json
+import numpy as np
+import onnxruntime as ort                           # pip install onnxruntime tokenizers: nothing else
+from tokenizers import Tokenizer
 
-tokenizer = AutoTokenizer.from_pretrained("model")
-model = AutoModelForSequenceClassification.from_pretrained("model").eval()
-batch = tokenizer(["a text to label"], padding=True, truncation=True, max_length=128, return_tensors="pt")
-with torch.no_grad():
-    label = model.config.id2label[int(model(**batch).logits.argmax(-1)[0])]
+tokenizer = Tokenizer.from_file("onnx/tokenizer.json")   # truncation and padding as in training
+labels = json.load(open("onnx/labels.json"))["labels"]
+session = ort.InferenceSession("onnx/model.onnx")         # onnx/model.int8.onnx: faster, where the gate accepted it
+texts = ["a text to label", "another one"]
+encoded = tokenizer.encode_batch(texts)
+inputs = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+          "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
+probabilities = session.run(["probabilities"], inputs)[0]   # one row per text, one column per label
+predicted = [labels[i] for i in probabilities.argmax(-1)]
+```"""
+
+LOADING_FINETUNED = """```python
+from transformers import pipeline
+
+classify = pipeline("text-classification", model="model", truncation=True, max_length=128)
+print(classify(["a text to label"]))                  # [{'label': ..., 'score': ...}]
 ```"""
 
 LOADING_PROBE = """```python
@@ -57,14 +70,47 @@ def _round_section(record: dict) -> list[str]:
     return [f"- {line.strip()}" for line in lines]
 
 
+def _library(record: dict) -> dict:
+    """What loads the whole classifier, truthfully: a fine-tuned ``model/`` is a plain
+    ``transformers`` sequence classifier; a probe's is two encoders and a JSON head, so the
+    ONNX graph (``onnx/``) is what a serving stack loads."""
+    graph = bool(record.get("onnx"))
+    if not record.get("probe"):
+        return {"library_name": "transformers", "pipeline_tag": "text-classification",
+                "tags": ["text-classification", *(["onnx"] if graph else [])]}
+    if graph:
+        return {"library_name": "onnx", "pipeline_tag": "text-classification", "tags": ["text-classification", "onnx"]}
+    return {"library_name": "transformers", "tags": ["feature-extraction", "custom-head"]}
+
+
+def _folders(record: dict) -> list[str]:
+    lines = ["- `model/`: " + ("a `transformers` sequence classifier (`pipeline(\"text-classification\")` loads it)"
+                               if not record.get("probe") else
+                               "the inter-trained encoder (`AutoModel`), the pretrained one in `base/` for the "
+                               "concatenated settings, and `probe_head.json` (a logistic regression on their "
+                               "mean-pooled embeddings): not a `pipeline` model")]
+    graph = record.get("onnx")
+    if graph:
+        int8 = graph.get("int8") or {}
+        accepted = "accepted by the gate against the fp32 graph" if int8.get("accepted") else (
+            f"not accepted by the gate ({(int8.get('gate') or {}).get('outcome', 'not judged')}): `ctune predict` "
+            "runs the fp32 graph")
+        lines += [f"- `onnx/`: the whole classifier as one ONNX graph (opset {graph.get('opset')}): `model.onnx`, "
+                  f"`input_ids` and `attention_mask` in, `probabilities` out; its labels equal the model's on "
+                  f"{100 * graph.get('agreement', 0):.2f}% of the {graph.get('texts')} dev texts, probabilities within "
+                  f"{graph.get('max_difference', 0):.1e}; `model.int8.onnx` (dynamic int8 weights), {accepted}; "
+                  "`tokenizer.json`, `labels.json`"]
+    return lines
+
+
 def render_card(record: dict) -> str:
     gate = record.get("gate") or {}
     new = gate.get("new") or {}
+    library = _library(record)
     front = {
         "base_model": record.get("base_model"),
-        "library_name": "transformers",
-        "pipeline_tag": "text-classification",
-        "tags": ["text-classification", "cluster-and-tune", f"setting-{record.get('setting')}"],
+        **{k: v for k, v in library.items() if k != "tags"},
+        "tags": [*library["tags"], "cluster-and-tune", f"setting-{record.get('setting')}"],
         "model-index": [{"name": record["version"], "results": [{
             "task": {"type": "text-classification"},
             "dataset": {"name": "dev", "type": "custom", "digest": record.get("dev_digest")},
@@ -101,9 +147,13 @@ def render_card(record: dict) -> str:
         *(f"- {line.strip()}" for line in evidence_lines(gate)), "",
         "## This round", "",
         *_round_section(record), "",
+        "## Folders", "", *_folders(record), "",
         "## How to load it", "",
-        "With cluster-tune: `ctune predict <registry>@" + record["version"] + " texts.jsonl`. With plain "
-        "`transformers`, from the version's `model/` folder:", "",
+        "With cluster-tune: `ctune predict <registry>@" + record["version"] + " texts.jsonl`.", "",
+        *(["With `onnxruntime` and `tokenizers` alone (no torch, no transformers), from the version's folder:", "",
+           LOADING_ONNX, ""] if record.get("onnx") else []),
+        ("With `transformers`, from the version's `model/` folder:" if not record.get("probe") else
+         "With `torch` and `transformers`, from the version's `model/` folder:"), "",
         LOADING_PROBE if record.get("probe") else LOADING_FINETUNED, "",
         "## Steps", "", *(f"- {kind}: `{sid}`" for kind, sid in record.get("steps", {}).items()), "",
     ]

@@ -36,6 +36,17 @@ Predict = Callable[[str], "dict | list[str]"]
 (``{"labels", "names", "probabilities"}``) or just the labels. The controller loads no torch."""
 
 MAX_RACES = 5
+FP32 = "fp32"
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A version's ONNX folder, as its ``export`` step wrote and checked it."""
+
+    folder: Path
+    check: dict
+    """The step's ``export.json``: agreement with the model on the dev set, largest probability
+    difference, and both graphs' (fp32, int8) labels for the dev texts."""
 CORPUS_KEYS = ("corpus_read", "corpus_kept", "corpus_also_labeled", "corpus_limit", "corpus_pick")
 
 
@@ -156,16 +167,38 @@ def _record(registry: Registry, version: str, info: dict, digest: str, dev_sourc
         before = registry.record(version)
         record["created"] = before.get("created", record["created"])
         record["drift"] = before.get("drift")
+        record["onnx"] = before.get("onnx")
     return record
+
+
+def onnx_record(check: dict, gold: list[str], version: str, digest: str, settings: GateSettings,
+                say: Callable[[str], None]) -> dict:
+    """What the record keeps of the version's ONNX graphs: the export's check, and the gate's
+    decision on the int8 graph against the fp32 one on the same dev set (``accepted``: ``ctune
+    predict`` uses it)."""
+    kept = {k: v for k, v in check.items() if k != "dev"}
+    say(f"ONNX graph (opset {check['opset']}): labels equal to the model's on {100 * check['agreement']:.2f}% of "
+        f"{check['texts']} dev texts, largest probability difference {check['max_difference']:.1e}")
+    dev = check.get("dev") or {}
+    if "int8" in dev:
+        fp32 = [str(y) for y in dev[FP32]["labels"]]
+        decision = decide(gold, [str(y) for y in dev["int8"]["labels"]], [(f"{version} {FP32}", FP32, fp32)],
+                          settings, digest)
+        kept["int8"] = {**kept.get("int8", {}), "gate": decision.to_dict(), "accepted": decision.promote}
+        say(f"int8 graph {score(gold, dev['int8']['labels']).line()}; against the fp32 graph "
+            f"({score(gold, fp32).line()}): {decision.outcome}, "
+            f"{'ctune predict uses it' if decision.promote else 'ctune predict uses the fp32 graph'} ({decision.why})")
+    return kept
 
 
 def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str, info: dict, dev: Examples,
             dev_source: str, settings: GateSettings, predict: Predict, say: Callable[[str], None],
-            report: Callable[[], RoundFiles] | None = None) -> Outcome:
+            report: Callable[[], RoundFiles] | None = None, serving: Callable[[], Serving] | None = None) -> Outcome:
     """``fetch_model``: the new model's folder here (copied into the version; fetched only when
     the version is new); ``model_uri``: the same in the store, for its ``evaluate`` step;
-    ``report``: the round's report and files (asked only when the version is not recorded yet:
-    one recorded already keeps its own)."""
+    ``report``: the round's report and files, ``serving``: its ONNX folder, exported and
+    checked (both asked only when the version is not recorded yet: one recorded already keeps
+    its own; an export that fails its check raises, and nothing is published)."""
     version = info["steps"]["fit"][:16]
     digest = dev_digest(dev)
     key = settings.key(digest)
@@ -176,7 +209,9 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
     known = labels_of(registry, pointer.current)
     check_dev(dev, sorted({*info["labels"], *known}), dev_source)
     # a version recorded already (decided again on another dev set, or after a race) keeps its round's report
-    files = report() if report is not None and not registry.has(version) else None
+    recorded = registry.has(version)
+    files = report() if report is not None and not recorded else None
+    exported = serving() if serving is not None and not recorded else None
     model_dir = fetch_model()
     gold = [str(y) for y in dev.labels]
     scorer = _Scorer(registry, predict, digest, dev_source, len(dev))
@@ -184,6 +219,8 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
     mine = [str(y) for y in mine_raw["labels"]]
     say(f"version {version} on the dev set: {score(gold, mine).line()}")
     record = _record(registry, version, info, digest, dev_source, model_dir, known, files)
+    if exported is not None:
+        record["onnx"] = onnx_record(exported.check, gold, version, digest, settings, say)
     for line in round_lines(record):
         say(line)
     mine_payload = {"dev_digest": digest, "dev_source": dev_source, **mine_raw}
@@ -195,7 +232,8 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
         if registry.has(version):  # a crash or a race left it published: the decision is new
             registry.update_record(version, record, render_card(record))
         else:
-            registry.publish(version, model_dir, record, render_card(record), _round_files(files))
+            registry.publish(version, model_dir, record, render_card(record), _round_files(files),
+                             exported.folder if exported else None)
         if not decision.promote:
             write_history(registry)
             return Outcome(version, True, False, pointer.current, decision.outcome, decision.why, decision)

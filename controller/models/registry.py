@@ -1,6 +1,9 @@
 """A model registry in a store (``s3://bucket/models/<name>`` or a folder):
 
     versions/<version>/model/...      the model folder, as ``ctune train`` writes it; never changed
+    versions/<version>/onnx/...       the whole classifier as one ONNX graph (and its int8 variant),
+                                      tokenizer and labels: loaded with onnxruntime and tokenizers
+                                      alone (jobs.serving); checked against the model
     versions/<version>/record.json    inputs' digests, setting, step ids, dev metrics, counts,
                                       created, code version, the gate's decision and why, what
                                       changed in the corpus since the version then in use
@@ -34,6 +37,7 @@ CURRENT = "current.json"
 RECORD = "record.json"
 CARD = "README.md"
 MODEL = "model"
+SERVING = "onnx"
 COMPLETE = "_COMPLETE"
 DEV = "dev"
 INDEX = "corpus_index.npy"
@@ -145,13 +149,15 @@ class Registry:
         return current
 
     def publish(self, version: str, model_dir: Path, record: dict, card: str,
-                files: dict[str, bytes] | None = None) -> None:
-        """Write a version: its model folder, ``files`` (its round's, ``ROUND_FILES``), card
-        and record, then ``_COMPLETE``. A version already complete is left as it is."""
+                files: dict[str, bytes] | None = None, serving_dir: Path | None = None) -> None:
+        """Write a version: its model folder, its ONNX folder, ``files`` (its round's,
+        ``ROUND_FILES``), card and record, then ``_COMPLETE``. A version already complete is
+        left as it is."""
         if self.has(version):
             return
-        for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            self.store.upload_file(path, self._v(version, f"{MODEL}/{path.relative_to(model_dir)}"))
+        for folder, name in ((model_dir, MODEL), *(((serving_dir, SERVING),) if serving_dir else ())):
+            for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                self.store.upload_file(path, self._v(version, f"{name}/{path.relative_to(folder)}"))
         for name, data in (files or {}).items():
             self.store.write_bytes(self._v(version, name), data)
         self.update_record(version, record, card)
@@ -199,3 +205,12 @@ class Registry:
         """The version's model folder on this machine (downloaded once, then from the cache)."""
         self.record(version)
         return self.store.fetch_dir(self._v(version, MODEL))
+
+    def serving_uri(self, version: str) -> str:
+        return f"{self.uri}/{self._v(version, SERVING)}"
+
+    def fetch_serving(self, version: str) -> Path | None:
+        """The version's ONNX folder on this machine; None for a version published without one."""
+        if not self.record(version).get("onnx"):
+            return None
+        return self.store.fetch_dir(self._v(version, SERVING))

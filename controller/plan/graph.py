@@ -20,7 +20,7 @@ from typing import Any
 from controller.plan.settings import Setting, all_settings
 from controller.plan.spec import ExperimentSpec, needs_clustering
 from jobs.contract.errors import BadInput
-from jobs.contract.inputs import BESIDE, CLUSTERS, DATASET, EMBEDDINGS, ENCODER
+from jobs.contract.inputs import BESIDE, CLASSIFIER, CLUSTERS, DATASET, EMBEDDINGS, ENCODER
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS, InterTraining, objective
 from jobs.contract.kinds import step_kind
 from jobs.contract.params import (
@@ -29,6 +29,7 @@ from jobs.contract.params import (
     ClusterParams,
     EmbedParams,
     EvaluateParams,
+    ExportParams,
     FinetuneParams,
     FitParams,
     InterTrainingOptions,
@@ -141,6 +142,11 @@ def fit_step(model: str, seed: int, options: Optimization, dataset: str, label: 
 def evaluate_step(model_uri: str, dataset: str, label: str, max_length: int = 128) -> StepSpec:
     """A model folder's labels for a staged dev set's texts (its ``train`` split)."""
     return StepSpec("evaluate", EvaluateParams(model=model_uri, max_length=max_length), {DATASET: dataset}, label)
+
+
+def export_step(fit_prefix: str, dev: str, label: str, max_length: int = 128) -> StepSpec:
+    """A ``fit`` step's classifier as an ONNX graph, checked on a staged dev set's texts."""
+    return StepSpec("export", ExportParams(max_length=max_length), {DATASET: dev, CLASSIFIER: fit_prefix}, label)
 
 
 def _fields(params: Params) -> dict[str, Any]:

@@ -122,9 +122,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from controller.models.registry import Registry, is_registry, split_ref
+    from controller.models.runtime import TORCH, choose_runtime
     from controller.plan.modelcheck import check_classifier
     from controller.practice.training import run_predict
+    from jobs.serving import has_graph
 
+    if args.out:
+        from controller.practice.scoring import cmd_score
+
+        return cmd_score(args)
     if not Path(args.texts).is_file():
         raise DataError(f"{args.texts}: no such file")
     model = args.model
@@ -132,10 +138,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if is_registry(uri):
         registry = Registry(uri)
         registry.store.check()
-        model = str(registry.fetch(registry.resolve(version)))
+        version = registry.resolve(version)
+        runtime = choose_runtime(registry.record(version), args.runtime)
+        say(f"version {version}: {runtime.name}, {runtime.why}")
+        if runtime.onnx:
+            return _predict_onnx(registry.fetch_serving(version), runtime.int8, args)
+        model = str(registry.fetch(version))
+    elif args.runtime != TORCH and has_graph(Path(model).expanduser()):  # a version's onnx/ folder itself
+        return _predict_onnx(Path(model).expanduser(), args.runtime == "onnx-int8", args)
     check_classifier(Path(model).expanduser())
     argv = [model, args.texts, "--format", args.format, "--text-field", args.text_field]
     return run_predict(argv + (["--output", args.output] if args.output else []))
+
+
+def _predict_onnx(folder: Path | None, int8: bool, args: argparse.Namespace) -> int:
+    """The version's ONNX graph with onnxruntime, in this process (no torch)."""
+    from jobs.serving import predict, read_texts, write_predictions
+
+    assert folder is not None  # choose_runtime picks onnx only for a version that has a graph
+    rows = predict(folder, read_texts(Path(args.texts), args.text_field), int8)
+    with output_stream(args.output) as out:
+        write_predictions(rows, args.format, out)
+    return EXIT_OK
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:

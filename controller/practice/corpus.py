@@ -35,6 +35,7 @@ from controller.plan.datasets import source_objects
 from controller.plan.settings import CORPUS_PICKS, DEFAULT_CORPUS_LIMIT
 from jobs.contract.texts import text_digest
 from jobs.data import FORMATS, DataError, _text
+from jobs.storage import Store
 
 
 @dataclass(frozen=True)
@@ -99,15 +100,23 @@ def _local_texts(path: Path, text_field: str) -> Iterator[str]:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
 
+def object_texts(store: Store, root: str, key: str, text_field: str) -> Iterator[str]:
+    """The texts of one .jsonl/.csv object (or .txt: one text per line) of a store."""
+    # the object's bytes, decoded a line at a time (a str of it would take up to 4 bytes a character)
+    lines = io.TextIOWrapper(io.BytesIO(store.read_bytes(key)), encoding="utf-8-sig", newline="")
+    try:
+        if key.endswith(".txt"):
+            yield from (line.rstrip("\r\n") for line in lines if line.strip())
+        else:
+            yield from _rows(lines, f"{root}/{key}", Path(key).suffix, text_field)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{root}/{key}: not UTF-8 text ({exc.reason})") from None
+
+
 def _s3_texts(src: str, text_field: str) -> Iterator[str]:
     store, root, keys = source_objects(src)
     for k in keys:  # one object in memory at a time
-        # the object's bytes, decoded a line at a time (a str of it would take up to 4 bytes a character)
-        lines = io.TextIOWrapper(io.BytesIO(store.read_bytes(k)), encoding="utf-8-sig", newline="")
-        try:
-            yield from _rows(lines, f"{root}/{k}", Path(k).suffix, text_field)
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{root}/{k}: not UTF-8 text ({exc.reason})") from None
+        yield from object_texts(store, root, k, text_field)
 
 
 def corpus_texts(src: str, text_field: str) -> Iterator[str]:

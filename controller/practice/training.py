@@ -23,9 +23,9 @@ import numpy as np
 from controller.analysis.advice import THRESHOLD, advise, sample_agreement
 from controller.analysis.agreement import nmi
 from controller.models.gate import GateSettings
-from controller.models.publish import Outcome
+from controller.models.publish import Outcome, Serving
 from controller.plan.datasets import read_source
-from controller.plan.graph import Plan, cluster_step, evaluate_step, fit_step, intertrain_step
+from controller.plan.graph import Plan, cluster_step, evaluate_step, export_step, fit_step, intertrain_step
 from controller.plan.settings import DEFAULT_SETTING, SETTINGS
 from controller.practice.corpus import CorpusBound, bounded_corpus, corpus_texts, index_bytes
 from controller.practice.rounds import RoundFiles, against_current, round_files
@@ -33,7 +33,7 @@ from controller.run.backends.base import Backend, RunResult
 from controller.run.backends.local import LocalBackend, job_env
 from jobs.contract.errors import StepsFailed
 from jobs.contract.intertrainings import BASE, INTER_TRAININGS
-from jobs.contract.outputs import DEV_LABELS, MODEL, read_cluster_ids
+from jobs.contract.outputs import DEV_LABELS, EXPORT, MODEL, SERVING, read_cluster_ids
 from jobs.contract.params import (
     ClusterParams,
     IntertrainOptimization,
@@ -255,6 +255,20 @@ def dev_predictor(store: Store, backend: Backend, dev_prefix: str, on_event) -> 
     return predict
 
 
+def serving_exporter(store: Store, backend: Backend, fit: StepSpec, dev_prefix: str, on_event,
+                     max_length: int = 128) -> Callable[[], Serving]:
+    """The fit step's classifier as an ONNX folder: an ``export`` step run by ``backend`` and
+    checked on the staged dev texts (cached like any step); StepsFailed when the check fails."""
+
+    def exported() -> Serving:
+        step = export_step(fit.prefix, dev_prefix, "export onnx", max_length)
+        _run(backend, Plan({fit.id: fit, step.id: step}, (), {}), on_event)  # fit: found done, read by the export
+        return Serving(store.fetch_dir(f"{step.prefix}/{SERVING}"),
+                       dict(json.loads(store.read_bytes(f"{step.prefix}/{EXPORT}"))))
+
+    return exported
+
+
 def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_source: str, settings: GateSettings,
                       on_event, announce: Callable[[dict], None], say: Callable[[str], None],
                       backend: Backend | None = None, batch: int = 50) -> Outcome:
@@ -282,7 +296,8 @@ def train_to_registry(store: Store, req: TrainRequest, registry_uri: str, dev_so
 
     return publish(registry, lambda: store.fetch_dir(f"{fit.prefix}/{MODEL}"), f"{store.root}/{fit.prefix}/{MODEL}",
                    {**info, "model": req.model}, dev, dev_source, settings,
-                   dev_predictor(store, backend, dev_prefix, on_event), say, report)
+                   dev_predictor(store, backend, dev_prefix, on_event), say, report,
+                   serving_exporter(store, backend, fit, dev_prefix, on_event))
 
 
 def suggest(store: Store, corpus_path: Path, budget: int, clustering: ClusterParams, text_field: str,

@@ -28,7 +28,8 @@ EMBEDDINGS = "embeddings"
 BESIDE = "beside"
 """A second ``embed`` step, concatenated to ``embeddings`` (the ``clust+concat`` probe)."""
 CLASSIFIER = "classifier"
-"""A ``fit`` step: the trained model a retraining round's ``drift`` step labels texts with."""
+"""A ``fit`` step: the trained model a retraining round's ``drift`` step labels texts with, and
+the ``export`` step writes as an ONNX graph."""
 DEV = "dev"
 """A staged dev set (its ``train`` split): placed among a round's clusters by the ``drift`` step."""
 

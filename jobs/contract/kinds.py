@@ -30,6 +30,7 @@ from jobs.contract.params import (
     DriftParams,
     EmbedParams,
     EvaluateParams,
+    ExportParams,
     FinetuneParams,
     FitParams,
     IntertrainParams,
@@ -92,6 +93,7 @@ KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("setfit", SetFitParams, Roles((DATASET,), (ENCODER, CLUSTERS)), outputs.CELL, gpu=True, cell=True,
              packages=_setfit),
     StepKind("evaluate", EvaluateParams, Roles((DATASET,)), (outputs.DEV_LABELS,), gpu=True),
+    StepKind("export", ExportParams, Roles((DATASET, CLASSIFIER)), (f"{outputs.SERVING}/model.onnx", outputs.EXPORT)),
     StepKind("drift", DriftParams, Roles((DATASET, CLUSTERS, CLASSIFIER), (DEV,)), (outputs.DRIFT, outputs.TO_LABEL),
              gpu=True),
 )}

@@ -326,6 +326,29 @@ class EvaluateParams(Params):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExportParams(Params):
+    """The ``export`` step: a trained classifier (a ``fit`` step's) as one ONNX graph, checked
+    against the torch path on a dev set before a version may hold it (``jobs.kinds.export``)."""
+
+    kind: ClassVar[str] = "export"
+    max_length: int = 128
+    min_agreement: float = 0.999
+    """The graph's labels must equal the torch path's on at least this share of the dev texts ..."""
+    max_difference: float = 1e-4
+    """... and no probability may differ from the torch path's by more than this."""
+    int8: bool = True
+    """Also write the graph with dynamic int8 weights, and its labels on the dev set (the gate judges it)."""
+
+    def problems(self) -> list[str]:
+        out = super().problems() + _tokens(self.max_length)
+        if not 0 < self.min_agreement <= 1:
+            out.append(f"min_agreement: must be in (0, 1], not {self.min_agreement}")
+        if not 0 < self.max_difference < 1:
+            out.append(f"max_difference: must be in (0, 1), not {self.max_difference}")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
 class DriftParams(Params):
     """The ``drift`` step of a retraining round (``jobs.kinds.drift``): what changed in the
     corpus since the version in use, and which texts to label next.

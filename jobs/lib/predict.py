@@ -5,26 +5,14 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 from pathlib import Path
-from typing import IO
 
 from jobs.contract.errors import CtuneError, cli_exit_code
-from jobs.data import DataError, output_stream, read_examples
+from jobs.data import DataError, output_stream
+from jobs.serving import read_texts, write_predictions
 
-
-def read_texts(path: Path, text_field: str) -> list[str]:
-    """Texts from .jsonl/.csv (a text field) or .txt (one text per line)."""
-    if path.suffix == ".txt":
-        if not path.is_file():
-            raise DataError(f"{path}: no such file")
-        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not texts:
-            raise DataError(f"{path}: file is empty")
-        return texts
-    return list(read_examples(path, text_field, None).texts)
+__all__ = ["predict", "read_texts", "write_predictions"]
 
 
 def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[dict]:
@@ -54,18 +42,6 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128) -> list[di
         names = [model.config.id2label[i] for i in range(probs.shape[1])]
     return [{"text": t, "label": names[int(p.argmax())], "score": float(p.max()),
              "scores": {n: float(v) for n, v in zip(names, p)}} for t, p in zip(texts, probs)]
-
-
-def write_predictions(rows: list[dict], fmt: str, out: IO[str]) -> None:
-    if fmt == "jsonl":
-        for r in rows:
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
-        return
-    names = list(rows[0]["scores"]) if rows else []
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["text", "label", "score", *[f"score_{n}" for n in names]])
-    for r in rows:
-        writer.writerow([r["text"], r["label"], f"{r['score']:.6f}", *[f"{r['scores'][n]:.6f}" for n in names]])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from controller.plan.packing import JobUnit, pack_units
 from controller.run.backends.base import Event, OnEvent, RunResult, start_event, tail, write_step_files
 from controller.run.scheduler import schedule
 from jobs.contract import claims
-from jobs.contract.errors import EXIT_CLAIMED, BadInput
+from jobs.contract.errors import EXIT_CLAIMED, BadInput, StepsFailed
 from jobs.contract.kinds import step_kind
 from jobs.contract.steps import LOG, StepSpec, done_steps, is_done, step_uri
 from jobs.storage import Store
@@ -108,6 +108,17 @@ class _Running:
 def _held_elsewhere(store: Store, step: StepSpec) -> bool:
     held = claims.current(store, step.prefix)
     return held is not None and held.live()
+
+
+def _read_from_outside(todo: list[StepSpec], plan: Plan, committed: set[str]) -> set[str]:
+    """Ids of the steps outside the plan that its steps read: each must be committed already
+    (nothing here would ever run it, and waiting for it would never end)."""
+    outside = {d for s in todo for d in s.deps() if d not in plan.steps}
+    have = {p.rsplit("/", 1)[1] for p in committed}
+    missing = sorted(outside - have)
+    if missing:
+        raise StepsFailed(f"a step of this run reads step {missing[0]}, which is neither in the run nor done")
+    return outside
 
 
 class LocalBackend:
@@ -199,6 +210,7 @@ class LocalBackend:
         done = {sid for sid, s in plan.steps.items() if s.prefix in committed}
         result.already_done = len(done)
         todo = [s for sid, s in plan.steps.items() if sid not in done]
+        done |= _read_from_outside(todo, plan, committed)
         check_job_packages(todo)
         pending = pack_units(todo, self.pack)
         running: dict[str, _Running] = {}

@@ -32,6 +32,8 @@ class KubernetesSpec:
     namespace: str = "cluster-tune"
     image: str = "cluster-tune-job:latest"
     image_pull_policy: str = "IfNotPresent"
+    controller_image: str = "cluster-tune-controller:latest"
+    """The image of the Jobs that run the controller's own work (batch scoring: no torch)."""
     service_account: str = "cluster-tune-job"
     gpu_kinds: tuple[str, ...] = field(default_factory=lambda: tuple(k.name for k in KINDS.values() if k.gpu))
     """Step kinds that get ``gpus`` (default: those whose descriptor wants a GPU,

@@ -150,3 +150,48 @@ def render_job(unit: JobUnit, experiment: str, store_root: str, k: KubernetesSpe
         },
         "spec": _job_spec(labels, _pod_spec(unit, store_root, k, gpu), k),
     }
+
+
+SCORING = f"{LABEL_PREFIX}/scoring"
+"""The label of a batch scoring run's Jobs (its run id)."""
+
+
+def render_scoring_job(name: str, run: str, args: list[str], k: KubernetesSpec) -> dict:
+    """A Job in the controller image running ``ctune <args>`` (batch scoring: onnxruntime, no
+    torch, no GPU). Its pod retried after a kill goes on where the last one stopped: the work is
+    skipped where its output is in the store."""
+    env = [{"name": "HOME", "value": SCRATCH}, {"name": "TMPDIR", "value": SCRATCH},
+           {"name": "CTUNE_CACHE", "value": f"{SCRATCH}/cache"}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    refs = [{"name": k.s3_secret, "key": key, **({"optional": True} if optional else {})} for key, optional in AWS_KEYS]
+    container = {
+        "name": CONTAINER,
+        "image": k.controller_image,
+        "imagePullPolicy": k.image_pull_policy,
+        "args": list(args),
+        "env": env + [{"name": ref["key"], "valueFrom": {"secretKeyRef": ref}} for ref in refs],
+        "resources": _resources(k, gpu=False),
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
+    }
+    pod: dict = {
+        "restartPolicy": "Never",
+        "serviceAccountName": k.service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+    }
+    if k.host_network:
+        pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    if k.priority_class:
+        pod["priorityClassName"] = k.priority_class
+    labels = {SCORING: run}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": k.namespace, "labels": labels},
+            "spec": {"backoffLimit": k.backoff_limit, "activeDeadlineSeconds": k.active_deadline_s,
+                     "ttlSecondsAfterFinished": k.ttl_after_finished_s,
+                     "podFailurePolicy": {"rules": [{"action": "FailJob", "onExitCodes": {
+                         "containerName": CONTAINER, "operator": "In", "values": [EXIT_BAD_INPUT]}}]},
+                     "template": {"metadata": {"labels": dict(labels)}, "spec": pod}}}
