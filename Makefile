@@ -108,10 +108,18 @@ CHROMIUM_DEPS = command -v chromium >/dev/null \
 browser: ## Debian's chromium, for the report page's browser test
 	$(CHROMIUM_DEPS)
 
-test: $(STAMP) $(ONNX_ONLY) $(KUBE_STAMP) $(VENV)/.images-test lint browser ## lint, images (VERSION=test), chromium, then every test tier
+# KServe's and Triton's schemas (their wheels unpacked, not installed): k8s/serving's tests
+SERVING_SCHEMAS := $(VENV)/serving-schemas/.installed
+$(SERVING_SCHEMAS): lock/serving-schemas.txt $(STAMP)
+	rm -rf $(VENV)/serving-schemas && mkdir -p $(VENV)/serving-schemas/wheels
+	$(PY) -m pip download --quiet --no-deps --require-hashes -r lock/serving-schemas.txt -d $(VENV)/serving-schemas/wheels
+	cd $(VENV)/serving-schemas && for w in wheels/*.whl; do $(abspath $(PY)) -m zipfile -e $$w .; done
+	touch $@
+
+test: $(STAMP) $(ONNX_ONLY) $(SERVING_SCHEMAS) $(KUBE_STAMP) $(VENV)/.images-test lint browser ## lint, images (VERSION=test), chromium, then every test tier
 	PATH=$(TEST_PATH) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-unit: $(STAMP) $(ONNX_ONLY) ## the unit tier alone (no job processes, no control plane)
+test-unit: $(STAMP) $(ONNX_ONLY) $(SERVING_SCHEMAS) ## the unit tier alone (no job processes, no control plane)
 	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
 
 test-faults: $(STAMP) ## 20 seeded kill trials of a run (controller or step; SIGKILL, SIGTERM, Ctrl-C), each resumed

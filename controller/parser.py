@@ -218,6 +218,13 @@ def _models_commands(sub, commands: Mapping[str, Command]) -> None:
     promote.add_argument("version")
     rollback = msub.add_parser("rollback", help="make the version current before the current one current again")
     rollback.add_argument("registry")
+    serve = msub.add_parser("serve", help="write a version's ONNX graph as a Triton model repository (what Triton "
+                                          "and KServe's onnx format load: k8s/serving)")
+    serve.add_argument("ref", help="REGISTRY[@VERSION] (default: the current version)")
+    serve.add_argument("--out", required=True, help="the repository: s3://bucket/serving/NAME or a folder")
+    serve.add_argument("--name", help="the model's name in the repository (default: the registry's last path part)")
+    serve.add_argument("--runtime", choices=["auto", "onnx", "onnx-int8"], default="auto",
+                       help="auto: the int8 graph where the gate accepted it, else the fp32 one")
     m.set_defaults(fn=commands["models"])
 
 

@@ -104,6 +104,27 @@ def tiny_model(tmp_path_factory) -> str:
     return str(folder)
 
 
+def tiny_onnx_classifier(tiny_model: str, folder: Path, seed: int = 3, labels: tuple[str, ...] = ("ham", "spam"),
+                         int8: bool = True) -> Path:
+    """A tiny random sequence classifier (``folder/model``) and its ONNX folder
+    (``folder/onnx``), as a version's export step writes it; returns the ONNX folder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from jobs.lib.onnx_export import export, quantize
+
+    model, out = folder / "model", folder / "onnx"
+    config = BertConfig.from_pretrained(tiny_model, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                        label2id={n: i for i, n in enumerate(labels)})
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(model)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(model)
+    export(model, out)
+    if int8:
+        quantize(out)
+    return out
+
+
 def shared_data() -> Path:
     found = default_data_dir()
     if found is None or not (found / "ag_news").is_dir():

@@ -15,6 +15,7 @@ import yaml
 from controller import cli
 from controller.models.registry import Registry, RegistryError
 from controller.models.runtime import choose_runtime
+from tests.conftest import tiny_onnx_classifier
 from tests.test_kube_render import CURRENT, FULL, check_golden
 
 pytestmark = pytest.mark.unit
@@ -23,21 +24,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(scope="module")
 def onnx_folder(tiny_model, tmp_path_factory) -> Path:
     """A tiny fine-tuned classifier's ONNX folder (as an export step writes it)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from jobs.lib.onnx_export import export, quantize
-
-    model = tmp_path_factory.mktemp("clf")
-    config = BertConfig.from_pretrained(tiny_model, num_labels=2, id2label={0: "ham", 1: "spam"},
-                                        label2id={"ham": 0, "spam": 1})
-    torch.manual_seed(3)
-    BertForSequenceClassification(config).save_pretrained(model)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(model)
-    out = tmp_path_factory.mktemp("onnx")
-    export(model, out)
-    quantize(out)
-    return out
+    return tiny_onnx_classifier(tiny_model, tmp_path_factory.mktemp("clf"))
 
 
 def publish(registry: Registry, version: str, onnx: Path | None, tmp_path: Path, promote: bool = True,
@@ -194,3 +181,23 @@ def test_the_scoring_job_matches_golden_and_passes_strict_schema_validation(tmp_
     validate = Path(sys.executable).with_name("kubernetes-validate")
     result = subprocess.run([str(validate), "--strict", "--quiet", "-k", CURRENT, *files], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_int8_graph_is_judged_by_the_gate_against_the_fp32_one():
+    from controller.models.gate import GateSettings
+    from controller.models.publish import onnx_record
+
+    gold = ["a", "b"] * 300
+    fp32 = list(gold[:570]) + ["a"] * 30  # 95% right
+    check = {"opset": 18, "texts": 600, "agreement": 1.0, "max_difference": 2e-6,
+             "dev": {"fp32": {"labels": fp32}, "int8": {"labels": list(fp32)}}}
+    said: list[str] = []
+    same = onnx_record(check, gold, "v1", "d" * 64, GateSettings(), said.append)
+    assert same["int8"]["accepted"] and same["int8"]["gate"]["outcome"] == "promote" and "dev" not in same
+    assert "ctune predict uses it" in said[-1] and "labels equal to the model's on 100.00% of 600" in said[0]
+    worse = {**check, "dev": {"fp32": {"labels": fp32}, "int8": {"labels": ["a"] * 600}}}  # 50%
+    judged = onnx_record(worse, gold, "v1", "d" * 64, GateSettings(), said.append)
+    assert not judged["int8"]["accepted"] and judged["int8"]["gate"]["outcome"] == "refuse"
+    assert "ctune predict uses the fp32 graph" in said[-1]
+    assert choose_runtime({"version": "v1", "onnx": judged}).name == "onnx"
+    assert choose_runtime({"version": "v1", "onnx": same}).name == "onnx-int8"

@@ -1,4 +1,5 @@
-"""``ctune models``: list a registry's versions, show one, move the pointer by hand."""
+"""``ctune models``: list a registry's versions, show one, move the pointer by hand, write one
+as a Triton model repository."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from controller.models.registry import CURRENT, VERSIONS, Registry, RegistryErro
 
 def models_command(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     """``ctune models ls|show|promote|rollback``."""
-    uri, version = split_ref(args.ref) if args.action == "show" else (args.registry, None)
+    uri, version = split_ref(args.ref) if args.action in ("show", "serve") else (args.registry, None)
     if not is_registry(uri):  # opening a folder's store would create it
         raise RegistryError(f"{uri} is not a model registry (no {CURRENT} or {VERSIONS}/ in it)")
     registry = Registry(uri)
@@ -31,6 +32,12 @@ def models_command(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         chosen = registry.resolve(version)
         print("\n".join(show_lines(registry.record(chosen), pointer)))
         say(f"model card: {uri}/{VERSIONS}/{chosen}/README.md")
+        return 0
+    if args.action == "serve":
+        from controller.models.serving_layout import write_repository
+
+        name = args.name or uri.rstrip("/").rsplit("/", 1)[-1]
+        write_repository(registry, registry.resolve(version), args.out, name, args.runtime, say)
         return 0
     if args.action == "promote":
         registry.record(args.version)
