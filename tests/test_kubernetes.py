@@ -676,7 +676,7 @@ def test_the_retraining_cronjob_publishes_versions_and_a_firing_with_nothing_new
     pointer = json.loads(bucket.read_bytes("models/news/current.json"))
     v1 = pointer["current"]
     steps = [r for r in pods.of(ns) if r.job in train_jobs()]
-    assert {r.job.split("-")[1] for r in steps} == {"cluster", "intertrain", "fit", "evaluate", "drift"}
+    assert {r.job.split("-")[1] for r in steps} == {"cluster", "intertrain", "fit", "evaluate", "export", "drift"}
     assert all(r.exit_code == 0 for r in steps), [(r.job, r.output[-300:]) for r in steps]
     assert "a uniform sample of 50 of 60 texts read" in controller_log(first)
 
@@ -748,6 +748,7 @@ def test_batch_scoring_jobs_score_each_file_once_resume_a_killed_pod_and_follow_
     rerun starts no Job; new files are scored alone; after a promotion every file is scored
     again with the new version, and the command says so."""
     import random
+    import re
 
     import yaml
 
@@ -804,9 +805,9 @@ def test_batch_scoring_jobs_score_each_file_once_resume_a_killed_pod_and_follow_
     assert f"version v1aaaaaaaaaaaaaa: {len(files)} file(s) scored by 1 Job(s)" in said
     runs = [r for r in pods.of(kube_ns) if r.job and r.job.startswith("ctune-score-")]
     assert len(runs) == 2 and deleted(runs[0]) and runs[1].exit_code == 0, [(r.states, r.output[-500:]) for r in runs]
-    last = runs[1].output.strip().splitlines()[-1]
-    redone, skipped = int(last.split(": ")[1].split(" file")[0]), int(last.split("), ")[1].split(" scored")[0])
-    assert redone + skipped == len(files) and skipped >= at_kill, last
+    summary = re.compile(r"(\d+) file\(s\) scored \((\d+) texts[^)]*\), (\d+) scored by it before")
+    redone, _, skipped = (int(x) for x in summary.findall(runs[1].output)[-1])
+    assert redone + skipped == len(files) and skipped >= at_kill, runs[1].output[-500:]
     rows = [json.loads(x) for x in bucket.read_bytes(f"predictions/v1aaaaaaaaaaaaaa/{files[0]}").decode().splitlines()]
     assert len(rows) == 2000 and {r["version"] for r in rows} == {"v1aaaaaaaaaaaaaa"}
     assert all(set(r["scores"]) == {"World", "Sports", "Business"} for r in rows)
@@ -822,9 +823,7 @@ def test_batch_scoring_jobs_score_each_file_once_resume_a_killed_pod_and_follow_
     new = ctune(*command, kubeconfig=rig.kubeconfig())
     assert new.returncode == 0 and f"2 of {len(files) + 2} file(s) to score" in new.stderr, new.stderr
     runs = [r for r in pods.of(kube_ns) if r.job and r.job.startswith("ctune-score-")]
-    assert len(runs) == 3 and runs[2].output.strip().splitlines()[-1].endswith(
-        f"2 file(s) scored (200 texts, {runs[2].output.split('200 texts, ')[1].split(')')[0]}), "
-        f"{len(files)} scored by it before (skipped)")
+    assert len(runs) == 3 and summary.findall(runs[2].output)[-1] == ("2", "200", str(len(files)))
     # WHEN another version is promoted: the next run scores every file with it and says so
     assert ctune("models", "promote", registry.uri, "v2bbbbbbbbbbbbbb").returncode == 0
     t1 = time.time()

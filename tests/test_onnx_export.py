@@ -181,3 +181,26 @@ def test_a_finetuned_folder_is_a_transformers_text_classification_pipeline(finet
     sample = texts(20)
     classify = pipeline("text-classification", model=str(finetuned_model), truncation=True, max_length=128)
     assert [r["label"] for r in classify(sample)] == [r["label"] for r in torch_predict(finetuned_model, sample)]
+
+
+def test_the_card_says_truthfully_what_loads_each_folder():
+    import yaml
+
+    from controller.models.card import render_card
+
+    graphs = {"opset": 18, "agreement": 1.0, "max_difference": 3e-7, "texts": 200,
+              "int8": {"accepted": False, "gate": {"outcome": "inconclusive"}}}
+    base = {"version": "v1", "labels": ["a", "b"], "setting": "clust+concat+self", "steps": {}}
+
+    def front(record: dict) -> dict:
+        return yaml.safe_load(render_card(record).split("---\n")[1])
+
+    probe = front({**base, "probe": True, "onnx": graphs})
+    assert probe["library_name"] == "onnx" and probe["pipeline_tag"] == "text-classification" and "onnx" in probe["tags"]
+    finetuned = front({**base, "probe": False, "onnx": graphs})
+    assert finetuned["library_name"] == "transformers" and finetuned["pipeline_tag"] == "text-classification"
+    old_probe = front({**base, "probe": True})  # before graphs were exported: no text-classification pipeline
+    assert "pipeline_tag" not in old_probe and "onnx" not in old_probe["tags"]
+    card = render_card({**base, "probe": True, "onnx": graphs})
+    assert "onnxruntime" in card and "not accepted by the gate (inconclusive)" in card and "not a `pipeline` model" in card
+    assert "pipeline(\"text-classification\"" in render_card({**base, "probe": False, "onnx": graphs})

@@ -52,3 +52,16 @@ def test_reads_leaves_out_what_the_unit_computes_itself_and_what_is_done(units):
     cell = units["clust"]
     inter = units["intertrain"].steps[0].id
     assert reads(cell) == {inter} and reads(cell, done={s.id for s in cell.steps}) == set()
+
+
+def test_the_local_backend_refuses_a_step_reading_one_neither_in_its_run_nor_done(tmp_path):
+    """(It used to wait for such a step for ever.) Read from outside the run and done: it runs."""
+    from controller.plan.graph import Plan, export_step
+    from controller.run.backends.local import LocalBackend
+    from jobs.contract.errors import StepsFailed
+    from jobs.storage import open_store
+
+    store = open_store(str(tmp_path / "store"))
+    step = export_step("steps/fit/0123456789abcdef", "datasets/dev-0123456789abcdef", "export")
+    with pytest.raises(StepsFailed, match="reads step 0123456789abcdef, which is neither in the run nor done"):
+        LocalBackend(store).run(Plan({step.id: step}, (), {}))

@@ -103,6 +103,15 @@ def _folders(record: dict) -> list[str]:
     return lines
 
 
+def _loading(record: dict) -> list[str]:
+    onnx = ["With `onnxruntime` and `tokenizers` alone (no torch, no transformers), from the version's folder:", "",
+            LOADING_ONNX, ""] if record.get("onnx") else []
+    torch = (["With `torch` and `transformers`, from the version's `model/` folder:", "", LOADING_PROBE, ""]
+             if record.get("probe") else
+             ["With `transformers`, from the version's `model/` folder:", "", LOADING_FINETUNED, ""])
+    return ["With cluster-tune: `ctune predict <registry>@" + record["version"] + " texts.jsonl`.", "", *onnx, *torch]
+
+
 def render_card(record: dict) -> str:
     gate = record.get("gate") or {}
     new = gate.get("new") or {}
@@ -148,13 +157,7 @@ def render_card(record: dict) -> str:
         "## This round", "",
         *_round_section(record), "",
         "## Folders", "", *_folders(record), "",
-        "## How to load it", "",
-        "With cluster-tune: `ctune predict <registry>@" + record["version"] + " texts.jsonl`.", "",
-        *(["With `onnxruntime` and `tokenizers` alone (no torch, no transformers), from the version's folder:", "",
-           LOADING_ONNX, ""] if record.get("onnx") else []),
-        ("With `transformers`, from the version's `model/` folder:" if not record.get("probe") else
-         "With `torch` and `transformers`, from the version's `model/` folder:"), "",
-        LOADING_PROBE if record.get("probe") else LOADING_FINETUNED, "",
+        "## How to load it", "", *_loading(record),
         "## Steps", "", *(f"- {kind}: `{sid}`" for kind, sid in record.get("steps", {}).items()), "",
     ]
     return "\n".join(lines)

@@ -191,6 +191,15 @@ def onnx_record(check: dict, gold: list[str], version: str, digest: str, setting
     return kept
 
 
+def _new_version_parts(registry: Registry, version: str, report: Callable[[], RoundFiles] | None,
+                       serving: Callable[[], Serving] | None) -> tuple[RoundFiles | None, Serving | None]:
+    """The round's report and the ONNX folder, made only for a version not recorded yet (one
+    recorded already, decided again on another dev set or after a race, keeps its own)."""
+    if registry.has(version):
+        return None, None
+    return (report() if report is not None else None), (serving() if serving is not None else None)
+
+
 def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str, info: dict, dev: Examples,
             dev_source: str, settings: GateSettings, predict: Predict, say: Callable[[str], None],
             report: Callable[[], RoundFiles] | None = None, serving: Callable[[], Serving] | None = None) -> Outcome:
@@ -208,10 +217,7 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
         return decided
     known = labels_of(registry, pointer.current)
     check_dev(dev, sorted({*info["labels"], *known}), dev_source)
-    # a version recorded already (decided again on another dev set, or after a race) keeps its round's report
-    recorded = registry.has(version)
-    files = report() if report is not None and not recorded else None
-    exported = serving() if serving is not None and not recorded else None
+    files, exported = _new_version_parts(registry, version, report, serving)
     model_dir = fetch_model()
     gold = [str(y) for y in dev.labels]
     scorer = _Scorer(registry, predict, digest, dev_source, len(dev))

@@ -127,10 +127,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from controller.practice.training import run_predict
     from jobs.serving import has_graph
 
-    if args.out:
-        from controller.practice.scoring import cmd_score
+    if args.out:  # batch scoring of a prefix
+        from controller.practice import scoring
 
-        return cmd_score(args)
+        found = scoring.prepared(args)
+        if args.backend == "kubernetes":
+            from controller.practice.scoring_jobs import score_on_cluster
+
+            return score_on_cluster(args, *found)
+        return scoring.score_here(args, *found)
     if not Path(args.texts).is_file():
         raise DataError(f"{args.texts}: no such file")
     model = args.model

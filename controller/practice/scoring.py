@@ -160,16 +160,18 @@ def announce(registry: Registry, version: str, runtime: Runtime, out: Place, tel
              f"with {version} into {out.uri}/{version}/")
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    """``ctune predict REGISTRY[@VERSION] TEXTS_PREFIX --out OUT_PREFIX [--backend kubernetes]``."""
+def prepared(args: argparse.Namespace) -> tuple[Registry, str, Runtime, Place, Place]:
+    """``ctune predict REGISTRY[@VERSION] TEXTS_PREFIX --out OUT_PREFIX``: the version (resolved
+    once, here), how it runs, where the texts are and where the predictions go."""
     registry, version, runtime = resolve(args.model, args.runtime)
     texts, out = Place.of(args.texts), Place.of(args.out)
     texts.store.check()
     out.store.check()
-    if getattr(args, "backend", "local") == "kubernetes":
-        from controller.practice.scoring_jobs import score_on_cluster
+    return registry, version, runtime, texts, out
 
-        return score_on_cluster(args, registry, version, runtime, texts, out)
+
+def score_here(args: argparse.Namespace, registry: Registry, version: str, runtime: Runtime, texts: Place,
+               out: Place) -> int:
     announce(registry, version, runtime, out, say)
     folder = registry.fetch_serving(version)
     assert folder is not None  # resolve() refused a version without a graph
@@ -184,4 +186,5 @@ def count_outputs(out: Place, version: str) -> int:
     return sum(1 for k in listed if k.endswith(SUFFIX))
 
 
-__all__ = ["Place", "Scored", "cmd_score", "count_outputs", "input_files", "output_name", "score_files", "shard_of"]
+__all__ = ["Place", "Scored", "count_outputs", "input_files", "output_name", "prepared", "score_files", "score_here",
+           "shard_of"]

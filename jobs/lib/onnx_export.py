@@ -86,7 +86,6 @@ def _export_graph(module: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Ten
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     shapes = {name: {0: batch, 1: sequence} for name in INPUTS}
     quiet = io.StringIO()
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
@@ -133,7 +132,12 @@ def quantize(out: Path) -> None:
     """``INT8`` beside ``GRAPH``: dynamic int8 quantization of the weights (onnxruntime's)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    root = logging.getLogger()
+    level = root.level
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        logging.getLogger().setLevel(logging.ERROR)
-        quantize_dynamic(str(out / GRAPH), str(out / INT8), weight_type=QuantType.QInt8)
+        root.setLevel(logging.ERROR)  # the quantizer logs its progress on the root logger
+        try:
+            quantize_dynamic(str(out / GRAPH), str(out / INT8), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
