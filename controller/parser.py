@@ -221,10 +221,12 @@ def _models_commands(sub, commands: Mapping[str, Command]) -> None:
     serve = msub.add_parser("serve", help="write a version's ONNX graph as a Triton model repository (what Triton "
                                           "and KServe's onnx format load: k8s/serving)")
     serve.add_argument("ref", help="REGISTRY[@VERSION] (default: the current version)")
-    serve.add_argument("--out", required=True, help="the repository: s3://bucket/serving/NAME or a folder")
+    serve.add_argument("--out", required=True, help="where repositories go (s3://bucket/serving/NAME or a folder): "
+                                                    "this version's is OUT/VERSION")
     serve.add_argument("--name", help="the model's name in the repository (default: the registry's last path part)")
-    serve.add_argument("--runtime", choices=["auto", "onnx", "onnx-int8"], default="auto",
-                       help="auto: the int8 graph where the gate accepted it, else the fp32 one")
+    serve.add_argument("--runtime", choices=["onnx", "onnx-int8"], default="onnx",
+                       help="onnx (default): the fp32 graph; onnx-int8: the int8 one (its output depends on the "
+                            "requests Triton batches together)")
     m.set_defaults(fn=commands["models"])
 
 

@@ -35,7 +35,11 @@ LABELS = "labels.json"
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "probabilities"
 BATCH = 64
-"""Texts per run of the graph, longest first (each batch padded to its longest text)."""
+"""Texts per run of the fp32 graph, longest first (each batch padded to its longest text)."""
+INT8_BATCH = 1
+"""The int8 graph runs one text at a time: its dynamic quantization scales activations over the
+whole input, so a text's probabilities would depend on the texts batched (and padded) with it.
+Alone, each text gets the probabilities the gate judged."""
 
 
 def graph_name(int8: bool) -> str:
@@ -58,6 +62,7 @@ class OnnxClassifier:
     tokenizer: object
     labels: list[str]
     pad_id: int
+    batch: int = BATCH
 
     @classmethod
     def load(cls, folder: Path, int8: bool = False) -> OnnxClassifier:
@@ -75,7 +80,8 @@ class OnnxClassifier:
         options.intra_op_num_threads = _threads()
         options.log_severity_level = 3
         session = ort.InferenceSession(str(folder / graph_name(int8)), options, providers=["CPUExecutionProvider"])
-        return cls(session, tokenizer, [str(x) for x in meta["labels"]], int(padding.get("pad_id", 0)))
+        return cls(session, tokenizer, [str(x) for x in meta["labels"]], int(padding.get("pad_id", 0)),
+                   INT8_BATCH if int8 else BATCH)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text, in input order."""
@@ -85,8 +91,8 @@ class OnnxClassifier:
         lengths = np.array([len(e.ids) for e in encoded])
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        for i in range(0, len(order), BATCH):
-            rows = order[i:i + BATCH]
+        for i in range(0, len(order), self.batch):
+            rows = order[i:i + self.batch]
             width = int(lengths[rows].max())
             ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)

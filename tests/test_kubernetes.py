@@ -801,14 +801,14 @@ def test_batch_scoring_jobs_score_each_file_once_resume_a_killed_pod_and_follow_
     # THEN the Job's next pod scored the rest, and no file twice
     assert proc.returncode == 0, said
     assert 0 < at_kill < len(files), f"{at_kill} files scored when the pod was killed: too late to test a resume"
-    assert scored("v1aaaaaaaaaaaaaa") == [f"predictions/v1aaaaaaaaaaaaaa/{f}" for f in sorted(files)]
+    assert scored("v1aaaaaaaaaaaaaa") == [f"predictions/v1aaaaaaaaaaaaaa/{f}.jsonl" for f in sorted(files)]
     assert f"version v1aaaaaaaaaaaaaa: {len(files)} file(s) scored by 1 Job(s)" in said
     runs = [r for r in pods.of(kube_ns) if r.job and r.job.startswith("ctune-score-")]
     assert len(runs) == 2 and deleted(runs[0]) and runs[1].exit_code == 0, [(r.states, r.output[-500:]) for r in runs]
     summary = re.compile(r"(\d+) file\(s\) scored \((\d+) texts[^)]*\), (\d+) scored by it before")
     redone, _, skipped = (int(x) for x in summary.findall(runs[1].output)[-1])
     assert redone + skipped == len(files) and skipped >= at_kill, runs[1].output[-500:]
-    rows = [json.loads(x) for x in bucket.read_bytes(f"predictions/v1aaaaaaaaaaaaaa/{files[0]}").decode().splitlines()]
+    rows = [json.loads(x) for x in bucket.read_bytes(f"predictions/v1aaaaaaaaaaaaaa/{files[0]}.jsonl").decode().splitlines()]
     assert len(rows) == 2000 and {r["version"] for r in rows} == {"v1aaaaaaaaaaaaaa"}
     assert all(set(r["scores"]) == {"World", "Sports", "Business"} for r in rows)
     print(f"\nbatch scoring: {len(files)} files of 2000 texts in {seconds:.0f} s with one pod killed after "

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -75,7 +76,7 @@ def test_every_file_once_per_version_a_crash_loses_one_file_and_a_promotion_scor
 
     monkeypatch.setattr(OnnxClassifier, "probabilities", dies_on_the_second_file)
     assert run(str(registry.uri), str(texts), "--out", str(out), "--text-field", "body") != 0
-    assert list(outputs(out)) == ["v1aaaaaaaaaaaaaa/2026-12/b.jsonl"]  # nothing partial of the second file
+    assert list(outputs(out)) == ["v1aaaaaaaaaaaaaa/2026-12/b.csv.jsonl"]  # nothing partial of the second file
     monkeypatch.setattr(OnnxClassifier, "probabilities", real)
     # THEN the next run scores the rest and not the file done
     capsys.readouterr()
@@ -84,14 +85,14 @@ def test_every_file_once_per_version_a_crash_loses_one_file_and_a_promotion_scor
     assert "version v1aaaaaaaaaaaaaa: 2 file(s) scored (7 texts" in said and "1 scored by it before (skipped)" in said
     assert "scoring with version v1aaaaaaaaaaaaaa, the current version: onnx" in said
     first = outputs(out)
-    assert sorted(first) == [f"v1aaaaaaaaaaaaaa/{n}" for n in ("2026-12/b.jsonl", "a.jsonl", "c.jsonl")]
-    rows = first["v1aaaaaaaaaaaaaa/a.jsonl"]
+    assert sorted(first) == [f"v1aaaaaaaaaaaaaa/{n}" for n in ("2026-12/b.csv.jsonl", "a.jsonl.jsonl", "c.txt.jsonl")]
+    rows = first["v1aaaaaaaaaaaaaa/a.jsonl.jsonl"]
     expected = OnnxClassifier.load(onnx_folder).probabilities([f"text number {i}" for i in range(5)])
     assert [r["text"] for r in rows] == [f"text number {i}" for i in range(5)]
     assert all(r["version"] == "v1aaaaaaaaaaaaaa" and set(r["scores"]) == {"ham", "spam"} for r in rows)
     assert [r["label"] for r in rows] == [["ham", "spam"][i] for i in expected.argmax(1)]
-    assert [r["text"] for r in first["v1aaaaaaaaaaaaaa/2026-12/b.jsonl"]] == ["a, quoted text", "second"]
-    assert [r["text"] for r in first["v1aaaaaaaaaaaaaa/c.jsonl"]] == ["one per line", "another line"]
+    assert [r["text"] for r in first["v1aaaaaaaaaaaaaa/2026-12/b.csv.jsonl"]] == ["a, quoted text", "second"]
+    assert [r["text"] for r in first["v1aaaaaaaaaaaaaa/c.txt.jsonl"]] == ["one per line", "another line"]
     # WHEN run again: nothing is scored; a new file: only it
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}
     assert run(str(registry.uri), str(texts), "--out", str(out), "--text-field", "body") == 0
@@ -131,6 +132,53 @@ def test_shards_split_the_files_without_overlap(onnx_folder, tmp_path, capsys):
     assert len(outputs(tmp_path / "out")) == 12
 
 
+def test_a_bad_file_is_named_and_the_others_scored_and_files_differing_in_extension_are_two(onnx_folder, tmp_path,
+                                                                                           capsys):
+    registry = Registry(str(tmp_path / "registry"))
+    publish(registry, "v1aaaaaaaaaaaaaa", onnx_folder, tmp_path)
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.jsonl").write_text('{"text": "fine"}\n{"other": "no text field"}\n')
+    (texts / "b.txt").write_text("x\n")
+    (texts / "b.csv").write_text("text\ny\nz\n")
+    assert run(str(registry.uri), str(texts), "--out", str(tmp_path / "out")) == 2
+    said = capsys.readouterr().err
+    assert "cannot score texts/a.jsonl: " in said and "missing field 'text'" in said
+    assert "2 file(s) scored (3 texts" in said and "1 could not be read" in said
+    assert sorted(outputs(tmp_path / "out")) == ["v1aaaaaaaaaaaaaa/b.csv.jsonl", "v1aaaaaaaaaaaaaa/b.txt.jsonl"]
+
+
+def test_options_of_the_other_mode_and_overlapping_prefixes_are_refused(onnx_folder, tmp_path, capsys):
+    registry = Registry(str(tmp_path / "registry"))
+    publish(registry, "v1aaaaaaaaaaaaaa", onnx_folder, tmp_path)
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("x\n")
+    cases = [((str(texts / "a.txt"), "--backend", "kubernetes"), "--backend kubernetes: only with --out"),
+             ((str(texts / "a.txt"), "--jobs", "3"), "--jobs: only with --out"),
+             ((str(texts), "--out", str(tmp_path / "o"), "--output", "x.jsonl"), "--output: with --out"),
+             ((str(texts), "--out", str(texts / "predictions")), "lies inside TEXTS"),
+             ((str(texts / "sub"), "--out", str(texts)), "lies inside --out"),
+             ((str(texts), "--out", str(tmp_path / "o"), "--runtime", "torch"), "--runtime torch is for one file")]
+    for argv, message in cases:
+        assert run(str(registry.uri), *argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1], (argv, err)
+
+
+def test_the_int8_graph_labels_a_text_alike_alone_and_among_others(onnx_folder):
+    """Dynamic int8 quantization scales activations over the whole input: batched, a text's
+    probabilities would depend on its neighbours. Run one at a time, they do not."""
+    from jobs.serving import OnnxClassifier
+
+    model = OnnxClassifier.load(onnx_folder, int8=True)
+    sample = ["short", "a somewhat longer text about markets and prices", "x " * 60, "the cup final"]
+    together = model.probabilities(sample)
+    alone = np.vstack([model.probabilities([t]) for t in sample])
+    assert np.array_equal(together, alone)
+    assert np.array_equal(model.probabilities(sample[::-1])[::-1], together)
+
+
 def test_a_version_without_a_graph_and_an_empty_prefix_are_one_line_errors(onnx_folder, tmp_path, capsys):
     registry = Registry(str(tmp_path / "registry"))
     publish(registry, "v0oldoldoldoldol", None, tmp_path)
@@ -156,7 +204,7 @@ def test_which_graph_runs():
     assert choose_runtime(accepted).name == "onnx-int8" and choose_runtime(accepted).int8
     assert choose_runtime(accepted, "onnx").name == "onnx" and choose_runtime(accepted, "torch").name == "torch"
     assert "not accepted" in choose_runtime(refused, "onnx-int8").why
-    with pytest.raises(RegistryError, match="use --runtime torch"):
+    with pytest.raises(RegistryError, match="runs its model folder"):
         choose_runtime(old, "onnx")
     with pytest.raises(RegistryError, match="no int8 graph"):
         choose_runtime({"version": "v3", "onnx": {"opset": 18}}, "onnx-int8")

@@ -6,6 +6,8 @@ runs neither KServe nor Triton: what a running server would add is not tested he
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from controller import cli
 from controller.models.registry import Registry
 from tests.conftest import tiny_onnx_classifier
 from tests.serving_schemas import kserve_problems, parse_triton_config
+from tests.test_kube_render import CURRENT
 
 pytestmark = pytest.mark.unit
 
@@ -33,8 +36,9 @@ def test_a_version_becomes_a_triton_repository_that_triton_s_schema_and_onnxrunt
               "onnx": {"opset": 18, "int8": {"accepted": True, "gate": {"outcome": "promote", "why": "no worse"}}}}
     registry.publish("v1aaaaaaaaaaaaaa", graph.parent / "model", record, "card", None, graph)
     assert registry.move(registry.pointer(), "promote", "v1aaaaaaaaaaaaaa", "first")
-    out = tmp_path / "serving" / "support-repository"
-    assert cli.main(["models", "serve", registry.uri, "--out", str(out)]) == 0
+    serving = tmp_path / "serving" / "support"
+    assert cli.main(["models", "serve", registry.uri, "--out", str(serving)]) == 0
+    out = serving / "v1aaaaaaaaaaaaaa"  # a repository per version, never rewritten by another's
     model = out / "support"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         "support/1/model.onnx", "support/config.pbtxt", "support/labels.json", "support/labels.txt",
@@ -42,8 +46,10 @@ def test_a_version_becomes_a_triton_repository_that_triton_s_schema_and_onnxrunt
     config = parse_triton_config((model / "config.pbtxt").read_text())
     assert config.name == "support" and config.platform == "onnxruntime_onnx" and config.max_batch_size == 64
     assert config.parameters["cluster_tune_version"].string_value == "v1aaaaaaaaaaaaaa"
-    assert config.parameters["cluster_tune_graph"].string_value == "model.int8.onnx"  # the gate accepted it
-    assert (model / "1" / "model.onnx").read_bytes() == (graph / "model.int8.onnx").read_bytes()
+    # the fp32 graph by default, though the gate accepted the int8 one: Triton batches requests, and
+    # the int8 graph's output depends on the batch
+    assert config.parameters["cluster_tune_graph"].string_value == "model.onnx"
+    assert (model / "1" / "model.onnx").read_bytes() == (graph / "model.onnx").read_bytes()
     # the config's inputs and output are the graph's: names, types, and shapes less the batch axis
     onnx_graph = onnx.load(str(model / "1" / "model.onnx")).graph
     elem = {7: "TYPE_INT64", 1: "TYPE_FP32"}
@@ -61,9 +67,9 @@ def test_a_version_becomes_a_triton_repository_that_triton_s_schema_and_onnxrunt
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
     probs = ort.InferenceSession(str(model / "1" / "model.onnx")).run(["probabilities"], feed)[0]
     assert probs.shape == (64, 3) and np.allclose(probs.sum(1), 1, atol=1e-4)
-    # with --runtime onnx: the fp32 graph
-    assert cli.main(["models", "serve", registry.uri, "--out", str(out), "--runtime", "onnx"]) == 0
-    assert (model / "1" / "model.onnx").read_bytes() == (graph / "model.onnx").read_bytes()
+    # with --runtime onnx-int8: the int8 graph
+    assert cli.main(["models", "serve", registry.uri, "--out", str(serving), "--runtime", "onnx-int8"]) == 0
+    assert (model / "1" / "model.onnx").read_bytes() == (graph / "model.int8.onnx").read_bytes()
 
 
 def test_triton_s_schema_refuses_a_config_it_does_not_know():
@@ -78,10 +84,22 @@ def test_the_inference_service_is_kserve_s_and_reads_what_ctune_models_serve_wri
     assert kserve_problems(manifest) == []
     model = manifest["spec"]["predictor"]["model"]
     assert model["modelFormat"]["name"] == "onnx" and model["protocolVersion"] == "v2"
-    # the repository's model is named after the registry (`ctune models serve`'s default), as the service is
-    assert model["storageUri"].endswith("-repository") and manifest["metadata"]["name"] == "support"
+    # a version's repository as `ctune models serve --out s3://cluster-tune/serving/support` writes it:
+    # OUT/VERSION, holding the model named after the registry (its default), as the service is
+    out, version = model["storageUri"].rsplit("/", 1)
+    assert version == "VERSION" and out.rsplit("/", 1)[1] == manifest["metadata"]["name"] == "support"
     kustomization = yaml.safe_load((REPO / "k8s" / "serving" / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == ["inferenceservice.yaml"]
+    assert kustomization["resources"] == ["serviceaccount.yaml", "inferenceservice.yaml"]
+    account = yaml.safe_load((REPO / "k8s" / "serving" / "serviceaccount.yaml").read_text())
+    secret = yaml.safe_load((REPO / "k8s" / "serving" / "s3-secret.template.yaml").read_text())
+    assert account["metadata"]["name"] == manifest["spec"]["predictor"]["serviceAccountName"]
+    assert account["secrets"] == [{"name": secret["metadata"]["name"]}]
+    assert "serving.kserve.io/s3-endpoint" in secret["metadata"]["annotations"]
+    validate = Path(sys.executable).with_name("kubernetes-validate")
+    checked = subprocess.run([str(validate), "--strict", "--quiet", "-k", CURRENT,
+                              str(REPO / "k8s/serving/serviceaccount.yaml"), str(REPO / "k8s/serving/s3-secret.template.yaml")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     wrong = json.loads(json.dumps(manifest))
     wrong["spec"]["predictor"]["model"]["storageURI"] = wrong["spec"]["predictor"]["model"].pop("storageUri")
     wrong["spec"]["predictor"]["minReplicas"] = "one"

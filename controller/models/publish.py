@@ -172,14 +172,20 @@ def _record(registry: Registry, version: str, info: dict, digest: str, dev_sourc
 
 
 def onnx_record(check: dict, gold: list[str], version: str, digest: str, settings: GateSettings,
-                say: Callable[[str], None]) -> dict:
-    """What the record keeps of the version's ONNX graphs: the export's check, and the gate's
-    decision on the int8 graph against the fp32 one on the same dev set (``accepted``: ``ctune
-    predict`` uses it)."""
+                say: Callable[[str], None], gated: list[str] | None = None) -> dict:
+    """What the record keeps of the version's ONNX graphs: the export's check (against the torch
+    path on a CPU), the share of dev texts where the graph's labels are those the gate scored
+    (``gated``: the evaluate step's, which a GPU computes in bf16), and the gate's decision on the
+    int8 graph against the fp32 one on the same dev set (``accepted``: ``ctune predict`` uses it)."""
     kept = {k: v for k, v in check.items() if k != "dev"}
-    say(f"ONNX graph (opset {check['opset']}): labels equal to the model's on {100 * check['agreement']:.2f}% of "
-        f"{check['texts']} dev texts, largest probability difference {check['max_difference']:.1e}")
     dev = check.get("dev") or {}
+    kept["dev_digest"] = digest
+    also = ""
+    if gated is not None and len(gated) == len(dev.get(FP32, {}).get("labels", ())):
+        kept["agreement_with_gate"] = sum(a == str(b) for a, b in zip(gated, dev[FP32]["labels"])) / max(1, len(gated))
+        also = f"; equal to the labels the gate scored on {100 * kept['agreement_with_gate']:.2f}%"
+    say(f"ONNX graph (opset {check['opset']}): labels equal to the model's on {100 * check['agreement']:.2f}% of "
+        f"{check['texts']} dev texts, largest probability difference {check['max_difference']:.1e}{also}")
     if "int8" in dev:
         fp32 = [str(y) for y in dev[FP32]["labels"]]
         decision = decide(gold, [str(y) for y in dev["int8"]["labels"]], [(f"{version} {FP32}", FP32, fp32)],
@@ -226,7 +232,7 @@ def publish(registry: Registry, fetch_model: Callable[[], Path], model_uri: str,
     say(f"version {version} on the dev set: {score(gold, mine).line()}")
     record = _record(registry, version, info, digest, dev_source, model_dir, known, files)
     if exported is not None:
-        record["onnx"] = onnx_record(exported.check, gold, version, digest, settings, say)
+        record["onnx"] = onnx_record(exported.check, gold, version, digest, settings, say, mine)
     for line in round_lines(record):
         say(line)
     mine_payload = {"dev_digest": digest, "dev_source": dev_source, **mine_raw}

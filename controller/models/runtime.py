@@ -41,7 +41,7 @@ def choose_runtime(record: dict, asked: str = AUTO) -> Runtime:
         if asked == AUTO:
             return Runtime(TORCH, "the version has no ONNX graph (published before graphs were exported)")
         raise RegistryError(f"version {version} has no ONNX graph (published before graphs were exported): "
-                            "use --runtime torch")
+                            "`ctune predict --runtime torch` runs its model folder")
     if asked == ONNX:
         return Runtime(ONNX, "asked for")
     gate = int8.get("gate") or {}

@@ -1,16 +1,21 @@
 """A version's ONNX graph as a Triton model repository: what Triton's ONNX backend, and KServe's
 ``onnx`` model format (served by Triton: ``k8s/serving``), load.
 
-``ctune models serve REGISTRY[@VERSION] --out s3://bucket/serving/NAME-repository`` writes::
+``ctune models serve REGISTRY[@VERSION] --out s3://bucket/serving/NAME`` writes a repository per
+version, never changed after (a server starting while another version is written must not
+mix two versions' files)::
 
-    <out>/<name>/config.pbtxt    platform onnxruntime_onnx, inputs, output, batching
-    <out>/<name>/1/model.onnx    the version's graph (int8 where the gate accepted it)
-    <out>/<name>/labels.txt      one label per line: Triton's classification extension reads it
-    <out>/<name>/tokenizer.json  for clients: Triton takes token ids, not texts
-    <out>/<name>/labels.json
+    <out>/<version>/<name>/config.pbtxt    platform onnxruntime_onnx, inputs, output, batching
+    <out>/<version>/<name>/1/model.onnx    the version's fp32 graph (the int8 one when asked)
+    <out>/<version>/<name>/labels.txt      one label per line: Triton's classification extension reads it
+    <out>/<version>/<name>/tokenizer.json  for clients: Triton takes token ids, not texts
+    <out>/<version>/<name>/labels.json
 
-The config's ``parameters`` name the registry version it came from. Writing another version
-into the same repository replaces the graph (``1/``) once its config and files are there.
+The config's ``parameters`` name the registry version it came from. A server moves to another
+version when its repository path (KServe's ``storageUri``) is changed to that version's.
+The fp32 graph is the default: Triton batches requests together, and the int8 graph's output
+for a text depends on what it is batched with (``jobs.serving.INT8_BATCH``), so the gate's
+verdict on it (judged one text at a time) does not carry over to a batching server.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from controller.models.registry import Registry, RegistryError
-from controller.models.runtime import choose_runtime
+from controller.models.runtime import AUTO, ONNX, choose_runtime
 from jobs.serving import GRAPH, INPUTS, INT8, LABELS, OUTPUT, TOKENIZER
 from jobs.storage import open_store, split_s3_uri
 
@@ -56,25 +61,29 @@ def repository_files(folder: Path, name: str, version: str, int8: bool) -> dict[
 
 
 def write_repository(registry: Registry, version: str, out: str, name: str, asked: str,
-                     say: Callable[[str], None]) -> list[str]:
-    """The version's Triton repository under ``out`` (``s3://...`` or a folder); the keys written."""
+                     say: Callable[[str], None]) -> str:
+    """The version's Triton repository under ``out`` (``s3://...`` or a folder); its URI."""
+    if asked == AUTO:
+        asked = ONNX
     runtime = choose_runtime(registry.record(version), asked)
     folder = registry.fetch_serving(version)
     if folder is None or not runtime.onnx:
         raise RegistryError(f"version {version} has no ONNX graph to serve ({runtime.why})")
     if out.startswith("s3://"):
-        root, prefix = split_s3_uri(out)
+        root, prefix = split_s3_uri(out.rstrip("/"))
     else:
         path = Path(out).expanduser().resolve()
         root, prefix = str(path.parent), path.name
+    if not prefix:
+        raise RegistryError(f"--out {out}: name a prefix under the bucket (s3://bucket/serving/NAME)")
     store = open_store(root)
-    written = []
     for relative, source in repository_files(folder, name, version, runtime.int8).items():
-        key = f"{prefix}/{relative}" if prefix else relative
+        key = f"{prefix}/{version}/{relative}"
         if isinstance(source, Path):
             store.upload_file(source, key)
         else:
             store.write_bytes(key, source)
-        written.append(key)
-    say(f"Triton model repository {out}: model {name}, version {version}, {runtime.name} graph ({runtime.why})")
-    return written
+    uri = f"{root.rstrip('/')}/{prefix}/{version}"
+    say(f"Triton model repository {uri}: model {name}, version {version}, {runtime.name} graph ({runtime.why}); "
+        f"serve it with storageUri: {uri}")
+    return uri

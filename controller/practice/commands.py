@@ -127,6 +127,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from controller.practice.training import run_predict
     from jobs.serving import has_graph
 
+    _check_predict_options(args)
     if args.out:  # batch scoring of a prefix
         from controller.practice import scoring
 
@@ -149,11 +150,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if runtime.onnx:
             return _predict_onnx(registry.fetch_serving(version), runtime.int8, args)
         model = str(registry.fetch(version))
-    elif args.runtime != TORCH and has_graph(Path(model).expanduser()):  # a version's onnx/ folder itself
-        return _predict_onnx(Path(model).expanduser(), args.runtime == "onnx-int8", args)
+    elif has_graph(Path(model).expanduser(), args.runtime == "onnx-int8") and args.runtime != TORCH:
+        return _predict_onnx(Path(model).expanduser(), args.runtime == "onnx-int8", args)  # a version's onnx/ folder
+    elif args.runtime not in ("auto", TORCH):
+        raise DataError(f"{model}: no ONNX graph there for --runtime {args.runtime} (a registry version's onnx/ "
+                        "folder, or REGISTRY[@VERSION], has one)")
     check_classifier(Path(model).expanduser())
     argv = [model, args.texts, "--format", args.format, "--text-field", args.text_field]
     return run_predict(argv + (["--output", args.output] if args.output else []))
+
+
+def _check_predict_options(args: argparse.Namespace) -> None:
+    """Options of one mode given in the other are an error, not ignored."""
+    if args.out:
+        given = [o for o, on in (("--output", args.output), ("--format csv", args.format != "jsonl")) if on]
+        if given:
+            raise DataError(f"{', '.join(given)}: with --out (batch scoring) each input file gets its own "
+                            "predictions file (JSON lines)")
+        return
+    given = [o for o, on in (("--backend kubernetes", args.backend == "kubernetes"), ("--jobs", args.jobs != 1),
+                             ("--kubernetes", args.kubernetes), ("--shard", args.shard)) if on]
+    if given:
+        raise DataError(f"{', '.join(given)}: only with --out (batch scoring of a prefix)")
 
 
 def _predict_onnx(folder: Path | None, int8: bool, args: argparse.Namespace) -> int:

@@ -8,8 +8,9 @@ label and each label's probability, written as one object once the whole file is
 an input file is scored once per version (a rerun skips every file that version scored), a
 killed run loses at most the file it was on, and after a promotion the next run scores every
 file again with the new version, beside the old version's predictions, and says so. The
-version is resolved once, when the run starts (with ``--backend kubernetes``, by the command
-that creates the Jobs): pods retried after a kill go on with the same version.
+version is resolved once, when the run starts: with ``--backend kubernetes`` by the command
+that creates the Jobs, so their pods retried after a kill go on with the same version (the
+CronJob's pod resolves it itself: its retry after a promotion scores with the new version).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.models.registry import Registry, RegistryError, is_registry, split_ref
@@ -68,7 +69,8 @@ def input_files(texts: Place) -> list[str]:
 
 
 def output_name(version: str, relative: str) -> str:
-    return f"{version}/{relative.rsplit('.', 1)[0]}{SUFFIX}"
+    """The input's path under the version, its extension kept (``a.csv`` and ``a.txt`` are two files)."""
+    return f"{version}/{relative}{SUFFIX}"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -89,19 +91,28 @@ class Scored:
     skipped: list[str]
     texts: int = 0
     seconds: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+    """Input files that could not be read (path -> why): the others are scored all the same."""
 
     def line(self) -> str:
         rate = f", {self.texts / self.seconds:.0f} texts/s" if self.seconds > 0 and self.texts else ""
+        failed = f", {len(self.failed)} could not be read" if self.failed else ""
         return (f"version {self.version}: {len(self.scored)} file(s) scored ({self.texts} texts{rate}), "
-                f"{len(self.skipped)} scored by it before (skipped)")
+                f"{len(self.skipped)} scored by it before (skipped){failed}")
+
+
+CHUNK = 4096
+"""Texts tokenized and run at once: a large file's peak memory stays that of a chunk's."""
 
 
 def _rows(model: OnnxClassifier, texts: list[str], version: str) -> Iterator[str]:
-    probs = model.probabilities(texts)
-    for text, p in zip(texts, probs):
-        yield json.dumps({"version": version, "text": text, "label": model.labels[int(p.argmax())],
-                          "score": round(float(p.max()), 6),
-                          "scores": {n: round(float(v), 6) for n, v in zip(model.labels, p)}}, ensure_ascii=False)
+    for start in range(0, len(texts), CHUNK):
+        chunk = texts[start:start + CHUNK]
+        for text, p in zip(chunk, model.probabilities(chunk)):
+            yield json.dumps({"version": version, "text": text, "label": model.labels[int(p.argmax())],
+                              "score": round(float(p.max()), 6),
+                              "scores": {n: round(float(v), 6) for n, v in zip(model.labels, p)}},
+                             ensure_ascii=False)
 
 
 def earlier_versions(out: Place, version: str) -> list[str]:
@@ -126,7 +137,12 @@ def score_files(folder: Path, runtime: Runtime, version: str, texts: Place, out:
             result.skipped.append(relative)
             continue
         model = model or OnnxClassifier.load(folder, runtime.int8)
-        batch = list(object_texts(texts.store, texts.uri, texts.key(relative), text_field))
+        try:
+            batch = list(object_texts(texts.store, texts.store.root, texts.key(relative), text_field))
+        except DataError as exc:  # one bad file is named; the others are scored
+            result.failed[relative] = str(exc)
+            tell(f"cannot score {texts.key(relative)}: {exc}")
+            continue
         body = "".join(f"{row}\n" for row in _rows(model, batch, version))
         out.store.write_bytes(target, body.encode("utf-8"))  # one object: there whole, or not at all
         result.scored.append(relative)
@@ -145,8 +161,9 @@ def resolve(registry_ref: str, asked: str) -> tuple[Registry, str, Runtime]:
     version = registry.resolve(version)
     runtime = choose_runtime(registry.record(version), asked)
     if runtime.name == TORCH:
-        raise RegistryError(f"version {version} is scored with its ONNX graph (no torch where batch scoring runs): "
-                            f"it has none ({runtime.why}); use `ctune predict` on one file with --runtime torch")
+        why = ("--runtime torch is for one file at a time" if asked == TORCH else
+               f"version {version} has none ({runtime.why}); `ctune predict` on one file with --runtime torch runs it")
+        raise RegistryError(f"batch scoring runs a version's ONNX graph (no torch where it runs): {why}")
     return registry, version, runtime
 
 
@@ -160,11 +177,24 @@ def announce(registry: Registry, version: str, runtime: Runtime, out: Place, tel
              f"with {version} into {out.uri}/{version}/")
 
 
+def check_places(texts: Place, out: Place, registry: str) -> None:
+    """A bucket's root is no prefix; predictions inside the texts (or the other way round) would
+    be scored as texts by the next run."""
+    for what, place in (("TEXTS", texts), ("--out", out)):
+        if not place.prefix:
+            raise DataError(f"{what} {place.uri}: name a prefix under the bucket (s3://bucket/some/prefix/)")
+    for (a, x), (b, y) in ((("--out", out.uri), ("TEXTS", texts.uri)), (("TEXTS", texts.uri), ("--out", out.uri)),
+                           (("--out", out.uri), ("the registry", registry))):
+        if f"{x}/".startswith(f"{y}/"):
+            raise DataError(f"{a} {x} lies inside {b} {y}: give them apart (the next run would read its own output)")
+
+
 def prepared(args: argparse.Namespace) -> tuple[Registry, str, Runtime, Place, Place]:
     """``ctune predict REGISTRY[@VERSION] TEXTS_PREFIX --out OUT_PREFIX``: the version (resolved
     once, here), how it runs, where the texts are and where the predictions go."""
     registry, version, runtime = resolve(args.model, args.runtime)
     texts, out = Place.of(args.texts), Place.of(args.out)
+    check_places(texts, out, registry.uri)
     texts.store.check()
     out.store.check()
     return registry, version, runtime, texts, out
@@ -178,6 +208,8 @@ def score_here(args: argparse.Namespace, registry: Registry, version: str, runti
     shard = parse_shard(args.shard) if args.shard else (0, 1)
     result = score_files(folder, runtime, version, texts, out, args.text_field, shard)
     say(result.line())
+    if result.failed:
+        raise DataError(f"{len(result.failed)} input file(s) could not be scored (named above); the others were")
     return EXIT_OK
 
 

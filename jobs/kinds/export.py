@@ -46,9 +46,12 @@ def run(ctx: StepContext[ExportParams]) -> dict:
 
     from jobs.lib.predict import predict
 
-    # the graph runs on the CPU in fp32: so does the torch path it is checked against (a GPU's
-    # TF32 or bf16 would differ by more than the bound); a no-op where the step already runs on a CPU
+    # the graph runs on the CPU in fp32, and so does the torch path it is checked against: `ctune
+    # predict --runtime torch` on a CPU (a GPU's TF32 or bf16 would differ by more than the bound).
+    # Set before CUDA starts in this process (the step's kind is a CPU kind: nothing started it);
+    # the accelerator's own choices, not the GPU's bf16 emulated on a CPU
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ[models.ACCELERATOR_ENV] = "auto"
     models.configure_threads()
     p = ctx.params
     folder = ctx.store.fetch_dir(f"{ctx.input(CLASSIFIER)}/{MODEL}")

@@ -122,8 +122,7 @@ def export(folder: Path, out: Path, max_length: int = 128) -> dict:
     tokenizer = models.load_tokenizer(str(folder))
     _export_graph(module, _sample_inputs(tokenizer, length), out / GRAPH)
     _tokenizer_file(tokenizer, length, out / TOKENIZER)
-    meta = {"labels": names, "max_length": length, "inputs": list(INPUTS), "output": OUTPUT, "opset": OPSET,
-            "int8": INT8}
+    meta = {"labels": names, "max_length": length, "inputs": list(INPUTS), "output": OUTPUT, "opset": OPSET}
     (out / LABELS).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
 
