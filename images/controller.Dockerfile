@@ -17,15 +17,16 @@ COPY lock/controller.txt lock/
 # The dependencies from the lock, hash-checked (a layer that changes only with
 # lock/controller.txt), then pip leaves the image: the code is not pip-installed but found
 # through a .pth file, so its layer is the code alone, compiled.
-# What the controller never runs is left out after pip check: onnxruntime's quantization,
-# transformers and tools packages (it only runs graphs), the hub's Xet transfer library (it never
-# downloads weights), and botocore's API models of every AWS service but S3 and the credential
-# services (STS, SSO): 400 MB at most with onnxruntime in (docs/kubernetes.md, Images).
+# What the controller never runs is left out after pip check: the Kubernetes client's asyncio
+# copy (it uses the synchronous one), onnxruntime's quantization, transformers and tools packages
+# (it only runs graphs), the hub's Xet transfer library (it never downloads weights), and
+# botocore's API models of every AWS service but S3 and the credential services (STS, SSO):
+# under 400 MB with onnxruntime in (docs/kubernetes.md, Images).
 RUN python3 -m venv /opt/venv \
     && pip install --require-hashes --no-deps -r lock/controller.txt && pip check \
     && pip uninstall -y -q setuptools pip \
     && SITE="$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
-    && rm -rf "$SITE"/onnxruntime/quantization "$SITE"/onnxruntime/transformers "$SITE"/onnxruntime/tools \
+    && rm -rf "$SITE"/kubernetes/aio "$SITE"/onnxruntime/quantization "$SITE"/onnxruntime/transformers "$SITE"/onnxruntime/tools \
        "$SITE"/onnxruntime/datasets "$SITE"/hf_xet \
     && find "$SITE"/botocore/data -mindepth 1 -maxdepth 1 -type d ! -name s3 ! -name sts ! -name sso \
        ! -name sso-oidc -exec rm -rf {} + \

@@ -142,7 +142,12 @@ def test_controller_image_has_no_torch_nor_pip_and_starts_fast(images):
     found = podman("run", "--rm", "--entrypoint", "python", CONTROLLER_IMAGE, "-c",
                    f"import importlib.util as u, json; print(json.dumps([m for m in {absent!r} if u.find_spec(m)]))")
     assert json.loads(found.stdout) == []
+    # it scores texts with a version's ONNX graph: onnxruntime and tokenizers are in
+    runs = podman("run", "--rm", "--entrypoint", "python", CONTROLLER_IMAGE, "-c",
+                  "import onnxruntime, tokenizers, jobs.serving; print(onnxruntime.get_available_providers())")
+    assert runs.returncode == 0 and "CPUExecutionProvider" in runs.stdout, runs.stderr
     size = podman("image", "inspect", CONTROLLER_IMAGE, "--format", "{{.Size}}").stdout.strip()
+    assert int(size) < 400e6, f"the controller image is {int(size) / 1e6:.0f} MB: over its 400 MB bar"
     labels = json.loads(podman("image", "inspect", CONTROLLER_IMAGE, "--format", "{{json .Labels}}").stdout)
     assert {"org.opencontainers.image.source", "org.opencontainers.image.version",
             "org.opencontainers.image.revision"} <= set(labels)
