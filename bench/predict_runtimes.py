@@ -47,7 +47,7 @@ def _ctune(*args: str) -> subprocess.CompletedProcess:
 
 def train_version(data: Path, out: Path) -> tuple[str, str]:
     train = _read(data / "train.jsonl")
-    picked = set(sample_indices([r["label"] for r in train], 64, "random", 0, 0))
+    picked = {int(i) for i in sample_indices(len(train), 64, 0, 0)}
     labeled = _write(out / "labeled.jsonl", [r for i, r in enumerate(train) if i in picked])
     corpus = _write(out / "corpus.jsonl", [r for i, r in enumerate(train) if i not in picked])
     registry = str(out / "registry")

@@ -72,3 +72,26 @@ def test_a_figure_of_other_cells_is_refused():
     figure["rows"] = figure["rows"][1:]
     with pytest.raises(ValueError, match="holds other cells than the quickstart plan's"):
         summary_of(figure)
+
+
+def test_the_pins_left_out_of_the_digest_are_read_by_no_figure():
+    """The ONNX packages are imported only by the export step and the ONNX runtime; the controller
+    reaches tokenizers only through that runtime (and the jobs through transformers, whose pin,
+    in the jobs' lock, is in the digest)."""
+    import ast
+
+    from figures import ONNX_PACKAGES, SERVING_MODULES
+
+    modules = {p.replace("-", "_") for p in ONNX_PACKAGES} | {"google"}
+    importers: dict[str, set[str]] = {}
+    for path in [*REPO.glob("controller/**/*.py"), *REPO.glob("jobs/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in modules or top == "tokenizers":
+                    importers.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    onnx = {m for top, found in importers.items() if top != "tokenizers" for m in found}
+    assert onnx and onnx <= set(SERVING_MODULES), onnx
+    assert importers.get("tokenizers", set()) <= set(SERVING_MODULES), importers.get("tokenizers")
