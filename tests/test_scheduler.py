@@ -55,7 +55,8 @@ def test_reads_leaves_out_what_the_unit_computes_itself_and_what_is_done(units):
 
 
 def test_the_local_backend_refuses_a_step_reading_one_neither_in_its_run_nor_done(tmp_path):
-    """(It used to wait for such a step for ever.) Read from outside the run and done: it runs."""
+    """It used to wait for such a step for ever. (A step read from outside the run and done is
+    what every export and drift step of `ctune train` reads: tests/test_practitioner.py.)"""
     from controller.plan.graph import Plan, export_step
     from controller.run.backends.local import LocalBackend
     from jobs.contract.errors import StepsFailed
