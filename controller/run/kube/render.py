@@ -48,8 +48,16 @@ def _env(k: KubernetesSpec, job: str) -> list[dict]:
         # the Job is the claimant: its retried pod takes over the steps of the one that died
         {"name": "CTUNE_CLAIM_OWNER", "value": f"job/{k.namespace}/{job}"},
     ]
+    return env + _s3_env(k)
+
+
+def _s3_env(k: KubernetesSpec) -> list[dict]:
     refs = [{"name": k.s3_secret, "key": key, **({"optional": True} if optional else {})} for key, optional in AWS_KEYS]
-    return env + [{"name": ref["key"], "valueFrom": {"secretKeyRef": ref}} for ref in refs]
+    return [{"name": ref["key"], "valueFrom": {"secretKeyRef": ref}} for ref in refs]
+
+
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                      "capabilities": {"drop": ["ALL"]}}
 
 
 def _resources(k: KubernetesSpec, gpu: bool) -> dict:
@@ -79,12 +87,7 @@ def _container(unit: JobUnit, store_root: str, k: KubernetesSpec, gpu: bool) -> 
         "command": _command(unit, store_root, k.workers),
         "env": _env(k, unit.name),
         "resources": _resources(k, gpu),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": dict(CONTAINER_SECURITY, capabilities={"drop": ["ALL"]}),
         "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
     }
 
@@ -101,13 +104,18 @@ def _gpu_scheduling(k: KubernetesSpec) -> dict:
 
 
 def _pod_spec(unit: JobUnit, store_root: str, k: KubernetesSpec, gpu: bool) -> dict:
+    return _pod(_container(unit, store_root, k, gpu), k, gpu)
+
+
+def _pod(container: dict, k: KubernetesSpec, gpu: bool) -> dict:
+    """One container, unprivileged, with a scratch volume and no API token."""
     pod: dict = {
         "restartPolicy": "Never",
         "serviceAccountName": k.service_account,
         "automountServiceAccountToken": False,
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [_container(unit, store_root, k, gpu)],
+        "containers": [container],
         "volumes": [{"name": "scratch", "emptyDir": {}}],
     }
     if gpu:
@@ -162,36 +170,18 @@ def render_scoring_job(name: str, run: str, args: list[str], k: KubernetesSpec) 
     skipped where its output is in the store."""
     env = [{"name": "HOME", "value": SCRATCH}, {"name": "TMPDIR", "value": SCRATCH},
            {"name": "CTUNE_CACHE", "value": f"{SCRATCH}/cache"}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
-    refs = [{"name": k.s3_secret, "key": key, **({"optional": True} if optional else {})} for key, optional in AWS_KEYS]
     container = {
         "name": CONTAINER,
         "image": k.controller_image,
         "imagePullPolicy": k.image_pull_policy,
         "args": list(args),
-        "env": env + [{"name": ref["key"], "valueFrom": {"secretKeyRef": ref}} for ref in refs],
+        "env": env + _s3_env(k),
         "resources": _resources(k, gpu=False),
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        "securityContext": dict(CONTAINER_SECURITY, capabilities={"drop": ["ALL"]}),
         "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
     }
-    pod: dict = {
-        "restartPolicy": "Never",
-        "serviceAccountName": k.service_account,
-        "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [container],
-        "volumes": [{"name": "scratch", "emptyDir": {}}],
-    }
-    if k.host_network:
-        pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
-    if k.priority_class:
-        pod["priorityClassName"] = k.priority_class
     labels = {SCORING: run}
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "namespace": k.namespace, "labels": labels},
-            "spec": {"backoffLimit": k.backoff_limit, "activeDeadlineSeconds": k.active_deadline_s,
-                     "ttlSecondsAfterFinished": k.ttl_after_finished_s,
-                     "podFailurePolicy": {"rules": [{"action": "FailJob", "onExitCodes": {
-                         "containerName": CONTAINER, "operator": "In", "values": [EXIT_BAD_INPUT]}}]},
-                     "template": {"metadata": {"labels": dict(labels)}, "spec": pod}}}
+            "metadata": {"name": name, "namespace": k.namespace,
+                         "labels": {**labels, **({QUEUE_LABEL: k.queue} if k.queue else {})}},
+            "spec": _job_spec(labels, _pod(container, k, gpu=False), k)}
