@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -181,7 +182,9 @@ def test_controller_killed_mid_run_resumes_without_running_a_step_twice(kube, ku
     assert 2 <= done_at_kill < 8, "the kill should land mid-run"
     second = ctune("run", str(spec), "--backend", "kubernetes", "--poll", "1", kubeconfig=rig.kubeconfig())
     assert second.returncode == 0, second.stderr
-    assert f"({done_at_kill} already done)" in second.stderr, second.stderr
+    # the Jobs running when the controller died may finish before the second run looks
+    already = int(re.search(r"\((\d+) already done\)", second.stderr).group(1))
+    assert done_at_kill <= already < 8, second.stderr
     ran = pods.of(kube_ns)
     steps_run = [r.command[-1] for r in ran]
     assert len(steps_run) == len(set(steps_run)) == 8  # cluster, intertrain, 6 fine-tunes: once each
@@ -748,7 +751,6 @@ def test_batch_scoring_jobs_score_each_file_once_resume_a_killed_pod_and_follow_
     rerun starts no Job; new files are scored alone; after a promotion every file is scored
     again with the new version, and the command says so."""
     import random
-    import re
 
     import yaml
 

@@ -256,7 +256,7 @@ def test_the_model_card_has_hugging_face_front_matter(tmp_path):
     assert {m["type"]: m["value"] for m in metrics} == {"accuracy": 80.0, "f1": 80.0}
     body = card.split("---\n", 2)[2]
     for expected in ("`a`, `b`", "| labeled | 40 |", "AMI 0.200", "**promoted: no current version**",
-                     "AutoModelForSequenceClassification.from_pretrained"):
+                     'pipeline("text-classification", model="model"'):
         assert expected in body, expected
     assert "probe_head.json" in render_card({**registry.record("a" * 4), "probe": True})
     assert time.time() - registry.record("a" * 4)["created"] < 60

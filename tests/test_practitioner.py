@@ -230,8 +230,11 @@ def test_train_into_a_registry_then_list_roll_back_and_predict_from_it(tmp_path,
     # model exported to a folder gives with torch, and --runtime torch gives exactly what the folder gives
     texts = tmp_path / "texts.txt"
     texts.write_text("stocks fell on wall street\nthe team won the cup final\nrain again\n")
-    from_registry = ctune("predict", f"{registry}@{v1}", str(texts))
-    assert from_registry.returncode == 0 and f"version {v1}: onnx" in from_registry.stderr, from_registry.stderr
+    auto = ctune("predict", f"{registry}@{v1}", str(texts))  # the int8 graph where the gate accepted it
+    int8 = "accepted" if record["onnx"]["int8"]["accepted"] else "not"
+    assert auto.returncode == 0 and f"version {v1}: {'onnx-int8' if int8 == 'accepted' else 'onnx'}, " in auto.stderr
+    from_registry = ctune("predict", f"{registry}@{v1}", str(texts), "--runtime", "onnx")
+    assert from_registry.returncode == 0 and f"version {v1}: onnx, asked for" in from_registry.stderr
     with_torch = ctune("predict", f"{registry}@{v1}", str(texts), "--runtime", "torch")
     folder = ctune("train", str(tmp_path / "l.jsonl"), "--out", str(tmp_path / "m"), "--model", tiny_model)
     assert folder.returncode == 2  # (a local file that is not there: one line)
