@@ -55,6 +55,11 @@ class Place:
     def key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
+    def relative_keys(self) -> list[str]:
+        """Every object under the prefix, as a path relative to it."""
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        return [k[cut:] for k in self.store.list(self.prefix)]
+
 
 def shard_of(relative: str, shards: int) -> int:
     """Which of ``shards`` Jobs scores an input file (by a digest of its path: stable as files arrive)."""
@@ -63,9 +68,7 @@ def shard_of(relative: str, shards: int) -> int:
 
 def input_files(texts: Place) -> list[str]:
     """The text files under the prefix, relative to it, in key order."""
-    listed = texts.store.list(texts.prefix) if texts.prefix else texts.store.list("")
-    cut = len(texts.prefix) + 1 if texts.prefix else 0
-    return sorted(k[cut:] for k in listed if k.endswith(FORMATS) and not Path(k).name.startswith("."))
+    return sorted(k for k in texts.relative_keys() if k.endswith(FORMATS) and not Path(k).name.startswith("."))
 
 
 def output_name(version: str, relative: str) -> str:
@@ -117,9 +120,7 @@ def _rows(model: OnnxClassifier, texts: list[str], version: str) -> Iterator[str
 
 def earlier_versions(out: Place, version: str) -> list[str]:
     """Other versions whose predictions lie under the output prefix."""
-    listed = out.store.list(out.prefix) if out.prefix else out.store.list("")
-    cut = len(out.prefix) + 1 if out.prefix else 0
-    return sorted({k[cut:].split("/", 1)[0] for k in listed if "/" in k[cut:]} - {version})
+    return sorted({k.split("/", 1)[0] for k in out.relative_keys() if "/" in k} - {version})
 
 
 def score_files(folder: Path, runtime: Runtime, version: str, texts: Place, out: Place, text_field: str,
